@@ -1,0 +1,56 @@
+"""
+txgearman: a Gearman job server on Twisted, with a durable queue in Redis.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+here = Path(__file__).parent
+version = re.search(
+    r'^__version__ = "([^"]+)"', (here / "txgearman" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="txgearman",
+    version=version,
+    description="A Gearman job server on Twisted, with a durable job queue in Redis",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    # twisted.plugins is a namespace package shared with Twisted: it must be
+    # listed by name (find_packages() skips it) and must never get an
+    # __init__.py of ours.
+    packages=[
+        "txgearman",
+        "txgearman.store",
+        "txgearman.test",
+        "twisted.plugins",
+    ],
+    package_data={"txgearman": ["py.typed"]},
+    install_requires=[
+        "twisted>=24.7",
+        "zope.interface>=6",
+        "txredisapi>=1.6",
+    ],
+    extras_require={
+        "test": [
+            "hypothesis",
+            "treq",
+            "gear",
+        ],
+        "dev": [
+            "mypy",
+            "mypy-zope",
+            "ruff",
+            "tox",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Distributed Computing",
+    ],
+)

@@ -1,0 +1,12 @@
+"""
+Registers C{twistd gearman}.  Nothing is imported until it is used.
+"""
+
+from twisted.application.service import ServiceMaker
+
+txgearman = ServiceMaker(
+    "txgearman",
+    "txgearman.tap",
+    "A Gearman job server (background jobs durable in Redis with --redis).",
+    "gearman",
+)

@@ -1,0 +1,157 @@
+# -*- test-case-name: txgearman.test.test_admin -*-
+"""
+The text (admin) protocol: C{status}, C{workers}, C{maxqueue} and the rest,
+answered in gearmand's formats byte for byte.
+
+Each command yields one complete reply, which the protocol writes in one
+piece: C{gearadmin} stops reading after 5 ms of silence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from txgearman import __version__
+from txgearman.core import JobServer
+
+__all__ = ["AdminCommands"]
+
+_UNKNOWN = b"ERR UNKNOWN_COMMAND Unknown+server+command"
+_INCOMPLETE = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+_OK = b"OK\r\n"
+
+
+def _int(token: bytes) -> int:
+    try:
+        return int(token)
+    except ValueError:
+        return 0
+
+
+class AdminCommands:
+    """
+    Answers admin lines against a L{JobServer}.
+
+    @ivar verbosity: what C{verbose} reports.
+    """
+
+    def __init__(
+        self,
+        core: JobServer,
+        version: str = __version__,
+        getpid: Callable[[], int] = os.getpid,
+        verbosity: str = "INFO",
+    ) -> None:
+        self.core = core
+        self.version = version
+        self.getpid = getpid
+        self.verbosity = verbosity
+
+    def handle(self, line: bytes) -> bytes:
+        """
+        Answer one admin line (without its line ending).
+        """
+        tokens = [t for t in line.split(b" ") if t]
+        if not tokens:
+            return _UNKNOWN + b"\r\n"
+        command = tokens[0].lower()
+        method = getattr(self, "admin_" + command.decode("ascii", "replace"), None)
+        if method is None:
+            return _UNKNOWN + tokens[0] + b"\r\n"
+        result: bytes = method(tokens[1:])
+        return result
+
+    def admin_status(self, args: list[bytes]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers))
+            for f in self.core.functions.values()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def admin_prioritystatus(self, args: list[bytes]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\t%d\n"
+            % (
+                f.name,
+                f.queued[0] + f.scheduled[0],
+                f.queued[1] + f.scheduled[1],
+                f.queued[2] + f.scheduled[2],
+                len(f.workers),
+            )
+            for f in self.core.functions.values()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def admin_workers(self, args: list[bytes]) -> bytes:
+        lines = []
+        for s in self.core.sessions:
+            names = b"".join(b" " + f.name for f in s.functions)
+            lines.append(
+                b"%d %s %s :%s\n" % (s.connectionId, s.host.encode("ascii", "replace"), s.clientId, names)
+            )
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def admin_show(self, args: list[bytes]) -> bytes:
+        what = [a.lower() for a in args]
+        if not what:
+            return _UNKNOWN + b"show\r\n"
+        if what[:1] == [b"jobs"]:
+            lines = [
+                b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, j.storeKey is not None)
+                for j in self.core.iterJobs()
+            ]
+        elif what[:2] == [b"unique", b"jobs"]:
+            lines = [j.unique + b"\n" for j in self.core.iterJobs()]
+        else:
+            return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def admin_cancel(self, args: list[bytes]) -> bytes:
+        if len(args) != 2 or args[0].lower() != b"job":
+            return _INCOMPLETE + b"cancel\r\n"
+        if self.core.cancelJob(args[1]):
+            return _OK
+        return b"ERR UNKNOWN_JOB\r\n"
+
+    def admin_create(self, args: list[bytes]) -> bytes:
+        if len(args) != 2 or args[0].lower() != b"function":
+            return _INCOMPLETE + b"create\r\n"
+        self.core.createFunction(args[1])
+        return _OK
+
+    def admin_drop(self, args: list[bytes]) -> bytes:
+        if len(args) != 2 or args[0].lower() != b"function":
+            return _INCOMPLETE + b"drop\r\n"
+        problem = self.core.dropFunction(args[1])
+        if problem is None:
+            return _OK
+        return b"ERR " + problem.encode() + b"\r\n"
+
+    def admin_maxqueue(self, args: list[bytes]) -> bytes:
+        if not args:
+            return _INCOMPLETE + b"maxqueue\r\n"
+        name, limits = args[0], [_int(a) for a in args[1:4]]
+        if not limits:
+            high = normal = low = 0
+        elif len(limits) == 1:
+            high = normal = low = limits[0]
+        elif len(limits) == 2:
+            high, normal, low = limits[0], limits[1], 0
+        else:
+            high, normal, low = limits
+        self.core.setMaxQueue(name, high, normal, low)
+        return _OK
+
+    def admin_getpid(self, args: list[bytes]) -> bytes:
+        return b"OK %d\n" % (self.getpid(),)
+
+    def admin_version(self, args: list[bytes]) -> bytes:
+        return b"OK " + self.version.encode() + b"\n"
+
+    def admin_verbose(self, args: list[bytes]) -> bytes:
+        return b"OK " + self.verbosity.encode() + b"\n"

@@ -1,0 +1,397 @@
+# -*- test-case-name: txgearman.test.test_codec -*-
+"""
+The Gearman wire format: packet types, argument rules, encoding and an
+incremental decoder.
+
+Pure functions over bytes, no Twisted: the server protocol, the client
+library and the tests all share this one parser.
+
+A binary packet is a 12-byte header (C{\\0REQ} or C{\\0RES}, a big-endian
+type, a big-endian body size) followed by the body; the body is split into
+arguments by NUL bytes according to the type's L{ARGUMENTS} rule.  A chunk of
+the stream whose first byte is not NUL is a text (admin) line ending in
+C{\\n}.  Both kinds can be mixed on one connection.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import NamedTuple
+
+__all__ = [
+    "REQ",
+    "RES",
+    "PacketType",
+    "ARGUMENTS",
+    "Packet",
+    "AdminLine",
+    "ProtocolError",
+    "BadMagic",
+    "UnknownPacketType",
+    "PacketTooLarge",
+    "MalformedPacket",
+    "LineTooLong",
+    "encode",
+    "encodeRequest",
+    "encodeResponse",
+    "splitArguments",
+    "Decoder",
+    "DEFAULT_MAX_PACKET_SIZE",
+    "DEFAULT_MAX_LINE_LENGTH",
+]
+
+REQ = b"\0REQ"
+RES = b"\0RES"
+
+#: Default bound on a packet body: far above any sane job payload, far
+#: below what would let one peer exhaust the server's memory.
+DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024
+
+#: Default bound on an admin text line (gearmand's receive buffer size).
+DEFAULT_MAX_LINE_LENGTH = 8192
+
+_HEADER = struct.Struct(">4sII")
+HEADER_SIZE = _HEADER.size
+
+
+class PacketType(IntEnum):
+    """
+    Every Gearman packet type, numbered as on the wire.
+    """
+
+    CAN_DO = 1
+    CANT_DO = 2
+    RESET_ABILITIES = 3
+    PRE_SLEEP = 4
+    UNUSED = 5
+    NOOP = 6
+    SUBMIT_JOB = 7
+    JOB_CREATED = 8
+    GRAB_JOB = 9
+    NO_JOB = 10
+    JOB_ASSIGN = 11
+    WORK_STATUS = 12
+    WORK_COMPLETE = 13
+    WORK_FAIL = 14
+    GET_STATUS = 15
+    ECHO_REQ = 16
+    ECHO_RES = 17
+    SUBMIT_JOB_BG = 18
+    ERROR = 19
+    STATUS_RES = 20
+    SUBMIT_JOB_HIGH = 21
+    SET_CLIENT_ID = 22
+    CAN_DO_TIMEOUT = 23
+    ALL_YOURS = 24
+    WORK_EXCEPTION = 25
+    OPTION_REQ = 26
+    OPTION_RES = 27
+    WORK_DATA = 28
+    WORK_WARNING = 29
+    GRAB_JOB_UNIQ = 30
+    JOB_ASSIGN_UNIQ = 31
+    SUBMIT_JOB_HIGH_BG = 32
+    SUBMIT_JOB_LOW = 33
+    SUBMIT_JOB_LOW_BG = 34
+    SUBMIT_JOB_SCHED = 35
+    SUBMIT_JOB_EPOCH = 36
+    SUBMIT_REDUCE_JOB = 37
+    SUBMIT_REDUCE_JOB_BACKGROUND = 38
+    GRAB_JOB_ALL = 39
+    JOB_ASSIGN_ALL = 40
+    GET_STATUS_UNIQUE = 41
+    STATUS_RES_UNIQUE = 42
+
+
+_T = PacketType
+
+#: How each packet body splits into arguments: C{(count, hasData)}.  With
+#: C{hasData}, C{count} NUL-terminated arguments are followed by opaque data
+#: that may contain NULs; without it, the last of C{count} arguments runs to
+#: the end of the body.  Either way the body is split into
+#: C{count + hasData} parts at the first C{count + hasData - 1} NULs.
+ARGUMENTS: dict[PacketType, tuple[int, bool]] = {
+    _T.CAN_DO: (1, False),
+    _T.CANT_DO: (1, False),
+    _T.RESET_ABILITIES: (0, False),
+    _T.PRE_SLEEP: (0, False),
+    _T.UNUSED: (0, False),
+    _T.NOOP: (0, False),
+    _T.SUBMIT_JOB: (2, True),
+    _T.JOB_CREATED: (1, False),
+    _T.GRAB_JOB: (0, False),
+    _T.NO_JOB: (0, False),
+    _T.JOB_ASSIGN: (2, True),
+    _T.WORK_STATUS: (3, False),
+    _T.WORK_COMPLETE: (1, True),
+    _T.WORK_FAIL: (1, False),
+    _T.GET_STATUS: (1, False),
+    _T.ECHO_REQ: (0, True),
+    _T.ECHO_RES: (0, True),
+    _T.SUBMIT_JOB_BG: (2, True),
+    _T.ERROR: (2, False),
+    _T.STATUS_RES: (5, False),
+    _T.SUBMIT_JOB_HIGH: (2, True),
+    _T.SET_CLIENT_ID: (1, False),
+    _T.CAN_DO_TIMEOUT: (2, False),
+    _T.ALL_YOURS: (0, False),
+    _T.WORK_EXCEPTION: (1, True),
+    _T.OPTION_REQ: (1, False),
+    _T.OPTION_RES: (1, False),
+    _T.WORK_DATA: (1, True),
+    _T.WORK_WARNING: (1, True),
+    _T.GRAB_JOB_UNIQ: (0, False),
+    _T.JOB_ASSIGN_UNIQ: (3, True),
+    _T.SUBMIT_JOB_HIGH_BG: (2, True),
+    _T.SUBMIT_JOB_LOW: (2, True),
+    _T.SUBMIT_JOB_LOW_BG: (2, True),
+    _T.SUBMIT_JOB_SCHED: (7, True),
+    _T.SUBMIT_JOB_EPOCH: (3, True),
+    _T.SUBMIT_REDUCE_JOB: (4, True),
+    _T.SUBMIT_REDUCE_JOB_BACKGROUND: (4, True),
+    _T.GRAB_JOB_ALL: (0, False),
+    _T.JOB_ASSIGN_ALL: (4, True),
+    _T.GET_STATUS_UNIQUE: (1, False),
+    _T.STATUS_RES_UNIQUE: (6, False),
+}
+
+# Indexed by the wire number: (PacketType, number of parts) or None.  A
+# tuple lookup is the cheapest way from an int to both facts on the
+# per-packet path.
+_BY_NUMBER: tuple[tuple[PacketType, int] | None, ...] = tuple(
+    (_T(n), ARGUMENTS[_T(n)][0] + ARGUMENTS[_T(n)][1]) if n in _T._value2member_map_ else None
+    for n in range(max(_T) + 1)
+)
+
+
+class Packet(NamedTuple):
+    """
+    One decoded binary packet.
+
+    @ivar magic: L{REQ} or L{RES}.
+    @ivar type: the packet type.
+    @ivar args: the body split into arguments per L{ARGUMENTS}.
+    """
+
+    magic: bytes
+    type: PacketType
+    args: tuple[bytes, ...]
+
+
+class AdminLine(NamedTuple):
+    """
+    One text (admin protocol) line, without its C{\\n} or C{\\r\\n}.
+    """
+
+    line: bytes
+
+
+class ProtocolError(Exception):
+    """
+    The stream cannot be decoded any further.
+
+    @ivar code: the Gearman error code to report to the peer.
+    """
+
+    code = b"INVALID_PACKET"
+
+    @property
+    def text(self) -> bytes:
+        return str(self).encode("utf-8", "replace")
+
+
+class BadMagic(ProtocolError):
+    """A binary header whose magic is neither C{\\0REQ} nor C{\\0RES}."""
+
+    code = b"INVALID_MAGIC"
+
+
+class UnknownPacketType(ProtocolError):
+    """A packet type outside 1..42."""
+
+    code = b"INVALID_COMMAND"
+
+
+class PacketTooLarge(ProtocolError):
+    """A declared body size above the decoder's bound."""
+
+    code = b"ARGUMENT_TOO_LARGE"
+
+
+class MalformedPacket(ProtocolError):
+    """A body with fewer NUL separators than its type requires."""
+
+    code = b"INVALID_ARGUMENTS"
+
+
+class LineTooLong(ProtocolError):
+    """A text line longer than the decoder's bound."""
+
+    code = b"ARGUMENT_TOO_LARGE"
+
+
+def splitArguments(ptype: PacketType, body: bytes) -> tuple[bytes, ...]:
+    """
+    Split a packet body into its arguments.
+
+    @raise MalformedPacket: if the body has too few NUL separators.
+    """
+    count, hasData = ARGUMENTS[ptype]
+    parts = count + hasData
+    if parts == 0:
+        return ()
+    args = body.split(b"\0", parts - 1)
+    if len(args) != parts:
+        raise MalformedPacket(
+            f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
+        )
+    return tuple(args)
+
+
+def encode(magic: bytes, ptype: int, args: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """
+    Encode one packet: C{args} joined by NULs form the body.
+    """
+    body = b"\0".join(args)
+    return _HEADER.pack(magic, ptype, len(body)) + body
+
+
+def encodeRequest(ptype: int, *args: bytes) -> bytes:
+    """Encode a C{\\0REQ} packet (what clients and workers send)."""
+    return encode(REQ, ptype, args)
+
+
+def encodeResponse(ptype: int, *args: bytes) -> bytes:
+    """Encode a C{\\0RES} packet (what the server sends)."""
+    return encode(RES, ptype, args)
+
+
+class Decoder:
+    """
+    Incremental decoder for one connection's byte stream.
+
+    Feed it bytes with L{feed}, then call L{next} until it returns C{None}.
+    It never buffers more than one packet beyond its declared size, never
+    reads a body past its declared size, and joins partial chunks only once
+    a whole packet has arrived (so a large payload costs one copy, not one
+    per chunk).
+
+    After L{next} raises L{ProtocolError} the decoder is spent: the stream
+    has lost its framing and the connection should be closed.
+    """
+
+    def __init__(
+        self,
+        maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
+        maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
+    ) -> None:
+        self.maxPacketSize = maxPacketSize
+        self.maxLineLength = maxLineLength
+        self._buf = b""
+        self._pos = 0
+        self._chunks: list[bytes] = []
+        self._chunked = 0
+        # How many more bytes must arrive before next() can progress.
+        self._need = 0
+        self._failed: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not yet decoded."""
+        return len(self._buf) - self._pos + self._chunked
+
+    def feed(self, data: bytes) -> None:
+        """
+        Add received bytes.
+        """
+        if self._need:
+            self._chunks.append(data)
+            self._chunked += len(data)
+            if self._chunked < self._need:
+                return
+            data = b"".join(self._chunks)
+            self._chunks = []
+            self._chunked = 0
+            self._need = 0
+        if self._pos < len(self._buf):
+            self._buf = self._buf[self._pos :] + data
+        else:
+            self._buf = data
+        self._pos = 0
+
+    def next(self) -> Packet | AdminLine | None:
+        """
+        Decode the next complete packet or line, or return C{None} if more
+        bytes are needed.
+
+        @raise ProtocolError: the stream is malformed.
+        """
+        if self._failed is not None:
+            raise self._failed
+        if self._need:
+            return None
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail <= 0:
+            return None
+        if buf[pos] == 0:
+            if avail < HEADER_SIZE:
+                self._need = HEADER_SIZE - avail
+                return None
+            magic, number, size = _HEADER.unpack_from(buf, pos)
+            if magic != REQ and magic != RES:
+                return self._fail(BadMagic(f"bad magic {magic!r}"))
+            spec = _BY_NUMBER[number] if number < len(_BY_NUMBER) else None
+            if spec is None:
+                return self._fail(UnknownPacketType(f"unknown packet type {number}"))
+            if size > self.maxPacketSize:
+                return self._fail(
+                    PacketTooLarge(
+                        f"packet of {size} bytes exceeds the limit of "
+                        f"{self.maxPacketSize} bytes"
+                    )
+                )
+            end = pos + HEADER_SIZE + size
+            if end > len(buf):
+                self._need = end - len(buf)
+                return None
+            self._pos = end
+            ptype, parts = spec
+            if parts == 0:
+                return Packet(magic, ptype, ())
+            body = buf[pos + HEADER_SIZE : end]
+            if parts == 1:
+                return Packet(magic, ptype, (body,))
+            args = body.split(b"\0", parts - 1)
+            if len(args) != parts:
+                return self._fail(
+                    MalformedPacket(
+                        f"{ptype.name} needs {parts} NUL-separated parts, "
+                        f"got {len(args)}"
+                    )
+                )
+            return Packet(magic, ptype, tuple(args))
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            if avail > self.maxLineLength:
+                return self._fail(
+                    LineTooLong(f"text line exceeds {self.maxLineLength} bytes")
+                )
+            self._need = 1
+            return None
+        if end - pos > self.maxLineLength:
+            return self._fail(LineTooLong(f"text line exceeds {self.maxLineLength} bytes"))
+        self._pos = end + 1
+        if end > pos and buf[end - 1] == 13:
+            end -= 1
+        return AdminLine(buf[pos:end])
+
+    def _fail(self, error: ProtocolError) -> None:
+        self._failed = error
+        self._buf = b""
+        self._pos = 0
+        self._chunks = []
+        self._chunked = 0
+        raise error

@@ -1,0 +1,817 @@
+# -*- test-case-name: txgearman.test.test_core -*-
+"""
+The job server's state and rules, with no sockets.
+
+L{JobServer} holds functions, queues, jobs and workers, decides which job
+goes to which worker, and tells connections what to send through their
+L{IPeer}.  Time comes from an injected L{IReactorTime}, persistence from an
+injected L{IQueueStore}; the Twisted protocols in L{txgearman.protocol}
+only translate packets into calls on this class.
+
+Semantics follow gearmand master (global priority, round-robin between a
+worker's functions, epoch jobs woken on time, C{--job-retries} as in
+master); the deliberate differences are listed in C{docs/protocol.md}.
+"""
+
+from __future__ import annotations
+
+import heapq
+import socket
+from collections.abc import Iterator
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txgearman.codec import PacketType
+from txgearman.function import Function
+from txgearman.interfaces import IPeer, IQueueStore, StoredJob
+from txgearman.job import Job, JobState, Priority
+from txgearman.session import Session
+from txgearman.store.memory import MemoryQueueStore
+
+__all__ = ["JobServer", "MAX_UNIQUE_SIZE", "MAX_HANDLE_SIZE", "defaultHandlePrefix"]
+
+#: Longest unique id accepted (gearmand's limit; 64 bytes work fully here).
+MAX_UNIQUE_SIZE = 64
+#: Longest job handle (gearmand's buffer size less its NUL).
+MAX_HANDLE_SIZE = 63
+#: Longest client id kept (gearmand's limit).
+MAX_CLIENT_ID_SIZE = 127
+#: Shortest CAN_DO_TIMEOUT, in seconds (gearmand raises smaller ones).
+MIN_WORKER_TIMEOUT = 1.0
+
+_P = PacketType
+_NOOP = _P.NOOP
+_NO_JOB = _P.NO_JOB
+_JOB_CREATED = _P.JOB_CREATED
+_ERROR = _P.ERROR
+_QUEUED = JobState.QUEUED
+_RUNNING = JobState.RUNNING
+_PENDING = JobState.PENDING
+_DONE = JobState.DONE
+_CANCELLED = JobState.CANCELLED
+_SCHEDULED = JobState.SCHEDULED
+
+_NOT_FOUND_RESULT = b"Job given in work result not found"
+_NOT_FOUND_DATA = b"Job does not exist on server"
+_NOT_FOUND_EXCEPTION = b"An exception was received for a job that does not exist"
+
+
+def defaultHandlePrefix() -> bytes:
+    """
+    gearmand's default handle prefix, C{H:<host name>}, cut so that handles
+    stay within L{MAX_HANDLE_SIZE}.
+    """
+    return b"H:" + socket.gethostname().encode("ascii", "replace")[:40]
+
+
+def _number(raw: bytes) -> int:
+    """
+    A WORK_STATUS number, read like C{atoi} but never negative or huge.
+    """
+    digits = raw.strip()
+    end = 0
+    while end < len(digits) and 48 <= digits[end] <= 57:
+        end += 1
+    return min(int(digits[:end]), 0xFFFFFFFF) if end else 0
+
+
+class JobServer:
+    """
+    The Gearman job server core.
+
+    @ivar functions: every known function, by name, in creation order.
+    @ivar jobs: every live job, by handle.
+    @ivar sessions: every connection, in connection order.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        store: IQueueStore | None = None,
+        jobRetries: int = -1,
+        workerWakeup: int = 0,
+        handlePrefix: bytes | None = None,
+        exceptions: bool = False,
+    ) -> None:
+        """
+        @param clock: where time comes from.
+        @param store: where background jobs are persisted.
+        @param jobRetries: as gearmand master's C{--job-retries}: C{-1} retries a
+            job whose worker failed it forever; C{0} or C{1} drop it at the
+            first failure; C{N} after N failed attempts.
+        @param workerWakeup: how many sleeping workers one new job wakes
+            (C{0}: all of them).
+        @param handlePrefix: job handles are C{<prefix>:<n>}.
+        @param exceptions: whether clients get WORK_EXCEPTION without asking
+            for it (gearmand's C{--exceptions}).
+        """
+        self.clock = clock
+        self.store: IQueueStore = store if store is not None else MemoryQueueStore()
+        self.jobRetries = jobRetries
+        self.workerWakeup = workerWakeup
+        self.handlePrefix = (handlePrefix if handlePrefix is not None else defaultHandlePrefix()) + b":"
+        if len(self.handlePrefix) + 10 > MAX_HANDLE_SIZE:
+            raise ValueError("job handle prefix is too long")
+        self.exceptions = exceptions
+        self.functions: dict[bytes, Function] = {}
+        self.jobs: dict[bytes, Job] = {}
+        self.sessions: dict[Session, None] = {}
+        self._handleCounter = 0
+        self._sessionCounter = 0
+        self._schedule: list[tuple[int, int, Job]] = []
+        self._scheduleTimer: IDelayedCall | None = None
+        self._scheduleSeq = 0
+
+    # -- connections -------------------------------------------------------
+
+    def connect(self, peer: IPeer, host: str = "-", connectionId: int | None = None) -> Session:
+        """
+        A connection arrived; return the session the protocol passes back
+        with every later call.
+        """
+        if connectionId is None:
+            self._sessionCounter += 1
+            connectionId = self._sessionCounter
+        session = Session(peer, connectionId, host, self.exceptions)
+        self.sessions[session] = None
+        return session
+
+    def disconnect(self, session: Session) -> None:
+        """
+        A connection went away: detach its foreground jobs, requeue the
+        jobs it was running, forget its abilities.
+        """
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session, None)
+        for job in list(session.attached):
+            self._detach(job, session)
+        session.attached.clear()
+        held = list(session.jobs.values())
+        session.jobs.clear()
+        for function in session.functions:
+            function.workers.pop(session, None)
+            function.sleepers.pop(session, None)
+        session.functions = []
+        session.timeouts.clear()
+        for job in held:
+            if job.state is _RUNNING:
+                self._requeue(job)
+
+    def _detach(self, job: Job, session: Session) -> None:
+        """
+        A foreground client stops waiting for C{job}.  A job nobody waits
+        for and nobody asked for in the background is dropped; a
+        background job is kept (gearmand drops it: see docs/protocol.md).
+        """
+        try:
+            job.clients.remove(session)
+        except ValueError:
+            pass
+        if job.waiters:
+            try:
+                job.waiters.remove(session)
+            except ValueError:
+                pass
+        self._dropIfOrphan(job)
+
+    def _dropIfOrphan(self, job: Job) -> None:
+        if job.clients or job.background:
+            return
+        if job.state is _QUEUED:
+            job.function.discard(job)
+            self._forget(job)
+        elif job.state is _SCHEDULED:
+            job.function.scheduled[job.priority] -= 1
+            job.state = _DONE
+            self._forget(job)
+        # A running job keeps running; its results go nowhere.
+
+    # -- worker abilities --------------------------------------------------
+
+    def function(self, name: bytes) -> Function:
+        """
+        The function called C{name}, created if new.
+        """
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = Function(name)
+        return function
+
+    def canDo(self, session: Session, name: bytes, timeout: float | None = None) -> None:
+        """
+        CAN_DO / CAN_DO_TIMEOUT: the worker can run C{name}.  Registering a
+        function twice changes only its timeout.
+        """
+        function = self.function(name)
+        if timeout is not None:
+            session.timeouts[function] = max(timeout, MIN_WORKER_TIMEOUT)
+        else:
+            session.timeouts.pop(function, None)
+        if session in function.workers:
+            return
+        session.functions.append(function)
+        function.workers[session] = None
+        if session.sleeping and not session.noopSent:
+            if function.runnable:
+                self._noop(session)
+            else:
+                function.sleepers[session] = None
+
+    def cantDo(self, session: Session, name: bytes) -> None:
+        """
+        CANT_DO: forget one ability; jobs of that function the worker holds
+        go back to the queue.
+        """
+        function = self.functions.get(name)
+        if function is None or session not in function.workers:
+            return
+        self._forgetAbility(session, function)
+
+    def resetAbilities(self, session: Session) -> None:
+        """RESET_ABILITIES: forget every ability, requeueing held jobs."""
+        for function in list(session.functions):
+            self._forgetAbility(session, function)
+
+    def _forgetAbility(self, session: Session, function: Function) -> None:
+        session.functions.remove(function)
+        session.timeouts.pop(function, None)
+        del function.workers[session]
+        function.sleepers.pop(session, None)
+        for handle, job in list(session.jobs.items()):
+            if job.function is function:
+                del session.jobs[handle]
+                if job.state is _RUNNING:
+                    self._requeue(job)
+
+    # -- sleeping and waking -----------------------------------------------
+
+    def preSleep(self, session: Session) -> None:
+        """
+        PRE_SLEEP: the worker will wait for a NOOP.  If something is
+        runnable already, it gets the NOOP at once.
+        """
+        session.sleeping = True
+        session.noopSent = False
+        for function in session.functions:
+            if function.runnable:
+                self._noop(session)
+                return
+        for function in session.functions:
+            function.sleepers[session] = None
+
+    def _noop(self, session: Session) -> None:
+        session.noopSent = True
+        for function in session.functions:
+            function.sleepers.pop(session, None)
+        session.peer.sendPacket(_NOOP)
+
+    def _wake(self, function: Function) -> None:
+        """
+        Wake sleeping workers of C{function}: at most C{workerWakeup}, the
+        ones asleep longest first.
+        """
+        sleepers = function.sleepers
+        budget = self.workerWakeup or len(sleepers)
+        while sleepers and budget:
+            self._noop(next(iter(sleepers)))
+            budget -= 1
+
+    # -- grabbing ----------------------------------------------------------
+
+    def grabJob(self, session: Session, kind: PacketType = _P.GRAB_JOB) -> None:
+        """
+        GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL: hand the worker the next
+        job, highest priority first across all its functions, rotating
+        between functions that tie; or NO_JOB.
+        """
+        if session.sleeping:
+            session.sleeping = False
+            if not session.noopSent:
+                for function in session.functions:
+                    function.sleepers.pop(session, None)
+            session.noopSent = False
+        job = self._nextJob(session)
+        if job is None:
+            session.peer.sendPacket(_NO_JOB)
+            return
+        job.state = _RUNNING
+        job.worker = session
+        function = job.function
+        function.running += 1
+        session.jobs[job.handle] = job
+        timeout = session.timeouts.get(function) if session.timeouts else None
+        if timeout is not None:
+            job.timer = self.clock.callLater(timeout, self._timedOut, session, job)
+        if kind is _P.GRAB_JOB_UNIQ:
+            session.peer.sendPacket(
+                _P.JOB_ASSIGN_UNIQ, job.handle, function.name, job.unique, job.data
+            )
+        elif kind is _P.GRAB_JOB:
+            session.peer.sendPacket(_P.JOB_ASSIGN, job.handle, function.name, job.data)
+        elif job.reducer is not None:
+            session.peer.sendPacket(
+                _P.JOB_ASSIGN_ALL, job.handle, function.name, job.unique, job.reducer, job.data
+            )
+        else:
+            session.peer.sendPacket(
+                _P.JOB_ASSIGN_UNIQ, job.handle, function.name, job.unique, job.data
+            )
+
+    def _nextJob(self, session: Session) -> Job | None:
+        functions = session.functions
+        if len(functions) == 1:
+            function = functions[0]
+            if not function.runnable:
+                return None
+            for priority in (0, 1, 2):
+                job = function.popRunnable(priority)
+                if job is not None:
+                    return job
+            return None
+        for priority in (0, 1, 2):
+            for index, function in enumerate(functions):
+                if function.queued[priority]:
+                    job = function.popRunnable(priority)
+                    if job is not None:
+                        # Round-robin: the function that just supplied a
+                        # job goes to the back of this worker's list.
+                        functions.append(functions.pop(index))
+                        return job
+        return None
+
+    def _timedOut(self, session: Session, job: Job) -> None:
+        job.timer = None
+        if session.jobs.get(job.handle) is not job or job.state is not _RUNNING:
+            return
+        del session.jobs[job.handle]
+        self.log.warn(
+            "Worker timeout reached on job {handle}, requeueing",
+            handle=job.handle.decode("ascii", "replace"),
+        )
+        self._requeue(job)
+
+    def _requeue(self, job: Job) -> None:
+        """
+        The worker running C{job} failed it (disconnect, CANT_DO, timeout):
+        queue it again at the tail, or drop it past the retry limit.
+        """
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        job.retries += 1
+        job.numerator = job.denominator = 0
+        if self.jobRetries >= 0 and job.retries >= max(self.jobRetries, 1):
+            self.log.info(
+                "Dropped job due to max retry count: {handle} {unique}",
+                handle=job.handle.decode("ascii", "replace"),
+                unique=job.unique.decode("utf-8", "replace"),
+            )
+            for client in job.clients:
+                client.peer.sendPacket(_P.WORK_FAIL, job.handle)
+            self._finish(job)
+            return
+        job.function.running -= 1
+        job.worker = None
+        job.function.push(job)
+        self._wake(job.function)
+
+    # -- submitting --------------------------------------------------------
+
+    def submitJob(
+        self,
+        session: Session | None,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        priority: Priority = Priority.NORMAL,
+        background: bool = False,
+        when: int = 0,
+        reducer: bytes | None = None,
+    ) -> None:
+        """
+        Any SUBMIT_JOB*: queue a new job, or attach to the job with the
+        same unique id, and answer JOB_CREATED or ERROR.
+
+        A background job is stored first; JOB_CREATED follows the store's
+        acknowledgement, and a store failure is answered with
+        C{ERROR QUEUE_ERROR} and queues nothing.
+        """
+        if len(unique) > MAX_UNIQUE_SIZE:
+            self._error(session, b"ARGUMENT_TOO_LARGE", b"Unique value too large")
+            return
+        if reducer is not None and len(reducer) > MAX_UNIQUE_SIZE:
+            self._error(session, b"ARGUMENT_TOO_LARGE", b"Reducer value too large")
+            return
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = Function(name)
+        elif unique:
+            existing = function.findUnique(unique, data)
+            if existing is not None:
+                self._coalesce(session, existing, background)
+                return
+        limit = function.maxQueue[priority]
+        if limit > 0 and function.total >= limit:
+            self._error(session, b"QUEUE_ERROR", b"Job queue is full")
+            return
+        self._handleCounter += 1
+        handle = self.handlePrefix + str(self._handleCounter).encode()
+        job = Job(handle, function, unique, data, priority, background, when, reducer)
+        function.total += 1
+        self.jobs[handle] = job
+        if unique:
+            function.index(job)
+        if session is not None and not background:
+            job.clients.append(session)
+            session.attached[job] = None
+        if background:
+            job.waiters = [session] if session is not None else []
+            self._persist(job)
+        else:
+            self._admit(job)
+            if session is not None:
+                session.peer.sendPacket(_JOB_CREATED, handle)
+
+    def _coalesce(self, session: Session | None, job: Job, background: bool) -> None:
+        """
+        A submit matched a live job by unique id: the submitter shares it.
+        """
+        if session is not None and not background and session not in job.clients:
+            job.clients.append(session)
+            session.attached[job] = None
+        if background and not job.background:
+            # A foreground job gains a background owner: store it, so that
+            # it survives its foreground clients and a restart.
+            job.background = True
+            job.waiters = [session] if session is not None else []
+            self._persist(job)
+            return
+        if job.waiters is not None:
+            if session is not None:
+                job.waiters.append(session)
+            return
+        if session is not None:
+            session.peer.sendPacket(_JOB_CREATED, job.handle)
+
+    def _persist(self, job: Job) -> None:
+        try:
+            d = self.store.add(job.record())
+        except Exception:
+            self._persistFailed(Failure(), job)
+            return
+        d.addCallbacks(self._persisted, self._persistFailed, (job,), None, (job,), None)
+
+    def _persisted(self, key: object, job: Job) -> None:
+        job.storeKey = key
+        waiters = job.waiters or ()
+        job.waiters = None
+        if job.state is _DONE:
+            # Cancelled or finished while the store was writing.
+            self._storeRemove(job)
+        elif job.state is _PENDING:
+            self._admit(job)
+        for session in waiters:
+            if not session.closed:
+                session.peer.sendPacket(_JOB_CREATED, job.handle)
+
+    def _persistFailed(self, failure: Failure, job: Job) -> None:
+        reason = failure.getErrorMessage() or failure.type.__name__
+        self.log.error(
+            "Could not store job {handle} for {function}: {reason}",
+            handle=job.handle.decode("ascii", "replace"),
+            function=job.function.name.decode("utf-8", "replace"),
+            reason=reason,
+        )
+        waiters = job.waiters or ()
+        job.waiters = None
+        for session in waiters:
+            if not session.closed:
+                self._error(session, b"QUEUE_ERROR", reason.encode("utf-8", "replace"))
+        if job.state is _PENDING:
+            for client in job.clients:
+                client.attached.pop(job, None)
+            job.clients = []
+            job.state = _DONE
+            self._forget(job)
+        elif job.state is not _DONE:
+            # A foreground job a background submit tried to adopt: it stays
+            # the foreground job it was.
+            job.background = False
+            self._dropIfOrphan(job)
+
+    def _admit(self, job: Job) -> None:
+        """
+        Make a new or stored job runnable now, or at its time.
+        """
+        if job.when and job.when > self.clock.seconds():
+            self._scheduleJob(job)
+        else:
+            job.function.push(job)
+            self._wake(job.function)
+
+    # -- scheduled jobs ----------------------------------------------------
+
+    def _scheduleJob(self, job: Job) -> None:
+        job.state = _SCHEDULED
+        job.function.scheduled[job.priority] += 1
+        self._scheduleSeq += 1
+        heapq.heappush(self._schedule, (job.when, self._scheduleSeq, job))
+        if self._schedule[0][2] is job:
+            self._armSchedule()
+
+    def _armSchedule(self) -> None:
+        if self._scheduleTimer is not None and self._scheduleTimer.active():
+            self._scheduleTimer.cancel()
+        self._scheduleTimer = None
+        while self._schedule and self._schedule[0][2].state is not _SCHEDULED:
+            heapq.heappop(self._schedule)
+        if self._schedule:
+            delay = max(0.0, self._schedule[0][0] - self.clock.seconds())
+            self._scheduleTimer = self.clock.callLater(delay, self._runSchedule)
+
+    def _runSchedule(self) -> None:
+        self._scheduleTimer = None
+        now = self.clock.seconds()
+        while self._schedule and self._schedule[0][0] <= now:
+            _, _, job = heapq.heappop(self._schedule)
+            if job.state is _SCHEDULED:
+                job.function.scheduled[job.priority] -= 1
+                job.function.push(job)
+                self._wake(job.function)
+        self._armSchedule()
+
+    # -- results -----------------------------------------------------------
+
+    def _held(self, session: Session, handle: bytes, text: bytes) -> Job | None:
+        job = session.jobs.get(handle)
+        if job is None:
+            self._error(session, b"JOB_NOT_FOUND", text)
+        return job
+
+    def workStatus(self, session: Session, handle: bytes, numerator: bytes, denominator: bytes) -> None:
+        """WORK_STATUS: remember progress and tell the waiting clients."""
+        job = self._held(session, handle, _NOT_FOUND_RESULT)
+        if job is None or job.state is _CANCELLED:
+            return
+        job.numerator = _number(numerator)
+        job.denominator = _number(denominator)
+        for client in job.clients:
+            client.peer.sendPacket(_P.WORK_STATUS, handle, numerator, denominator)
+
+    def workData(self, session: Session, ptype: PacketType, handle: bytes, data: bytes) -> None:
+        """WORK_DATA / WORK_WARNING: pass to the waiting clients."""
+        job = self._held(session, handle, _NOT_FOUND_DATA)
+        if job is None or job.state is _CANCELLED:
+            return
+        for client in job.clients:
+            client.peer.sendPacket(ptype, handle, data)
+
+    def workComplete(self, session: Session, handle: bytes, data: bytes) -> None:
+        """WORK_COMPLETE: deliver the result and forget the job."""
+        job = self._held(session, handle, _NOT_FOUND_RESULT)
+        if job is None:
+            return
+        for client in job.clients:
+            client.peer.sendPacket(_P.WORK_COMPLETE, handle, data)
+        self._finish(job)
+
+    def workFail(self, session: Session, handle: bytes) -> None:
+        """WORK_FAIL: tell the clients and forget the job."""
+        job = self._held(session, handle, _NOT_FOUND_RESULT)
+        if job is None:
+            return
+        for client in job.clients:
+            client.peer.sendPacket(_P.WORK_FAIL, handle)
+        self._finish(job)
+
+    def workException(self, session: Session, handle: bytes, data: bytes) -> None:
+        """
+        WORK_EXCEPTION: clients that asked for exceptions get it, the others
+        get WORK_FAIL; the job ends.
+        """
+        job = self._held(session, handle, _NOT_FOUND_EXCEPTION)
+        if job is None:
+            return
+        for client in job.clients:
+            if client.exceptions:
+                client.peer.sendPacket(_P.WORK_EXCEPTION, handle, data)
+            else:
+                client.peer.sendPacket(_P.WORK_FAIL, handle)
+        self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        """
+        The job has ended: unlink it everywhere and drop its stored record.
+        """
+        worker = job.worker
+        if job.state is _CANCELLED:
+            # Already counted out when it was cancelled.
+            job.state = _DONE
+            if worker is not None:
+                worker.jobs.pop(job.handle, None)
+                job.worker = None
+            return
+        if job.state is _RUNNING:
+            job.function.running -= 1
+        job.state = _DONE
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        if worker is not None:
+            worker.jobs.pop(job.handle, None)
+            job.worker = None
+        for client in job.clients:
+            client.attached.pop(job, None)
+        job.clients = []
+        self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        function = job.function
+        function.total -= 1
+        if self.jobs.get(job.handle) is job:
+            del self.jobs[job.handle]
+        if job.unique:
+            function.unindex(job)
+        if job.storeKey is not None:
+            self._storeRemove(job)
+
+    def _storeRemove(self, job: Job) -> None:
+        key, job.storeKey = job.storeKey, None
+        d = self.store.remove(key)
+        d.addErrback(self._removeFailed, job.handle)
+
+    def _removeFailed(self, failure: Failure, handle: bytes) -> None:
+        self.log.failure(
+            "Could not remove job {handle} from the store",
+            failure,
+            handle=handle.decode("ascii", "replace"),
+        )
+
+    # -- status and options ------------------------------------------------
+
+    def getStatus(self, handle: bytes) -> tuple[bytes, bool, bool, int, int]:
+        """
+        GET_STATUS: C{(handle, known, running, numerator, denominator)}.
+        """
+        job = self.jobs.get(handle)
+        if job is None:
+            return (handle, False, False, 0, 0)
+        return (handle, True, job.state is _RUNNING, job.numerator, job.denominator)
+
+    def getStatusUnique(self, unique: bytes) -> tuple[bytes, bool, bool, int, int, int]:
+        """
+        GET_STATUS_UNIQUE: C{(unique, known, running, numerator,
+        denominator, clients)}, looking in every function.
+        """
+        if unique and unique != b"-":
+            for function in self.functions.values():
+                job = function.uniques.get(unique)
+                if job is not None:
+                    return (
+                        unique,
+                        True,
+                        job.state is _RUNNING,
+                        job.numerator,
+                        job.denominator,
+                        len(job.clients),
+                    )
+        return (unique, False, False, 0, 0, 0)
+
+    def setClientId(self, session: Session, clientId: bytes) -> None:
+        """
+        SET_CLIENT_ID.  Whitespace becomes C{_} so the admin C{workers}
+        listing stays parseable.
+        """
+        cleaned = b"_".join(clientId[:MAX_CLIENT_ID_SIZE].split())
+        session.clientId = cleaned or b"-"
+
+    def setOption(self, session: Session, name: bytes) -> bool:
+        """
+        OPTION_REQ: only C{exceptions} is known.
+        """
+        if name.lower() == b"exceptions":
+            session.exceptions = True
+            return True
+        return False
+
+    # -- administration ----------------------------------------------------
+
+    def createFunction(self, name: bytes) -> Function:
+        """Admin C{create function}."""
+        return self.function(name)
+
+    def dropFunction(self, name: bytes) -> str | None:
+        """
+        Admin C{drop function}: forget an idle function.
+
+        @return: C{None} on success, else why not.
+        """
+        function = self.functions.get(name)
+        if function is None:
+            return "function not found"
+        if function.workers or function.running:
+            return "there are still connected workers or executing clients"
+        if function.total:
+            return "there are still queued jobs"
+        del self.functions[name]
+        return None
+
+    def setMaxQueue(self, name: bytes, high: int, normal: int, low: int) -> None:
+        """
+        Admin C{maxqueue}: admission limits for new jobs of C{name}, per
+        submitted priority, against the function's total (0: none).
+        """
+        self.function(name).maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
+
+    def cancelJob(self, handle: bytes) -> bool:
+        """
+        Admin C{cancel job}: clients get WORK_FAIL, the stored record goes,
+        and the job is forgotten at once.  A worker already running it may
+        still report; its results are discarded.
+
+        @return: whether the job existed.
+        """
+        job = self.jobs.get(handle)
+        if job is None or job.state is _DONE:
+            return False
+        for client in job.clients:
+            client.peer.sendPacket(_P.WORK_FAIL, handle)
+        state = job.state
+        if state is _QUEUED:
+            job.function.discard(job)
+        elif state is _SCHEDULED:
+            job.function.scheduled[job.priority] -= 1
+        elif state is _RUNNING:
+            job.function.running -= 1
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
+        for client in job.clients:
+            client.attached.pop(job, None)
+        job.clients = []
+        job.state = _CANCELLED if state is _RUNNING else _DONE
+        self._forget(job)
+        return True
+
+    # -- start-up ----------------------------------------------------------
+
+    def restore(self, key: object, record: StoredJob) -> None:
+        """
+        Queue a job replayed from the store at start-up, under a new handle.
+        A second record for the same function and unique id is a duplicate
+        of the first: it is dropped from the store.
+        """
+        function = self.function(record.function)
+        if function.findUnique(record.unique, record.data) is not None:
+            self.log.warn(
+                "Dropping duplicate stored job for {function} unique {unique}",
+                function=record.function.decode("utf-8", "replace"),
+                unique=record.unique.decode("utf-8", "replace"),
+            )
+            self.store.remove(key).addErrback(self._removeFailed, b"(duplicate)")
+            return
+        try:
+            priority = Priority(record.priority)
+        except ValueError:
+            priority = Priority.NORMAL
+        self._handleCounter += 1
+        handle = self.handlePrefix + str(self._handleCounter).encode()
+        job = Job(
+            handle, function, record.unique, record.data, priority, True, record.when, record.reducer
+        )
+        job.storeKey = key
+        function.total += 1
+        self.jobs[handle] = job
+        if record.unique:
+            function.index(job)
+        self._admit(job)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _error(self, session: Session | None, code: bytes, text: bytes) -> None:
+        if session is not None:
+            session.peer.sendPacket(_ERROR, code, text)
+
+    @property
+    def idle(self) -> bool:
+        """Whether the server holds no job at all."""
+        return not self.jobs
+
+    def iterJobs(self) -> Iterator[Job]:
+        """Every live job, in submission order."""
+        return iter(list(self.jobs.values()))
+
+    def stop(self) -> None:
+        """Cancel timers; the server is going away."""
+        if self._scheduleTimer is not None and self._scheduleTimer.active():
+            self._scheduleTimer.cancel()
+        self._scheduleTimer = None
+        for job in self.jobs.values():
+            if job.timer is not None and job.timer.active():
+                job.timer.cancel()
+            job.timer = None

@@ -1,0 +1,110 @@
+# -*- test-case-name: txgearman.test.test_store -*-
+"""
+The contracts between txgearman's layers.
+
+L{IQueueStore} is how the server core persists background jobs;
+L{IPeer} is how the core talks back to a connection without knowing about
+sockets or bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+__all__ = ["StoredJob", "IQueueStore", "IPeer", "StoreError"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """
+    Everything a store keeps of a background job: enough to run it again
+    after a restart exactly as it was submitted.
+
+    @ivar function: the function name (any bytes but NUL).
+    @ivar unique: the unique id, possibly empty.
+    @ivar data: the payload, binary, NULs included.
+    @ivar priority: 0 (high), 1 (normal) or 2 (low).
+    @ivar when: the epoch second the job becomes runnable, or 0.
+    @ivar reducer: the reducer of a map/reduce job, or C{None}.
+    """
+
+    function: bytes
+    unique: bytes
+    data: bytes
+    priority: int = 1
+    when: int = 0
+    reducer: bytes | None = None
+
+
+class StoreError(Exception):
+    """
+    A store could not do what it was asked; the message says why, in words
+    fit for a client's C{ERROR QUEUE_ERROR}.
+    """
+
+
+class IQueueStore(Interface):
+    """
+    Durable storage for background jobs.
+
+    The core calls L{add} for every background job before it acknowledges
+    the job to its client, and L{remove} once the job has ended.  Every call
+    returns a L{Deferred}, so an implementation may talk to a remote
+    service; it may also batch the calls made in one reactor turn.  At
+    start-up the service calls L{start}, then L{replay}, before it accepts
+    connections.
+    """
+
+    description = Attribute("A short human-readable description, for logs.")
+
+    def start() -> Deferred[None]:
+        """
+        Get ready: connect, take ownership of the stored jobs.
+
+        @return: fires when ready, fails with L{StoreError} if the store
+            cannot be used.
+        """
+
+    def replay(restore: Callable[[object, StoredJob], None]) -> Deferred[int]:
+        """
+        Call C{restore(key, job)} for every stored job, in the order the
+        jobs were added.
+
+        @return: fires with the number of jobs restored.
+        """
+
+    def add(job: StoredJob) -> Deferred[object]:
+        """
+        Store a job durably.
+
+        @return: fires with an opaque key for L{remove} once the job is
+            stored, or fails with L{StoreError}; when it fails the job must
+            not be replayed later.
+        """
+
+    def remove(key: object) -> Deferred[None]:
+        """
+        Forget a stored job.  An implementation that cannot reach its
+        storage retries on its own; the Deferred fires once the job is gone.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Release connections and ownership.  Stored jobs stay stored.
+        """
+
+
+class IPeer(Interface):
+    """
+    One connection, as the server core addresses it.
+    """
+
+    def sendPacket(ptype: int, *args: bytes) -> None:
+        """
+        Send a response packet of type C{ptype} whose body is C{args}
+        joined by NUL bytes.
+        """

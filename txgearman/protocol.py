@@ -1,0 +1,350 @@
+# -*- test-case-name: txgearman.test.test_protocol -*-
+"""
+The job server's Twisted protocol: bytes in, calls on the L{JobServer}
+out, packets back.
+
+Framing is the codec's, rules are the core's, admin lines are
+L{AdminCommands}'; this module only connects them.  Each request type is
+handled by a C{packet_<NAME>} method; types without one get
+C{ERROR INVALID_COMMAND}, as gearmand answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txgearman.admin import AdminCommands
+from txgearman.codec import (
+    DEFAULT_MAX_PACKET_SIZE,
+    REQ,
+    AdminLine,
+    Decoder,
+    Packet,
+    PacketType,
+    ProtocolError,
+    encode,
+)
+from txgearman.core import JobServer
+from txgearman.interfaces import IPeer
+from txgearman.job import Priority
+from txgearman.schedule import CronSchedule, InvalidSchedule
+
+__all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
+
+_P = PacketType
+_RES = b"\0RES"
+_ENCODED_NOOP = encode(_RES, _P.NOOP, ())
+_ENCODED_NO_JOB = encode(_RES, _P.NO_JOB, ())
+
+# (priority, background) for each plain submit type.
+_SUBMITS = {
+    _P.SUBMIT_JOB: (Priority.NORMAL, False),
+    _P.SUBMIT_JOB_BG: (Priority.NORMAL, True),
+    _P.SUBMIT_JOB_HIGH: (Priority.HIGH, False),
+    _P.SUBMIT_JOB_HIGH_BG: (Priority.HIGH, True),
+    _P.SUBMIT_JOB_LOW: (Priority.LOW, False),
+    _P.SUBMIT_JOB_LOW_BG: (Priority.LOW, True),
+}
+
+
+def _parseEpoch(raw: bytes) -> int | None:
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    if not -(2**63) <= value < 2**63:
+        return None
+    return max(value, 0)
+
+
+@implementer(IPeer, IPushProducer)
+class GearmanServerProtocol(Protocol):
+    """
+    One connection to the job server, whatever its role.
+
+    It is its transport's producer: when the peer stops reading and our
+    send buffer fills, we stop reading the peer's requests, so a slow
+    reader cannot make the server buffer without bound.
+    """
+
+    factory: GearmanServerFactory
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._pauses = 0
+        self.session = None  # type: ignore[assignment]
+
+    # -- connection life ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self.core: JobServer = factory.core
+        self.decoder = Decoder(factory.maxPacketSize)
+        transport = self.transport
+        assert transport is not None
+        setNoDelay = getattr(transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            setNoDelay(True)
+        peer: IAddress = transport.getPeer()
+        host = getattr(peer, "host", None) or "-"
+        fileno = getattr(transport, "fileno", None)
+        connectionId = None
+        if fileno is not None:
+            try:
+                connectionId = fileno()
+            except Exception:
+                connectionId = None
+        self.session = self.core.connect(self, host, connectionId)
+        self._write = transport.write
+        transport.registerProducer(self, True)
+        factory.connections.add(self)
+        if not factory.ready:
+            self.pauseProducing()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.connections.discard(self)
+        if self.session is not None:
+            self.core.disconnect(self.session)
+
+    # -- flow control ------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._pauses += 1
+        if self._pauses == 1 and self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        if self._pauses == 0:
+            return
+        self._pauses -= 1
+        if self._pauses == 0 and self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def stopProducing(self) -> None:
+        pass
+
+    # -- IPeer -------------------------------------------------------------
+
+    def sendPacket(self, ptype: int, *args: bytes) -> None:
+        if ptype == 6:
+            self._write(_ENCODED_NOOP)
+        elif ptype == 10:
+            self._write(_ENCODED_NO_JOB)
+        else:
+            self._write(encode(_RES, ptype, args))
+
+    # -- input -------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        decoder = self.decoder
+        decoder.feed(data)
+        handlers = self._handlers
+        try:
+            while True:
+                event = decoder.next()
+                if event is None:
+                    return
+                if type(event) is Packet:
+                    if event.magic != REQ:
+                        self.sendPacket(_P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
+                        continue
+                    handlers[event.type](self, event.args)
+                else:
+                    assert type(event) is AdminLine
+                    self._write(self.factory.admin.handle(event.line))
+        except ProtocolError as e:
+            self.log.info(
+                "Closing connection from {host}: {error}", host=self.session.host, error=str(e)
+            )
+            self.sendPacket(_P.ERROR, e.code, e.text)
+            assert self.transport is not None
+            self.transport.loseConnection()
+
+    def packet_unknown(self, args: tuple[bytes, ...]) -> None:
+        """A request type no client or worker may send."""
+        self.sendPacket(_P.ERROR, b"INVALID_COMMAND", b"Command not expected")
+
+    # -- workers -----------------------------------------------------------
+
+    def packet_CAN_DO(self, args: tuple[bytes, ...]) -> None:
+        self.core.canDo(self.session, args[0])
+
+    def packet_CAN_DO_TIMEOUT(self, args: tuple[bytes, ...]) -> None:
+        name, raw = args
+        try:
+            milliseconds = int(raw)
+        except ValueError:
+            milliseconds = 0
+        milliseconds = min(max(milliseconds, 0), 2**31)
+        self.core.canDo(self.session, name, milliseconds / 1000.0 if milliseconds else None)
+
+    def packet_CANT_DO(self, args: tuple[bytes, ...]) -> None:
+        self.core.cantDo(self.session, args[0])
+
+    def packet_RESET_ABILITIES(self, args: tuple[bytes, ...]) -> None:
+        self.core.resetAbilities(self.session)
+
+    def packet_PRE_SLEEP(self, args: tuple[bytes, ...]) -> None:
+        self.core.preSleep(self.session)
+
+    def packet_GRAB_JOB(self, args: tuple[bytes, ...]) -> None:
+        self.core.grabJob(self.session, _P.GRAB_JOB)
+
+    def packet_GRAB_JOB_UNIQ(self, args: tuple[bytes, ...]) -> None:
+        self.core.grabJob(self.session, _P.GRAB_JOB_UNIQ)
+
+    def packet_GRAB_JOB_ALL(self, args: tuple[bytes, ...]) -> None:
+        self.core.grabJob(self.session, _P.GRAB_JOB_ALL)
+
+    def packet_WORK_STATUS(self, args: tuple[bytes, ...]) -> None:
+        self.core.workStatus(self.session, args[0], args[1], args[2])
+
+    def packet_WORK_DATA(self, args: tuple[bytes, ...]) -> None:
+        self.core.workData(self.session, _P.WORK_DATA, args[0], args[1])
+
+    def packet_WORK_WARNING(self, args: tuple[bytes, ...]) -> None:
+        self.core.workData(self.session, _P.WORK_WARNING, args[0], args[1])
+
+    def packet_WORK_COMPLETE(self, args: tuple[bytes, ...]) -> None:
+        self.core.workComplete(self.session, args[0], args[1])
+
+    def packet_WORK_FAIL(self, args: tuple[bytes, ...]) -> None:
+        self.core.workFail(self.session, args[0])
+
+    def packet_WORK_EXCEPTION(self, args: tuple[bytes, ...]) -> None:
+        self.core.workException(self.session, args[0], args[1])
+
+    # -- clients -----------------------------------------------------------
+
+    # packet_SUBMIT_JOB, _BG, _HIGH, _HIGH_BG, _LOW and _LOW_BG are made by
+    # _makeSubmit below: they differ only in priority and background.
+
+    def packet_SUBMIT_JOB_EPOCH(self, args: tuple[bytes, ...]) -> None:
+        name, unique, raw, data = args
+        when = _parseEpoch(raw)
+        if when is None:
+            self.sendPacket(_P.ERROR, b"INVALID_ARGUMENT", b"Epoch is not a 64-bit integer")
+            return
+        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, when)
+
+    def packet_SUBMIT_JOB_SCHED(self, args: tuple[bytes, ...]) -> None:
+        name, unique, minute, hour, day, month, weekday, data = args
+        try:
+            schedule = CronSchedule.parse(minute, hour, day, month, weekday)
+            when = schedule.nextAfter(self.core.clock.seconds())
+        except InvalidSchedule as e:
+            self.sendPacket(_P.ERROR, b"INVALID_ARGUMENT", str(e).encode())
+            return
+        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, when)
+
+    def packet_SUBMIT_REDUCE_JOB(self, args: tuple[bytes, ...]) -> None:
+        name, unique, reducer, _aggregator, data = args
+        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, False, 0, reducer)
+
+    def packet_SUBMIT_REDUCE_JOB_BACKGROUND(self, args: tuple[bytes, ...]) -> None:
+        name, unique, reducer, _aggregator, data = args
+        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, 0, reducer)
+
+    def packet_GET_STATUS(self, args: tuple[bytes, ...]) -> None:
+        handle, known, running, numerator, denominator = self.core.getStatus(args[0])
+        self.sendPacket(
+            _P.STATUS_RES,
+            handle,
+            b"1" if known else b"0",
+            b"1" if running else b"0",
+            b"%d" % numerator,
+            b"%d" % denominator,
+        )
+
+    def packet_GET_STATUS_UNIQUE(self, args: tuple[bytes, ...]) -> None:
+        unique, known, running, numerator, denominator, clients = self.core.getStatusUnique(
+            args[0]
+        )
+        self.sendPacket(
+            _P.STATUS_RES_UNIQUE,
+            unique,
+            b"1" if known else b"0",
+            b"1" if running else b"0",
+            b"%d" % numerator,
+            b"%d" % denominator,
+            b"%d" % clients,
+        )
+
+    def packet_ECHO_REQ(self, args: tuple[bytes, ...]) -> None:
+        self.sendPacket(_P.ECHO_RES, args[0])
+
+    def packet_OPTION_REQ(self, args: tuple[bytes, ...]) -> None:
+        if self.core.setOption(self.session, args[0]):
+            self.sendPacket(_P.OPTION_RES, args[0])
+        else:
+            self.sendPacket(
+                _P.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
+            )
+
+    def packet_SET_CLIENT_ID(self, args: tuple[bytes, ...]) -> None:
+        self.core.setClientId(self.session, args[0])
+
+    _handlers: list[Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]]
+
+
+def _makeSubmit(ptype: PacketType) -> Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]:
+    priority, background = _SUBMITS[ptype]
+
+    def packet_SUBMIT(self: GearmanServerProtocol, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], priority, background)
+
+    packet_SUBMIT.__name__ = "packet_" + ptype.name
+    return packet_SUBMIT
+
+
+for _ptype in _SUBMITS:
+    setattr(GearmanServerProtocol, "packet_" + _ptype.name, _makeSubmit(_ptype))
+
+# Dispatch table indexed by packet number: resolved once, not per packet.
+GearmanServerProtocol._handlers = [
+    getattr(GearmanServerProtocol, "packet_" + PacketType(n).name, None)
+    or GearmanServerProtocol.packet_unknown
+    if n in PacketType._value2member_map_
+    else GearmanServerProtocol.packet_unknown
+    for n in range(max(PacketType) + 1)
+]
+
+
+class GearmanServerFactory(Factory):
+    """
+    Builds L{GearmanServerProtocol}s sharing one L{JobServer}.
+
+    Until L{setReady} is called (the store has replayed), connections are
+    accepted but not read: clients wait, as gearmand's wait in its backlog.
+
+    @ivar connections: the open connections.
+    """
+
+    protocol = GearmanServerProtocol
+
+    def __init__(
+        self,
+        core: JobServer,
+        admin: AdminCommands | None = None,
+        maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
+        ready: bool = True,
+    ) -> None:
+        self.core = core
+        self.admin = admin if admin is not None else AdminCommands(core)
+        self.maxPacketSize = maxPacketSize
+        self.ready = ready
+        self.connections: set[GearmanServerProtocol] = set()
+
+    def setReady(self) -> None:
+        """Start reading from the connections that arrived while not ready."""
+        if self.ready:
+            return
+        self.ready = True
+        for connection in list(self.connections):
+            connection.resumeProducing()

@@ -1,0 +1,133 @@
+# -*- test-case-name: txgearman.test.test_schedule -*-
+"""
+SUBMIT_JOB_SCHED's cron fields: when does a scheduled job run?
+
+gearmand refuses SUBMIT_JOB_SCHED.  txgearman runs such a job once, at the
+first minute (UTC) after submission that matches its five cron fields, the
+way one line of a crontab would fire.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["CronSchedule", "InvalidSchedule"]
+
+# (name, lowest, highest) for minute, hour, day of month, month, day of week.
+_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+
+# How far ahead to look before deciding a schedule can never fire
+# (e.g. 31 February): long enough to cover every leap-year combination.
+_HORIZON_DAYS = 366 * 8
+
+
+class InvalidSchedule(ValueError):
+    """A cron field that cannot be parsed or never matches."""
+
+
+def _parseField(raw: bytes, name: str, low: int, high: int) -> frozenset[int] | None:
+    """
+    Parse one cron field: C{*} or empty (any), C{N}, C{A-B}, C{*/S},
+    C{A-B/S}, and comma-separated lists of these.
+
+    @return: the matching values, or C{None} for "any".
+    """
+    text = raw.decode("ascii", "replace").strip()
+    if text in ("", "*"):
+        return None
+    values: set[int] = set()
+    for part in text.split(","):
+        rangePart, _, stepPart = part.partition("/")
+        try:
+            step = int(stepPart) if stepPart else 1
+            if rangePart == "*":
+                start, end = low, high
+            elif "-" in rangePart:
+                a, b = rangePart.split("-", 1)
+                start, end = int(a), int(b)
+            else:
+                start = end = int(rangePart)
+                if stepPart:
+                    end = high
+        except ValueError:
+            raise InvalidSchedule(f"{name} field {text!r} is not a cron expression") from None
+        if step < 1 or not (low <= start <= end <= high):
+            raise InvalidSchedule(f"{name} field {text!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """
+    Five parsed cron fields; C{None} means "any".
+    """
+
+    minutes: frozenset[int] | None
+    hours: frozenset[int] | None
+    days: frozenset[int] | None
+    months: frozenset[int] | None
+    weekdays: frozenset[int] | None
+
+    @classmethod
+    def parse(
+        cls, minute: bytes, hour: bytes, day: bytes, month: bytes, weekday: bytes
+    ) -> CronSchedule:
+        """
+        Parse the fields of a SUBMIT_JOB_SCHED packet.
+
+        @raise InvalidSchedule: a field is malformed or out of range.
+        """
+        parsed = [
+            _parseField(raw, *spec)
+            for raw, spec in zip((minute, hour, day, month, weekday), _FIELDS, strict=True)
+        ]
+        weekdays = parsed[4]
+        if weekdays is not None and 7 in weekdays:
+            # Both 0 and 7 mean Sunday, as in crontab(5).
+            weekdays = (weekdays - {7}) | {0}
+        return cls(parsed[0], parsed[1], parsed[2], parsed[3], weekdays)
+
+    def _dayMatches(self, day: datetime) -> bool:
+        if self.months is not None and day.month not in self.months:
+            return False
+        cronWeekday = (day.weekday() + 1) % 7  # Monday=1 ... Sunday=0
+        dayOk = self.days is None or day.day in self.days
+        weekdayOk = self.weekdays is None or cronWeekday in self.weekdays
+        if self.days is not None and self.weekdays is not None:
+            # crontab(5): when both are restricted, either may match.
+            return day.day in self.days or cronWeekday in self.weekdays
+        return dayOk and weekdayOk
+
+    def nextAfter(self, now: float) -> int:
+        """
+        The first whole minute strictly after C{now} (epoch seconds, UTC)
+        that matches, as epoch seconds.
+
+        @raise InvalidSchedule: nothing matches within eight years.
+        """
+        start = datetime.fromtimestamp(int(now) // 60 * 60, tz=timezone.utc) + timedelta(
+            minutes=1
+        )
+        hours = sorted(self.hours) if self.hours is not None else list(range(24))
+        minutes = sorted(self.minutes) if self.minutes is not None else list(range(60))
+        day = start.replace(hour=0, minute=0)
+        for offset in range(_HORIZON_DAYS):
+            if offset:
+                day = day + timedelta(days=1)
+            if not self._dayMatches(day):
+                continue
+            for h in hours:
+                for m in minutes:
+                    candidate = day.replace(hour=h, minute=m)
+                    if candidate >= start:
+                        return calendar.timegm(candidate.timetuple())
+        raise InvalidSchedule("the schedule never matches")

@@ -1,0 +1,220 @@
+# -*- test-case-name: txgearman.test.test_service -*-
+"""
+L{GearmanServerService}: the job server as a Twisted service.
+
+twistd builds one through L{txgearman.tap}; a Twisted application can build
+and start one itself to embed a job server.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorCore,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txgearman import __version__
+from txgearman.admin import AdminCommands
+from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.core import JobServer
+from txgearman.interfaces import IQueueStore
+from txgearman.protocol import GearmanServerFactory
+from txgearman.store.memory import MemoryQueueStore
+
+__all__ = ["GearmanServerService", "endpointDescription"]
+
+
+def endpointDescription(port: str) -> str:
+    """
+    Turn C{--port}'s value into a strports description: a bare number
+    means TCP on every interface, anything else is taken as written.
+    """
+    return f"tcp:{port}" if port.isdigit() else port
+
+
+class GearmanServerService(Service):
+    """
+    A Gearman job server listening on one endpoint.
+
+    Ports are bound in L{privilegedStartService} (before twistd drops
+    privileges), but connections are read only after the store has
+    replayed its jobs, so no client ever sees a half-loaded queue.
+
+    @ivar core: the L{JobServer}.
+    @ivar factory: the L{GearmanServerFactory}.
+    @ivar ready: fires once the store has replayed and connections are read.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoint: str | IStreamServerEndpoint,
+        reactor: Any = None,
+        store: IQueueStore | None = None,
+        jobRetries: int = -1,
+        workerWakeup: int = 0,
+        handlePrefix: bytes | None = None,
+        maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
+        exceptions: bool = False,
+        drainSignal: int | None = None,
+        drainTimeout: float = 300.0,
+    ) -> None:
+        """
+        @param endpoint: where to listen: an endpoint, or a port number or
+            strports description.
+        @param reactor: the reactor; the global one if C{None}.
+        @param store: where background jobs are kept; memory by default.
+        @param drainSignal: a signal that drains the server and then stops
+            the reactor (for a process the service owns, as under twistd).
+        @param drainTimeout: the longest such a drain waits.
+        Other parameters are the L{JobServer}'s and the factory's.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.reactor = reactor
+        if isinstance(endpoint, str):
+            self.endpointDescription = endpoint
+            endpoint = endpoints.serverFromString(reactor, endpointDescription(endpoint))
+        else:
+            self.endpointDescription = repr(endpoint)
+        self.endpoint: IStreamServerEndpoint = endpoint
+        self.store: IQueueStore = store if store is not None else MemoryQueueStore()
+        clock: IReactorTime = reactor
+        self.core = JobServer(
+            clock,
+            self.store,
+            jobRetries=jobRetries,
+            workerWakeup=workerWakeup,
+            handlePrefix=handlePrefix,
+            exceptions=exceptions,
+        )
+        self.factory = GearmanServerFactory(
+            self.core, AdminCommands(self.core), maxPacketSize=maxPacketSize, ready=False
+        )
+        self.port: IListeningPort | None = None
+        self.ready: Deferred[None] = Deferred()
+        self._listening = False
+        self.drainSignal = drainSignal
+        self.drainTimeout = drainTimeout
+        self._previousHandler: Any = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def _listen(self) -> None:
+        if self._listening:
+            return
+        self._listening = True
+        outcome: list[Any] = []
+        self.endpoint.listen(self.factory).addBoth(outcome.append)
+        if outcome and isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        if outcome:
+            self.port = outcome[0]
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+        if self.drainSignal is not None:
+            self._previousHandler = signal.signal(self.drainSignal, self._drainSignalled)
+        d = Deferred.fromCoroutine(self._start())
+        d.addErrback(self._startFailed)
+
+    def _drainSignalled(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._drainAndStop)
+
+    def _drainAndStop(self) -> None:
+        def stop(emptied: bool) -> None:
+            if self.reactor.running:
+                self.reactor.stop()
+
+        self.drain(self.drainTimeout).addCallback(stop)
+
+    async def _start(self) -> None:
+        self.log.info(
+            "txgearman {version} on {endpoint}; queue store: {store}",
+            version=__version__,
+            endpoint=self.endpointDescription,
+            store=self.store.description,
+        )
+        await self.store.start()
+        count = await self.store.replay(self.core.restore)
+        if count:
+            self.log.info("Replayed {count} stored jobs", count=count)
+        self.factory.setReady()
+        self.ready.callback(None)
+
+    def _startFailed(self, failure: Failure) -> None:
+        self.log.failure("The job server could not start", failure)
+        if not self.ready.called:
+            self.ready.errback(failure)
+            self.ready.addErrback(lambda f: None)
+        if IReactorCore.providedBy(self.reactor) and self.reactor.running:
+            self.reactor.stop()
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        if self.drainSignal is not None and self._previousHandler is not None:
+            signal.signal(self.drainSignal, self._previousHandler)
+            self._previousHandler = None
+        self.core.stop()
+        waits: list[Deferred[Any]] = []
+        if self.port is not None:
+            port, self.port = self.port, None
+            waits.append(Deferred.fromCoroutine(_maybe(port.stopListening())))
+        self._listening = False
+        for connection in list(self.factory.connections):
+            if connection.transport is not None:
+                connection.transport.loseConnection()
+        waits.append(self.store.stop())
+        return DeferredList(waits, consumeErrors=True)
+
+    def drain(self, timeout: float = 30.0, interval: float = 0.2) -> Deferred[bool]:
+        """
+        Stop accepting connections and wait until no job is left, or until
+        C{timeout} seconds have passed.
+
+        @return: fires with C{True} if the queues emptied, C{False} on
+            timeout.
+        """
+        self.log.info("Draining: no new connections; waiting for {n} jobs", n=len(self.core.jobs))
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.stopListening()
+        started = self.reactor.seconds()
+        done: Deferred[bool] = Deferred()
+
+        def check() -> None:
+            if self.core.idle:
+                loop.stop()
+                done.callback(True)
+            elif self.reactor.seconds() - started >= timeout:
+                loop.stop()
+                self.log.warn("Drain timed out with {n} jobs left", n=len(self.core.jobs))
+                done.callback(False)
+
+        loop = LoopingCall(check)
+        loop.clock = self.reactor
+        loop.start(interval, now=True)
+        return done
+
+
+async def _maybe(result: Any) -> Any:
+    if isinstance(result, Deferred):
+        return await result
+    return await succeed(result)

@@ -1,0 +1,111 @@
+# -*- test-case-name: txgearman.test.test_tap -*-
+"""
+C{twistd gearman}: command-line options and the service they build.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.core import MAX_HANDLE_SIZE
+from txgearman.service import GearmanServerService
+
+__all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
+
+#: The signal that starts a graceful drain.  twistd already uses SIGUSR1
+#: to rotate its log file, so gearmand's SIGUSR1 is not available.
+DRAIN_SIGNAL = signal.SIGUSR2
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run a Gearman job server.  Jobs are kept in memory; background "
+        "jobs are lost when the server stops.  Send SIGUSR2 to drain: stop "
+        "accepting connections, finish the queued jobs, exit."
+    )
+    optParameters = [
+        [
+            "port",
+            "p",
+            "4730",
+            "Port number, or a strports description such as "
+            "tcp:4730:interface=127.0.0.1, to listen on.",
+        ],
+        [
+            "job-retries",
+            "j",
+            -1,
+            "How often a job may lose its worker (disconnect, timeout) before "
+            "it is dropped; -1 retries forever, 0 drops at the first failure.",
+            int,
+        ],
+        [
+            "worker-wakeup",
+            "w",
+            0,
+            "How many sleeping workers one new job wakes (0: all).",
+            int,
+        ],
+        [
+            "job-handle-prefix",
+            None,
+            None,
+            "Job handles are PREFIX:N [default: H:<hostname>].",
+        ],
+        [
+            "max-packet-size",
+            None,
+            DEFAULT_MAX_PACKET_SIZE,
+            "Largest packet body accepted, in bytes; larger packets close the connection.",
+            int,
+        ],
+        [
+            "drain-timeout",
+            None,
+            300.0,
+            "Longest a SIGUSR2 drain waits for the queues to empty, in seconds.",
+            float,
+        ],
+    ]
+    optFlags = [
+        ["exceptions", None, "Send WORK_EXCEPTION to clients that did not ask for it."],
+    ]
+
+    def postOptions(self) -> None:
+        if self["job-retries"] < -1:
+            raise usage.UsageError("--job-retries must be -1 or more")
+        if self["worker-wakeup"] < 0:
+            raise usage.UsageError("--worker-wakeup must be 0 or more")
+        if self["max-packet-size"] < 1024:
+            raise usage.UsageError("--max-packet-size must be at least 1024")
+        prefix = self["job-handle-prefix"]
+        if prefix is not None:
+            if len(prefix.encode()) + 11 > MAX_HANDLE_SIZE or not prefix:
+                raise usage.UsageError(
+                    f"--job-handle-prefix must be 1 to {MAX_HANDLE_SIZE - 11} bytes"
+                )
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """
+    Build the job server service from parsed options.
+    """
+    prefix = options["job-handle-prefix"]
+    service = GearmanServerService(
+        options["port"],
+        reactor=reactor,
+        jobRetries=options["job-retries"],
+        workerWakeup=options["worker-wakeup"],
+        handlePrefix=prefix.encode() if prefix is not None else None,
+        maxPacketSize=options["max-packet-size"],
+        exceptions=bool(options["exceptions"]),
+        drainSignal=DRAIN_SIGNAL,
+        drainTimeout=options["drain-timeout"],
+    )
+    return service
