@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""
+Compare txgearman with gearmand under the same load, on this machine.
+
+Starts a fresh server for every run, alternating between the servers so
+that a noisy machine hurts them alike, drives it with gearbench (the
+libgearman-based load generator; pass --gearbench or set GEARBENCH), and
+prints a table: jobs/s (median of the runs), latency percentiles for
+foreground jobs, server CPU time per job and the server's peak resident
+memory.
+
+    python benchmarks/compare.py --gearbench /path/to/gearbench --runs 3
+
+Only loopback addresses are used.  Nothing here is a test: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+MODES = {
+    "bg": ["-n", "100000", "-c", "2", "-w", "4", "-b", "100", "-s", "100"],
+    "bg-split": ["-n", "100000", "-c", "2", "-w", "4", "-b", "100", "-s", "100"],
+    "fg": ["-n", "50000", "-c", "8", "-w", "4"],
+}
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def waitForPort(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"version\n")
+                if s.recv(100).startswith(b"OK"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not answer in time")
+
+
+def cpuSeconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peakRssMiB(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+
+    def start(self, port: int, tmp: str) -> subprocess.Popen[bytes]:
+        argv = [a.format(port=port, tmp=tmp) for a in self.command]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        waitForPort(port, proc)
+        return proc
+
+
+def twistd() -> str:
+    local = os.path.join(os.path.dirname(sys.executable), "twistd")
+    return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
+
+
+SERVERS = {
+    "gearmand-t1": Server(
+        "gearmand -t 1",
+        ["gearmand", "-p", "{port}", "-L", "127.0.0.1", "-t", "1", "-l", "{tmp}/g.log"],
+    ),
+    "gearmand-t4": Server(
+        "gearmand -t 4",
+        ["gearmand", "-p", "{port}", "-L", "127.0.0.1", "-t", "4", "-l", "{tmp}/g.log"],
+    ),
+    "txgearman": Server(
+        "txgearman",
+        [
+            twistd(),
+            "-n",
+            "--pidfile=",
+            "--logfile={tmp}/t.log",
+            "gearman",
+            "--port",
+            "tcp:{port}:interface=127.0.0.1",
+        ],
+    ),
+}
+
+
+@dataclass
+class Result:
+    jobs: list[float] = field(default_factory=list)
+    submit: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    cpuPerJob: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict[str, object]:
+    port = freePort()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = server.start(port, tmp)
+        try:
+            before = cpuSeconds(proc.pid)
+            out = subprocess.run(
+                [gearbench, mode, "--port", str(port), *MODES[mode], *extra],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            used = cpuSeconds(proc.pid) - before
+            rss = peakRssMiB(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
+    result: dict[str, object] = json.loads(line)
+    result["server_cpu_s"] = used
+    result["server_rss_mib"] = rss
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gearbench", default=os.environ.get("GEARBENCH", "gearbench"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", default="bg,bg-split,fg")
+    parser.add_argument("--servers", default="gearmand-t1,txgearman")
+    parser.add_argument("--json", action="store_true", help="print every run as JSON too")
+    args = parser.parse_args()
+    gearbench = shutil.which(args.gearbench) or args.gearbench
+    if not os.path.exists(gearbench):
+        print(f"gearbench not found ({args.gearbench}); build it and pass --gearbench", file=sys.stderr)
+        return 2
+    modes = args.modes.split(",")
+    servers = [SERVERS[name] for name in args.servers.split(",")]
+    results: dict[tuple[str, str], Result] = {}
+    for run in range(args.runs):
+        for mode in modes:
+            for server in servers:
+                print(f"run {run + 1}/{args.runs}: {server.name} {mode}", file=sys.stderr, flush=True)
+                r = runOnce(server, mode, gearbench, [])
+                if args.json:
+                    print(json.dumps(r), file=sys.stderr)
+                res = results.setdefault((server.name, mode), Result())
+                if not r.get("ok"):
+                    res.failures += 1
+                    continue
+                # bg-split reports submit and drain rates; its "jobs/s" is the drain.
+                jobs = float(r.get("jobs_s", r.get("drain_jobs_s", 0.0)))  # type: ignore[arg-type]
+                res.jobs.append(jobs)
+                if "submit_jobs_s" in r:
+                    res.submit.append(float(r["submit_jobs_s"]))  # type: ignore[arg-type]
+                lat = r.get("lat_ms")
+                if isinstance(lat, dict):
+                    res.p50.append(lat["p50"])
+                    res.p99.append(lat["p99"])
+                n = float(r["n"])  # type: ignore[arg-type]
+                res.cpuPerJob.append(float(r["server_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
+                res.rss.append(float(r["server_rss_mib"]))  # type: ignore[arg-type]
+
+    def med(values: list[float]) -> str:
+        return f"{statistics.median(values):,.0f}" if values else "-"
+
+    def medf(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f}" if values else "-"
+
+    print()
+    print("| server | mode | jobs/s (bg-split: drain) | submit jobs/s | p50 ms | p99 ms | server CPU us/job | peak RSS MiB | ratio | failed runs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mode in modes:
+        base = results.get((servers[0].name, mode))
+        for server in servers:
+            res = results[(server.name, mode)]
+            ratio = "-"
+            if base and base.jobs and res.jobs:
+                ratio = f"{statistics.median(res.jobs) / statistics.median(base.jobs):.2f}x"
+            print(
+                f"| {server.name} | {mode} | {med(res.jobs)} | {med(res.submit)} | {medf(res.p50)} | "
+                f"{medf(res.p99)} | {medf(res.cpuPerJob)} | {medf(res.rss)} | {ratio} | {res.failures} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
