@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 __all__ = [
     "REQ",
@@ -388,7 +388,7 @@ class Decoder:
             end -= 1
         return AdminLine(buf[pos:end])
 
-    def _fail(self, error: ProtocolError) -> None:
+    def _fail(self, error: ProtocolError) -> NoReturn:
         self._failed = error
         self._buf = b""
         self._pos = 0

@@ -363,6 +363,10 @@ class JobServer:
         if job.timer is not None:
             job.timer.cancel()
             job.timer = None
+        if not job.clients and not job.background:
+            # Its clients left while it ran: nobody waits for another try.
+            self._finish(job)
+            return
         job.retries += 1
         job.numerator = job.denominator = 0
         if self.jobRetries >= 0 and job.retries >= max(self.jobRetries, 1):
@@ -451,7 +455,8 @@ class JobServer:
             job.waiters = [session] if session is not None else []
             self._persist(job)
             return
-        if job.waiters is not None:
+        if job.waiters is not None and (background or job.state is _PENDING):
+            # The job exists only once stored: answer when it is.
             if session is not None:
                 job.waiters.append(session)
             return
@@ -464,7 +469,9 @@ class JobServer:
         except Exception:
             self._persistFailed(Failure(), job)
             return
-        d.addCallbacks(self._persisted, self._persistFailed, (job,), None, (job,), None)
+        d.addCallbacks(
+            self._persisted, self._persistFailed, callbackArgs=(job,), errbackArgs=(job,)
+        )
 
     def _persisted(self, key: object, job: Job) -> None:
         job.storeKey = key
@@ -480,7 +487,7 @@ class JobServer:
                 session.peer.sendPacket(_JOB_CREATED, job.handle)
 
     def _persistFailed(self, failure: Failure, job: Job) -> None:
-        reason = failure.getErrorMessage() or failure.type.__name__
+        reason = failure.getErrorMessage() or type(failure.value).__name__
         self.log.error(
             "Could not store job {handle} for {function}: {reason}",
             handle=job.handle.decode("ascii", "replace"),

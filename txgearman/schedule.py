@@ -33,6 +33,16 @@ class InvalidSchedule(ValueError):
     """A cron field that cannot be parsed or never matches."""
 
 
+def _number(text: str) -> int:
+    """
+    A cron number: ASCII digits only (no sign, space or underscore, which
+    C{int} would accept).
+    """
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def _parseField(raw: bytes, name: str, low: int, high: int) -> frozenset[int] | None:
     """
     Parse one cron field: C{*} or empty (any), C{N}, C{A-B}, C{*/S},
@@ -45,17 +55,17 @@ def _parseField(raw: bytes, name: str, low: int, high: int) -> frozenset[int] | 
         return None
     values: set[int] = set()
     for part in text.split(","):
-        rangePart, _, stepPart = part.partition("/")
+        rangePart, slash, stepPart = part.partition("/")
         try:
-            step = int(stepPart) if stepPart else 1
+            step = _number(stepPart) if slash else 1
             if rangePart == "*":
                 start, end = low, high
             elif "-" in rangePart:
                 a, b = rangePart.split("-", 1)
-                start, end = int(a), int(b)
+                start, end = _number(a), _number(b)
             else:
-                start = end = int(rangePart)
-                if stepPart:
+                start = end = _number(rangePart)
+                if slash:
                     end = high
         except ValueError:
             raise InvalidSchedule(f"{name} field {text!r} is not a cron expression") from None
@@ -69,6 +79,10 @@ def _parseField(raw: bytes, name: str, low: int, high: int) -> frozenset[int] | 
 class CronSchedule:
     """
     Five parsed cron fields; C{None} means "any".
+
+    @ivar dayOrWeekday: a day matches if its day of month I{or} its day of
+        week does (crontab(5), when both fields are restricted and neither
+        starts with C{*}); otherwise both must.
     """
 
     minutes: frozenset[int] | None
@@ -76,6 +90,7 @@ class CronSchedule:
     days: frozenset[int] | None
     months: frozenset[int] | None
     weekdays: frozenset[int] | None
+    dayOrWeekday: bool = False
 
     @classmethod
     def parse(
@@ -94,7 +109,15 @@ class CronSchedule:
         if weekdays is not None and 7 in weekdays:
             # Both 0 and 7 mean Sunday, as in crontab(5).
             weekdays = (weekdays - {7}) | {0}
-        return cls(parsed[0], parsed[1], parsed[2], parsed[3], weekdays)
+        # As in cron: "*/2" in either field is not a restriction for the
+        # day-of-month-or-day-of-week rule.
+        dayOrWeekday = (
+            parsed[2] is not None
+            and weekdays is not None
+            and not day.strip().startswith(b"*")
+            and not weekday.strip().startswith(b"*")
+        )
+        return cls(parsed[0], parsed[1], parsed[2], parsed[3], weekdays, dayOrWeekday)
 
     def _dayMatches(self, day: datetime) -> bool:
         if self.months is not None and day.month not in self.months:
@@ -102,9 +125,9 @@ class CronSchedule:
         cronWeekday = (day.weekday() + 1) % 7  # Monday=1 ... Sunday=0
         dayOk = self.days is None or day.day in self.days
         weekdayOk = self.weekdays is None or cronWeekday in self.weekdays
-        if self.days is not None and self.weekdays is not None:
+        if self.dayOrWeekday:
             # crontab(5): when both are restricted, either may match.
-            return day.day in self.days or cronWeekday in self.weekdays
+            return dayOk or weekdayOk
         return dayOk and weekdayOk
 
     def nextAfter(self, now: float) -> int:
