@@ -161,7 +161,10 @@ def main() -> int:
     args = parser.parse_args()
     gearbench = shutil.which(args.gearbench) or args.gearbench
     if not os.path.exists(gearbench):
-        print(f"gearbench not found ({args.gearbench}); build it and pass --gearbench", file=sys.stderr)
+        print(
+            f"gearbench not found ({args.gearbench}); build it and pass --gearbench",
+            file=sys.stderr,
+        )
         return 2
     modes = args.modes.split(",")
     servers = [SERVERS[name] for name in args.servers.split(",")]
@@ -169,7 +172,9 @@ def main() -> int:
     for run in range(args.runs):
         for mode in modes:
             for server in servers:
-                print(f"run {run + 1}/{args.runs}: {server.name} {mode}", file=sys.stderr, flush=True)
+                print(
+                    f"run {run + 1}/{args.runs}: {server.name} {mode}", file=sys.stderr, flush=True
+                )
                 r = runOnce(server, mode, gearbench, [])
                 if args.json:
                     print(json.dumps(r), file=sys.stderr)
@@ -197,7 +202,9 @@ def main() -> int:
         return f"{statistics.median(values):.2f}" if values else "-"
 
     print()
-    print("| server | mode | jobs/s (bg-split: drain) | submit jobs/s | p50 ms | p99 ms | server CPU us/job | peak RSS MiB | ratio | failed runs |")
+    print(
+        "| server | mode | jobs/s (bg-split: drain) | submit jobs/s | p50 ms | p99 ms | server CPU us/job | peak RSS MiB | ratio | failed runs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for mode in modes:
         base = results.get((servers[0].name, mode))

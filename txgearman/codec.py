@@ -243,9 +243,7 @@ def splitArguments(ptype: PacketType, body: bytes) -> tuple[bytes, ...]:
         return ()
     args = body.split(b"\0", parts - 1)
     if len(args) != parts:
-        raise MalformedPacket(
-            f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
-        )
+        raise MalformedPacket(f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}")
     return tuple(args)
 
 
@@ -349,8 +347,7 @@ class Decoder:
             if size > self.maxPacketSize:
                 return self._fail(
                     PacketTooLarge(
-                        f"packet of {size} bytes exceeds the limit of "
-                        f"{self.maxPacketSize} bytes"
+                        f"packet of {size} bytes exceeds the limit of {self.maxPacketSize} bytes"
                     )
                 )
             end = pos + HEADER_SIZE + size
@@ -368,17 +365,14 @@ class Decoder:
             if len(args) != parts:
                 return self._fail(
                     MalformedPacket(
-                        f"{ptype.name} needs {parts} NUL-separated parts, "
-                        f"got {len(args)}"
+                        f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
                     )
                 )
             return Packet(magic, ptype, tuple(args))
         end = buf.find(b"\n", pos)
         if end < 0:
             if avail > self.maxLineLength:
-                return self._fail(
-                    LineTooLong(f"text line exceeds {self.maxLineLength} bytes")
-                )
+                return self._fail(LineTooLong(f"text line exceeds {self.maxLineLength} bytes"))
             self._need = 1
             return None
         if end - pos > self.maxLineLength:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import socket
 from collections.abc import Iterator
+
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -112,7 +113,9 @@ class JobServer:
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         self.jobRetries = jobRetries
         self.workerWakeup = workerWakeup
-        self.handlePrefix = (handlePrefix if handlePrefix is not None else defaultHandlePrefix()) + b":"
+        self.handlePrefix = (
+            handlePrefix if handlePrefix is not None else defaultHandlePrefix()
+        ) + b":"
         if len(self.handlePrefix) + 10 > MAX_HANDLE_SIZE:
             raise ValueError("job handle prefix is too long")
         self.exceptions = exceptions
@@ -560,7 +563,9 @@ class JobServer:
             self._error(session, b"JOB_NOT_FOUND", text)
         return job
 
-    def workStatus(self, session: Session, handle: bytes, numerator: bytes, denominator: bytes) -> None:
+    def workStatus(
+        self, session: Session, handle: bytes, numerator: bytes, denominator: bytes
+    ) -> None:
         """WORK_STATUS: remember progress and tell the waiting clients."""
         job = self._held(session, handle, _NOT_FOUND_RESULT)
         if job is None or job.state is _CANCELLED:
@@ -789,7 +794,14 @@ class JobServer:
         self._handleCounter += 1
         handle = self.handlePrefix + str(self._handleCounter).encode()
         job = Job(
-            handle, function, record.unique, record.data, priority, True, record.when, record.reducer
+            handle,
+            function,
+            record.unique,
+            record.data,
+            priority,
+            True,
+            record.when,
+            record.reducer,
         )
         job.storeKey = key
         function.total += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["CronSchedule", "InvalidSchedule"]
 
@@ -137,9 +137,7 @@ class CronSchedule:
 
         @raise InvalidSchedule: nothing matches within eight years.
         """
-        start = datetime.fromtimestamp(int(now) // 60 * 60, tz=timezone.utc) + timedelta(
-            minutes=1
-        )
+        start = datetime.fromtimestamp(int(now) // 60 * 60, tz=UTC) + timedelta(minutes=1)
         hours = sorted(self.hours) if self.hours is not None else list(range(24))
         minutes = sorted(self.minutes) if self.minutes is not None else list(range(60))
         day = start.replace(hour=0, minute=0)
