@@ -201,11 +201,21 @@ def main() -> int:
     def medf(values: list[float]) -> str:
         return f"{statistics.median(values):.2f}" if values else "-"
 
+    header = [
+        "server",
+        "mode",
+        "jobs/s (bg-split: drain)",
+        "submit jobs/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU us/job",
+        "peak RSS MiB",
+        "ratio",
+        "failed runs",
+    ]
     print()
-    print(
-        "| server | mode | jobs/s (bg-split: drain) | submit jobs/s | p50 ms | p99 ms | server CPU us/job | peak RSS MiB | ratio | failed runs |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     for mode in modes:
         base = results.get((servers[0].name, mode))
         for server in servers:
@@ -213,10 +223,19 @@ def main() -> int:
             ratio = "-"
             if base and base.jobs and res.jobs:
                 ratio = f"{statistics.median(res.jobs) / statistics.median(base.jobs):.2f}x"
-            print(
-                f"| {server.name} | {mode} | {med(res.jobs)} | {med(res.submit)} | {medf(res.p50)} | "
-                f"{medf(res.p99)} | {medf(res.cpuPerJob)} | {medf(res.rss)} | {ratio} | {res.failures} |"
-            )
+            row = [
+                server.name,
+                mode,
+                med(res.jobs),
+                med(res.submit),
+                medf(res.p50),
+                medf(res.p99),
+                medf(res.cpuPerJob),
+                medf(res.rss),
+                ratio,
+                str(res.failures),
+            ]
+            print("| " + " | ".join(row) + " |")
     return 0
 
 
