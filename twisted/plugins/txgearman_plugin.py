@@ -7,6 +7,6 @@ from twisted.application.service import ServiceMaker
 txgearman = ServiceMaker(
     "txgearman",
     "txgearman.tap",
-    "A Gearman job server (background jobs durable in Redis with --redis).",
+    "A Gearman job server.",
     "gearman",
 )
