@@ -82,9 +82,10 @@ def twistdExecutable() -> str:
     return found
 
 
-def peerBinary(name: str) -> str:
+def peerBinary(name: str, package: str = "gearman-tools") -> str:
     """
-    The path of a Gearman peer program (C{gearman}, C{gearadmin}).
+    The path of a Gearman peer program (C{gearman}, C{gearadmin}), or of
+    an interpreter a peer library runs in (C{php}, C{perl}).
 
     @raise SkipTest: if it is missing, outside CI.
     @raise FailTest: if it is missing and C{CI=true}: CI installs it, so a
@@ -94,7 +95,15 @@ def peerBinary(name: str) -> str:
     found = shutil.which(name, path=search)
     if found is not None:
         return found
-    reason = f"{name} is not installed (Debian package gearman-tools)"
+    missingPeer(f"{name} is not installed (Debian package {package})")
+    raise AssertionError("unreachable")
+
+
+def missingPeer(reason: str) -> None:
+    """
+    A peer the tests need is missing: fail under CI, where C{.ci/run}
+    installs every peer, and skip elsewhere.
+    """
     if inCI():
         raise FailTest(f"{reason}, and CI=true requires it")
     raise SkipTest(reason)
