@@ -39,7 +39,7 @@ class PerlTests(TestCase):
         handle = self.client("bg", "perl-up", "perl-1", "abc")
         self.assertRegex(handle, rb"^127\.0\.0\.1:\d+//H:perl:1\n$")
         self.assertEqual(self.server.admin(b"show unique jobs"), b"perl-1\n.\n")
-        code, out, err = spawnTool(
+        code, _out, err = spawnTool(
             self, [self.perl, str(PEERS / "worker.pl"), str(self.server.port), "perl-up", "1"]
         ).finish()
         self.assertEqual((code, err), (0, b""))

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import TwistdServer, missingPeer, peerBinary, runTool, spawnTool, startServer
+from tests.server import (
+    SpawnedTool,
+    TwistdServer,
+    missingPeer,
+    peerBinary,
+    runTool,
+    spawnTool,
+    startServer,
+)
 
 PEERS = Path(__file__).parent / "peers"
 
@@ -41,11 +49,10 @@ class PHPTests(TestCase):
         self.assertEqual(done.returncode, 0)
         return json.loads(done.stdout)
 
-    def worker(self, function: str, count: int, mode: str):  # type: ignore[no-untyped-def]
-        return spawnTool(
-            self,
-            [self.php, str(PEERS / "worker.php"), str(self.server.port), function, str(count), mode],
-        )
+    def worker(self, function: str, count: int, mode: str) -> SpawnedTool:
+        script = str(PEERS / "worker.php")
+        argv = [self.php, script, str(self.server.port), function, str(count), mode]
+        return spawnTool(self, argv)
 
     def test_foregroundBinary(self) -> None:
         """
