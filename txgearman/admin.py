@@ -57,9 +57,10 @@ class AdminCommands:
             return _UNKNOWN + b"\r\n"
         command = tokens[0].lower()
         method = getattr(self, "admin_" + command.decode("ascii", "replace"), None)
-        if method is None:
+        result: bytes | None = method(tokens[1:]) if method is not None else None
+        if result is None:
+            # Unknown, echoed as typed.
             return _UNKNOWN + tokens[0] + b"\r\n"
-        result: bytes = method(tokens[1:])
         return result
 
     def admin_status(self, args: list[bytes]) -> bytes:
@@ -90,15 +91,17 @@ class AdminCommands:
         for s in self.core.sessions:
             names = b"".join(b" " + f.name for f in s.functions)
             lines.append(
-                b"%d %s %s :%s\n" % (s.connectionId, s.host.encode("ascii", "replace"), s.clientId, names)
+                b"%d %s %s :%s\n"
+                % (s.connectionId, s.host.encode("ascii", "replace"), s.clientId, names)
             )
         lines.append(b".\n")
         return b"".join(lines)
 
-    def admin_show(self, args: list[bytes]) -> bytes:
+    def admin_show(self, args: list[bytes]) -> bytes | None:
         what = [a.lower() for a in args]
         if not what:
-            return _UNKNOWN + b"show\r\n"
+            # gearmand: C{show} alone is an unknown command.
+            return None
         if what[:1] == [b"jobs"]:
             lines = [
                 b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, j.storeKey is not None)

@@ -12,8 +12,10 @@ C{ERROR INVALID_COMMAND}, as gearmand answers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
-from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -34,6 +36,7 @@ from txgearman.core import JobServer
 from txgearman.interfaces import IPeer
 from txgearman.job import Priority
 from txgearman.schedule import CronSchedule, InvalidSchedule
+from txgearman.session import Session
 
 __all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
 
@@ -74,17 +77,29 @@ class GearmanServerProtocol(Protocol):
     """
 
     factory: GearmanServerFactory
+    core: JobServer
+    decoder: Decoder
+    #: The core's view of this connection; set when the connection is made.
+    session: Session
     log = Logger()
 
     def __init__(self) -> None:
-        self._pauses = 0
-        self.session = None  # type: ignore[assignment]
+        self._made = False
+        # Reading stops while the factory is not ready or while the
+        # transport's send buffer is full; the two are tracked apart because
+        # a transport calls pauseProducing on every write that finds its
+        # buffer full, but resumeProducing only once.
+        self._waitingForReady = False
+        self._sendBufferFull = False
+        self._readingPaused = False
+        self._closing = False
+        self._lostWaiters: list[Deferred[None]] = []
 
     # -- connection life ---------------------------------------------------
 
     def connectionMade(self) -> None:
         factory = self.factory
-        self.core: JobServer = factory.core
+        self.core = factory.core
         self.decoder = Decoder(factory.maxPacketSize)
         transport = self.transport
         assert transport is not None
@@ -101,33 +116,79 @@ class GearmanServerProtocol(Protocol):
             except Exception:
                 connectionId = None
         self.session = self.core.connect(self, host, connectionId)
+        self._made = True
         self._write = transport.write
-        transport.registerProducer(self, True)
+        cast(IConsumer, transport).registerProducer(self, True)
         factory.connections.add(self)
         if not factory.ready:
-            self.pauseProducing()
+            self._waitingForReady = True
+            self._updateReading()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connections.discard(self)
-        if self.session is not None:
+        if self._made:
             self.core.disconnect(self.session)
+        waiters, self._lostWaiters = self._lostWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def close(self) -> None:
+        """
+        Read nothing more and close the connection once what was written
+        has been sent.
+        """
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        self._closing = True
+        # A transport with a registered producer it paused waits for that
+        # producer before it closes: let go of it first.
+        cast(IConsumer, transport).unregisterProducer()
+        transport.loseConnection()
+
+    def whenLost(self) -> Deferred[None]:
+        """
+        @return: fires once the connection is gone.
+        """
+        d: Deferred[None] = Deferred()
+        if self._made and self.session.closed:
+            d.callback(None)
+        else:
+            self._lostWaiters.append(d)
+        return d
 
     # -- flow control ------------------------------------------------------
 
+    def factoryReady(self) -> None:
+        """
+        The factory became ready: start reading requests.
+        """
+        self._waitingForReady = False
+        self._updateReading()
+
     def pauseProducing(self) -> None:
-        self._pauses += 1
-        if self._pauses == 1 and self.transport is not None:
-            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        self._sendBufferFull = True
+        self._updateReading()
 
     def resumeProducing(self) -> None:
-        if self._pauses == 0:
-            return
-        self._pauses -= 1
-        if self._pauses == 0 and self.transport is not None:
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        self._sendBufferFull = False
+        self._updateReading()
 
     def stopProducing(self) -> None:
         pass
+
+    def _updateReading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        pause = self._waitingForReady or self._sendBufferFull
+        if pause == self._readingPaused:
+            return
+        self._readingPaused = pause
+        if pause:
+            cast(IPushProducer, transport).pauseProducing()
+        else:
+            cast(IPushProducer, transport).resumeProducing()
 
     # -- IPeer -------------------------------------------------------------
 
@@ -142,6 +203,8 @@ class GearmanServerProtocol(Protocol):
     # -- input -------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
         decoder = self.decoder
         decoder.feed(data)
         handlers = self._handlers
@@ -163,8 +226,7 @@ class GearmanServerProtocol(Protocol):
                 "Closing connection from {host}: {error}", host=self.session.host, error=str(e)
             )
             self.sendPacket(_P.ERROR, e.code, e.text)
-            assert self.transport is not None
-            self.transport.loseConnection()
+            self.close()
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:
         """A request type no client or worker may send."""
@@ -263,9 +325,7 @@ class GearmanServerProtocol(Protocol):
         )
 
     def packet_GET_STATUS_UNIQUE(self, args: tuple[bytes, ...]) -> None:
-        unique, known, running, numerator, denominator, clients = self.core.getStatusUnique(
-            args[0]
-        )
+        unique, known, running, numerator, denominator, clients = self.core.getStatusUnique(args[0])
         self.sendPacket(
             _P.STATUS_RES_UNIQUE,
             unique,
@@ -283,9 +343,7 @@ class GearmanServerProtocol(Protocol):
         if self.core.setOption(self.session, args[0]):
             self.sendPacket(_P.OPTION_RES, args[0])
         else:
-            self.sendPacket(
-                _P.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
-            )
+            self.sendPacket(_P.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option")
 
     def packet_SET_CLIENT_ID(self, args: tuple[bytes, ...]) -> None:
         self.core.setClientId(self.session, args[0])
@@ -316,7 +374,7 @@ GearmanServerProtocol._handlers = [
 ]
 
 
-class GearmanServerFactory(Factory):
+class GearmanServerFactory(Factory[GearmanServerProtocol]):
     """
     Builds L{GearmanServerProtocol}s sharing one L{JobServer}.
 
@@ -347,4 +405,4 @@ class GearmanServerFactory(Factory):
             return
         self.ready = True
         for connection in list(self.connections):
-            connection.resumeProducing()
+            connection.factoryReady()

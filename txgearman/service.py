@@ -53,7 +53,8 @@ class GearmanServerService(Service):
 
     @ivar core: the L{JobServer}.
     @ivar factory: the L{GearmanServerFactory}.
-    @ivar ready: fires once the store has replayed and connections are read.
+    @ivar closeTimeout: how long L{stopService} lets connections flush
+        their output before it aborts them.
     """
 
     log = Logger()
@@ -70,6 +71,7 @@ class GearmanServerService(Service):
         exceptions: bool = False,
         drainSignal: int | None = None,
         drainTimeout: float = 300.0,
+        closeTimeout: float = 5.0,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -79,6 +81,8 @@ class GearmanServerService(Service):
         @param drainSignal: a signal that drains the server and then stops
             the reactor (for a process the service owns, as under twistd).
         @param drainTimeout: the longest such a drain waits.
+        @param closeTimeout: how long stopping lets connections flush what
+            was written to them before they are aborted.
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -86,12 +90,13 @@ class GearmanServerService(Service):
 
             reactor = globalReactor
         self.reactor = reactor
+        self.endpoint: IStreamServerEndpoint
         if isinstance(endpoint, str):
             self.endpointDescription = endpoint
-            endpoint = endpoints.serverFromString(reactor, endpointDescription(endpoint))
+            self.endpoint = endpoints.serverFromString(reactor, endpointDescription(endpoint))
         else:
             self.endpointDescription = repr(endpoint)
-        self.endpoint: IStreamServerEndpoint = endpoint
+            self.endpoint = endpoint
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         clock: IReactorTime = reactor
         self.core = JobServer(
@@ -106,11 +111,42 @@ class GearmanServerService(Service):
             self.core, AdminCommands(self.core), maxPacketSize=maxPacketSize, ready=False
         )
         self.port: IListeningPort | None = None
-        self.ready: Deferred[None] = Deferred()
+        self._readyResult: Failure | None = None
+        self._readyFired = False
+        self._readyWaiters: list[Deferred[None]] = []
         self._listening = False
+        self.closeTimeout = closeTimeout
         self.drainSignal = drainSignal
         self.drainTimeout = drainTimeout
         self._previousHandler: Any = None
+
+    @property
+    def ready(self) -> Deferred[None]:
+        """
+        A new L{Deferred} that fires once the store has replayed and
+        connections are read, or fails with the reason the server could not
+        start.
+        """
+        d: Deferred[None] = Deferred()
+        if not self._readyFired:
+            self._readyWaiters.append(d)
+        elif self._readyResult is None:
+            d.callback(None)
+        else:
+            d.errback(self._readyResult)
+        return d
+
+    def _fireReady(self, result: Failure | None) -> None:
+        if self._readyFired:
+            return
+        self._readyFired = True
+        self._readyResult = result
+        waiters, self._readyWaiters = self._readyWaiters, []
+        for d in waiters:
+            if result is None:
+                d.callback(None)
+            else:
+                d.errback(result)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -120,12 +156,29 @@ class GearmanServerService(Service):
         if self._listening:
             return
         self._listening = True
-        outcome: list[Any] = []
-        self.endpoint.listen(self.factory).addBoth(outcome.append)
-        if outcome and isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
-        if outcome:
-            self.port = outcome[0]
+        synchronous = True
+        failures: list[Failure] = []
+
+        def failed(failure: Failure) -> None:
+            self._listening = False
+            if synchronous:
+                failures.append(failure)
+            else:
+                self._startFailed(failure)
+
+        self.endpoint.listen(self.factory).addCallbacks(self._listened, failed)
+        synchronous = False
+        if failures:
+            # Endpoints such as TCP fail synchronously: raise, so that
+            # twistd reports the error before it starts the reactor.
+            failures[0].raiseException()
+
+    def _listened(self, port: IListeningPort) -> None:
+        if not self._listening:
+            # Stopped while the endpoint was still getting ready.
+            port.stopListening()
+            return
+        self.port = port
 
     def startService(self) -> None:
         super().startService()
@@ -157,13 +210,11 @@ class GearmanServerService(Service):
         if count:
             self.log.info("Replayed {count} stored jobs", count=count)
         self.factory.setReady()
-        self.ready.callback(None)
+        self._fireReady(None)
 
     def _startFailed(self, failure: Failure) -> None:
         self.log.failure("The job server could not start", failure)
-        if not self.ready.called:
-            self.ready.errback(failure)
-            self.ready.addErrback(lambda f: None)
+        self._fireReady(failure)
         if IReactorCore.providedBy(self.reactor) and self.reactor.running:
             self.reactor.stop()
 
@@ -178,11 +229,29 @@ class GearmanServerService(Service):
             port, self.port = self.port, None
             waits.append(Deferred.fromCoroutine(_maybe(port.stopListening())))
         self._listening = False
-        for connection in list(self.factory.connections):
-            if connection.transport is not None:
-                connection.transport.loseConnection()
-        waits.append(self.store.stop())
+        waits.append(Deferred.fromCoroutine(self._closeConnectionsThenStore()))
         return DeferredList(waits, consumeErrors=True)
+
+    async def _closeConnectionsThenStore(self) -> None:
+        """
+        Close every connection, letting each flush its output for up to
+        C{closeTimeout} seconds, then stop the store.
+        """
+        connections = list(self.factory.connections)
+        if connections:
+            lost = [connection.whenLost() for connection in connections]
+            for connection in connections:
+                connection.close()
+            abort = self.reactor.callLater(self.closeTimeout, self._abort, connections)
+            await DeferredList(lost)
+            if abort.active():
+                abort.cancel()
+        await self.store.stop()
+
+    def _abort(self, connections: list[Any]) -> None:
+        for connection in connections:
+            if connection in self.factory.connections and connection.transport is not None:
+                connection.transport.abortConnection()
 
     def drain(self, timeout: float = 30.0, interval: float = 0.2) -> Deferred[bool]:
         """

@@ -9,11 +9,12 @@ import signal
 from typing import Any
 
 from twisted.application.service import IService
+from twisted.internet import endpoints
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.core import MAX_HANDLE_SIZE
-from txgearman.service import GearmanServerService
+from txgearman.service import GearmanServerService, endpointDescription
 
 __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 
@@ -78,6 +79,16 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        port = self["port"]
+        if port.isdigit() and int(port) > 65535:
+            raise usage.UsageError(
+                "--port must be a port number (0-65535) or a strports description"
+            )
+        try:
+            # Parsing builds an endpoint object without using the reactor.
+            endpoints.serverFromString(None, endpointDescription(port))
+        except (ValueError, TypeError) as e:
+            raise usage.UsageError(f"--port {port!r} is not a strports description: {e}") from None
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["worker-wakeup"] < 0:
@@ -90,6 +101,8 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"--job-handle-prefix must be 1 to {MAX_HANDLE_SIZE - 11} bytes"
                 )
+        if not self["drain-timeout"] >= 0:
+            raise usage.UsageError("--drain-timeout must be 0 or more")
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:

@@ -1,0 +1,524 @@
+"""
+Tests for L{txgearman.service}: start-up order, replay, stopping, draining
+and the drain signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+from typing import Any, cast
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+
+from txgearman.interfaces import StoredJob, StoreError
+from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.service import GearmanServerService, endpointDescription
+from txgearman.store.memory import MemoryQueueStore
+
+_HEADER = struct.Struct(">4sII")
+
+
+def request(ptype: int, *args: bytes) -> bytes:
+    body = b"\0".join(args)
+    return _HEADER.pack(b"\0REQ", ptype, len(body)) + body
+
+
+def response(ptype: int, *args: bytes) -> bytes:
+    body = b"\0".join(args)
+    return _HEADER.pack(b"\0RES", ptype, len(body)) + body
+
+
+CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = 1, 7, 8, 9, 11, 13
+SUBMIT_JOB_EPOCH, GRAB_JOB_ALL, JOB_ASSIGN_ALL = 36, 39, 40
+
+
+class ControlledStore(MemoryQueueStore):
+    """
+    A memory store whose C{start} fires when the test says so.
+    """
+
+    def __init__(self, startResult: Deferred[None] | None = None) -> None:
+        super().__init__()
+        self.startResult: Deferred[None] = startResult if startResult is not None else Deferred()
+        self.started = False
+        self.stopped = False
+
+    def start(self) -> Deferred[None]:
+        self.started = True
+        return self.startResult
+
+    def stop(self) -> Deferred[None]:
+        self.stopped = True
+        return succeed(None)
+
+
+@implementer(IListeningPort)
+class RecordingPort:
+    def __init__(self) -> None:
+        self.listening = True
+
+    def startListening(self) -> None:
+        pass
+
+    def stopListening(self) -> None:
+        self.listening = False
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 4730)
+
+
+@implementer(IStreamServerEndpoint)
+class RecordingEndpoint:
+    """
+    An endpoint that records the factory it listens with.
+    """
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.factories: list[Any] = []
+        self.ports: list[RecordingPort] = []
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        if self.error is not None:
+            return fail(self.error)
+        self.factories.append(factory)
+        port = RecordingPort()
+        self.ports.append(port)
+        listening: IListeningPort = port
+        return succeed(listening)
+
+
+class ThreadlessReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose C{callFromThread} runs the call at once.
+    """
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class Connection:
+    """A server protocol on a L{StringTransport}."""
+
+    def __init__(self, factory: GearmanServerFactory) -> None:
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
+        proto = factory.buildProtocol(self.transport.getPeer())
+        assert isinstance(proto, GearmanServerProtocol)
+        self.proto = proto
+        proto.makeConnection(self.transport)
+
+    def send(self, ptype: int, *args: bytes) -> None:
+        self.proto.dataReceived(request(ptype, *args))
+
+    def output(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def lose(self) -> None:
+        self.proto.connectionLost(Failure(ConnectionError("closed")))
+
+
+class EndpointDescriptionTests(SynchronousTestCase):
+    def test_bareNumber(self) -> None:
+        """
+        A bare port number means TCP on every interface.
+        """
+        self.assertEqual(endpointDescription("4730"), "tcp:4730")
+
+    def test_description(self) -> None:
+        """
+        Anything else is taken as a strports description.
+        """
+        for description in ["tcp:4730:interface=127.0.0.1", "unix:/tmp/g.sock", "tcp6:0"]:
+            self.assertEqual(endpointDescription(description), description)
+
+
+class StartTests(SynchronousTestCase):
+    """
+    Listening and the readiness gate.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def test_listensOnDescription(self) -> None:
+        """
+        A strports description (or bare port number) is listened on in
+        L{privilegedStartService}, once.
+        """
+        service = GearmanServerService("tcp:4731:interface=127.0.0.1", reactor=self.reactor)
+        self.assertEqual(self.reactor.tcpServers, [])
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(self.reactor.tcpServers, [(4731, service.factory, 50, "127.0.0.1")])
+        self.assertIsNotNone(service.port)
+        plain = GearmanServerService("4732", reactor=self.reactor)
+        plain.startService()
+        self.assertEqual(self.reactor.tcpServers[1], (4732, plain.factory, 50, ""))
+
+    def test_listenFailureRaises(self) -> None:
+        """
+        An endpoint that cannot listen makes L{privilegedStartService}
+        raise, so that twistd reports it before running.
+        """
+        endpoint = RecordingEndpoint(CannotListenError("127.0.0.1", 4730, OSError("in use")))
+        service = GearmanServerService(endpoint, reactor=self.reactor)
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+        self.assertIsNone(service.port)
+
+    def test_listenLater(self) -> None:
+        """
+        An endpoint that listens asynchronously: its port is recorded when
+        it arrives, and stopped if the service stopped meanwhile.
+        """
+        listening: Deferred[IListeningPort] = Deferred()
+        endpoint = RecordingEndpoint()
+        endpoint.listen = lambda factory: listening  # type: ignore[method-assign]
+        service = GearmanServerService(endpoint, reactor=self.reactor)
+        service.privilegedStartService()
+        self.assertIsNone(service.port)
+        port = RecordingPort()
+        listening.callback(port)
+        self.assertIs(service.port, port)
+
+        late: Deferred[IListeningPort] = Deferred()
+        endpoint.listen = lambda factory: late  # type: ignore[method-assign]
+        other = GearmanServerService(endpoint, reactor=self.reactor)
+        other.privilegedStartService()
+        self.successResultOf(other.stopService())
+        port = RecordingPort()
+        late.callback(port)
+        self.assertIsNone(other.port)
+        self.assertFalse(port.listening)
+
+    def test_listenFailsLater(self) -> None:
+        """
+        An endpoint that fails asynchronously fails C{ready}.
+        """
+        listening: Deferred[IListeningPort] = Deferred()
+        endpoint = RecordingEndpoint()
+        endpoint.listen = lambda factory: listening  # type: ignore[method-assign]
+        service = GearmanServerService(endpoint, reactor=self.reactor)
+        service.privilegedStartService()
+        ready = service.ready
+        listening.errback(CannotListenError("::", 4730, OSError("no")))
+        self.failureResultOf(ready, CannotListenError)
+        self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 1)
+
+    def test_replayBeforeReading(self) -> None:
+        """
+        Connections accepted before the store has replayed are not read;
+        once it has, stored jobs are queued under new handles (in store
+        order, with their priority, time and reducer), connections are
+        read and C{ready} fires.
+        """
+        store = ControlledStore()
+        store.add(StoredJob(b"f", b"u1", b"low", priority=2))
+        store.add(StoredJob(b"f", b"u2", b"high\0", priority=0, reducer=b"red"))
+        store.add(StoredJob(b"f", b"", b"later", when=10**12))
+        endpoint = RecordingEndpoint()
+        service = GearmanServerService(
+            endpoint, reactor=self.reactor, store=store, handlePrefix=b"H:svc"
+        )
+        service.privilegedStartService()
+        self.assertEqual(endpoint.factories, [service.factory])
+        early = Connection(service.factory)
+        self.assertEqual(early.transport.producerState, "paused")
+        self.assertFalse(service.factory.ready)
+
+        service.startService()
+        ready = service.ready
+        self.assertTrue(store.started)
+        self.assertNoResult(ready)
+        self.assertEqual(service.core.jobs, {})
+        self.assertEqual(early.transport.producerState, "paused")
+
+        store.startResult.callback(None)
+        self.successResultOf(ready)
+        self.successResultOf(service.ready)
+        self.assertTrue(service.factory.ready)
+        self.assertEqual(early.transport.producerState, "producing")
+        self.assertEqual(list(service.core.jobs), [b"H:svc:1", b"H:svc:2", b"H:svc:3"])
+        early.send(CAN_DO, b"f")
+        early.send(GRAB_JOB_ALL)
+        early.send(GRAB_JOB)
+        early.send(GRAB_JOB)
+        self.assertEqual(
+            early.output(),
+            response(JOB_ASSIGN_ALL, b"H:svc:2", b"f", b"u2", b"red", b"high\0")
+            + response(JOB_ASSIGN, b"H:svc:1", b"f", b"low")
+            + response(10),
+        )
+        # Completing a replayed job removes its record.
+        early.send(WORK_COMPLETE, b"H:svc:2", b"")
+        self.assertEqual(sorted(job.data for job in store.jobs.values()), [b"later", b"low"])
+
+    def test_storeStartFails(self) -> None:
+        """
+        A store that cannot start makes C{ready} fail (for every caller),
+        leaves connections unread and stops a running reactor.
+        """
+        store = ControlledStore(fail(StoreError("no redis")))
+        self.reactor.running = True
+        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service.privilegedStartService()
+        conn = Connection(service.factory)
+        service.startService()
+        self.failureResultOf(service.ready, StoreError)
+        self.failureResultOf(service.ready, StoreError)
+        self.assertFalse(service.factory.ready)
+        self.assertEqual(conn.transport.producerState, "paused")
+        self.assertTrue(self.reactor.hasStopped)
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+    def test_storeReplayFails(self) -> None:
+        """
+        A replay that fails makes C{ready} fail too.
+        """
+        store = ControlledStore(succeed(None))
+        store.replay = lambda restore: fail(StoreError("corrupt"))  # type: ignore[method-assign]
+        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service.startService()
+        self.failureResultOf(service.ready, StoreError)
+        self.assertFalse(service.factory.ready)
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+
+class StopTests(SynchronousTestCase):
+    """
+    Stopping and draining, on a fake reactor.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = ThreadlessReactor()
+        self.endpoint = RecordingEndpoint()
+        self.store = ControlledStore(succeed(None))
+        self.service = GearmanServerService(
+            self.endpoint,
+            reactor=self.reactor,
+            store=self.store,
+            handlePrefix=b"H:svc",
+            closeTimeout=5,
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.successResultOf(self.service.ready)
+        [self.port] = self.endpoint.ports
+
+    def test_stopService(self) -> None:
+        """
+        Stopping stops listening, cancels the core's timers, closes every
+        connection (letting go of it as producer) and, once they are gone,
+        stops the store.
+        """
+        first = Connection(self.service.factory)
+        second = Connection(self.service.factory)
+        first.send(SUBMIT_JOB_EPOCH, b"f", b"", b"%d" % (10**12), b"")
+        self.assertNotEqual(self.reactor.getDelayedCalls(), [])
+        d = self.service.stopService()
+        self.assertFalse(self.port.listening)
+        self.assertIsNone(self.service.port)
+        self.assertFalse(self.service.running)
+        for conn in (first, second):
+            self.assertTrue(conn.transport.disconnecting)
+            self.assertIsNone(conn.transport.producer)
+        self.assertNoResult(d)
+        self.assertFalse(self.store.stopped)
+        first.lose()
+        self.assertNoResult(d)
+        second.lose()
+        self.successResultOf(d)
+        self.assertTrue(self.store.stopped)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertFalse(second.transport.disconnected)
+
+    def test_stopAbortsStuckConnections(self) -> None:
+        """
+        A connection that has not closed C{closeTimeout} seconds after the
+        stop (its peer does not read) is aborted.
+        """
+        conn = Connection(self.service.factory)
+        d = self.service.stopService()
+        self.reactor.advance(4.9)
+        self.assertFalse(conn.transport.disconnected)
+        self.reactor.advance(0.1)
+        self.assertTrue(conn.transport.disconnected)
+        self.assertNoResult(d)
+        conn.lose()
+        self.successResultOf(d)
+        self.assertTrue(self.store.stopped)
+
+    def test_stopWithoutConnections(self) -> None:
+        """
+        With no connection, stopping completes at once.
+        """
+        self.successResultOf(self.service.stopService())
+        self.assertTrue(self.store.stopped)
+        self.assertFalse(self.port.listening)
+
+    def _queueJob(self) -> tuple[Connection, bytes]:
+        client = Connection(self.service.factory)
+        client.send(SUBMIT_JOB, b"f", b"", b"x")
+        self.assertEqual(client.output(), response(JOB_CREATED, b"H:svc:1"))
+        return client, b"H:svc:1"
+
+    def test_drainEmpties(self) -> None:
+        """
+        L{GearmanServerService.drain} stops listening at once, keeps serving
+        connections, and fires C{True} once no job is left.
+        """
+        client, handle = self._queueJob()
+        d = self.service.drain(timeout=10, interval=0.5)
+        self.assertFalse(self.port.listening)
+        self.assertNoResult(d)
+        worker = Connection(self.service.factory)
+        worker.send(CAN_DO, b"f")
+        worker.send(GRAB_JOB)
+        self.reactor.advance(0.5)
+        self.assertNoResult(d)
+        worker.send(WORK_COMPLETE, handle, b"done")
+        self.assertEqual(client.output(), response(WORK_COMPLETE, handle, b"done"))
+        self.reactor.advance(0.5)
+        self.assertIs(self.successResultOf(d), True)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_drainIdle(self) -> None:
+        """
+        Draining an idle server fires C{True} at once.
+        """
+        self.assertIs(self.successResultOf(self.service.drain()), True)
+
+    def test_drainTimeout(self) -> None:
+        """
+        Jobs still there after the timeout: C{False}, and polling stops.
+        """
+        self._queueJob()
+        d = self.service.drain(timeout=3, interval=1)
+        self.reactor.advance(2)
+        self.assertNoResult(d)
+        self.reactor.advance(1)
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class DrainSignalTests(SynchronousTestCase):
+    """
+    The drain signal handler.
+    """
+
+    def test_signalDrainsThenStops(self) -> None:
+        """
+        With a drain signal, the signal drains the server and then stops
+        the reactor; stopping the service restores the previous handler.
+        """
+        sig = signal.SIGUSR2
+        previous = signal.getsignal(sig)
+        self.addCleanup(signal.signal, sig, previous)
+        calls: list[int] = []
+        signal.signal(sig, lambda signum, frame: calls.append(signum))
+        mine = signal.getsignal(sig)
+
+        fake = ThreadlessReactor()
+        fake.running = True
+        endpoint = RecordingEndpoint()
+        service = GearmanServerService(
+            endpoint, reactor=fake, drainSignal=sig, drainTimeout=30, handlePrefix=b"H:s"
+        )
+        service.startService()
+        self.assertIsNot(signal.getsignal(sig), mine)
+        client = Connection(service.factory)
+        client.send(SUBMIT_JOB, b"f", b"", b"")
+        os.kill(os.getpid(), sig)
+        self.assertFalse(endpoint.ports[0].listening)
+        self.assertFalse(fake.hasStopped)
+        client.lose()
+        fake.advance(0.2)
+        self.assertTrue(fake.hasStopped)
+        self.assertEqual(calls, [])
+
+        client2 = Connection(service.factory)
+        d = service.stopService()
+        client2.lose()
+        self.successResultOf(d)
+        self.assertIs(signal.getsignal(sig), mine)
+
+
+class PrivilegedPortTests(SynchronousTestCase):
+    def test_portInUse(self) -> None:
+        """
+        A port already in use makes L{privilegedStartService} raise
+        L{CannotListenError}.
+        """
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        service = GearmanServerService(f"tcp:{port}:interface=127.0.0.1", reactor=reactor)
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+        self.assertIsNone(service.port)
+
+
+class _Client(Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.lost.callback(None)
+
+
+class RealReactorTests(TestCase):
+    """
+    Start and stop on a real loopback port.
+    """
+
+    timeout = 10
+
+    async def test_startAndStop(self) -> None:
+        """
+        The service serves on its port once ready; stopping closes the
+        port and every connection.
+        """
+        service = GearmanServerService("tcp:0:interface=127.0.0.1")
+        service.privilegedStartService()
+        service.startService()
+        await service.ready
+        assert service.port is not None
+        port = cast(IPv4Address, service.port.getHost()).port
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        client = _Client()
+        await connectProtocol(endpoint, client)
+        assert client.transport is not None
+        client.transport.write(b"version\n")
+        while not client.data.endswith(b"\n"):
+            await _later()
+        self.assertTrue(client.data.startswith(b"OK "))
+        await service.stopService()
+        await client.lost.addTimeout(5, reactor)
+        self.assertEqual(service.factory.connections, set())
+        with self.assertRaises(ConnectionRefusedError):
+            await connectProtocol(endpoint, _Client())
+
+
+def _later() -> Deferred[None]:
+    from twisted.internet import task
+
+    return task.deferLater(reactor, 0.01, lambda: None)

@@ -1,0 +1,204 @@
+"""
+Tests for L{txgearman.tap} (C{twistd gearman} options and service) and the
+twistd plugin that names it.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from txgearman import tap
+from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.core import defaultHandlePrefix
+from txgearman.service import GearmanServerService
+
+
+def parse(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Parsing and validating the command line.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without arguments: port 4730, unlimited retries, wake every worker,
+        the host-name handle prefix, 64 MiB packets, no exceptions, a
+        five-minute drain.
+        """
+        options = parse()
+        self.assertEqual(options["port"], "4730")
+        self.assertEqual(options["job-retries"], -1)
+        self.assertEqual(options["worker-wakeup"], 0)
+        self.assertIsNone(options["job-handle-prefix"])
+        self.assertEqual(options["max-packet-size"], DEFAULT_MAX_PACKET_SIZE)
+        self.assertEqual(options["drain-timeout"], 300.0)
+        self.assertFalse(options["exceptions"])
+
+    def test_values(self) -> None:
+        """
+        Every option, long and short, is read with its type.
+        """
+        options = parse(
+            "-p",
+            "tcp:4731:interface=127.0.0.1",
+            "-j",
+            "3",
+            "-w",
+            "2",
+            "--job-handle-prefix",
+            "H:me",
+            "--max-packet-size",
+            "2048",
+            "--exceptions",
+            "--drain-timeout",
+            "1.5",
+        )
+        self.assertEqual(options["port"], "tcp:4731:interface=127.0.0.1")
+        self.assertEqual(options["job-retries"], 3)
+        self.assertEqual(options["worker-wakeup"], 2)
+        self.assertEqual(options["job-handle-prefix"], "H:me")
+        self.assertEqual(options["max-packet-size"], 2048)
+        self.assertTrue(options["exceptions"])
+        self.assertEqual(options["drain-timeout"], 1.5)
+        self.assertEqual(parse("--port=4999", "--job-retries=0")["job-retries"], 0)
+
+    def test_limitsAccepted(self) -> None:
+        """
+        The edge values of each validated option are accepted.
+        """
+        parse("-j", "-1")
+        parse("-w", "0")
+        parse("--max-packet-size", "1024")
+        parse("--drain-timeout", "0")
+        parse("--job-handle-prefix", "p" * 52)
+        parse("-p", "0")
+        parse("-p", "65535")
+        parse("-p", "unix:/tmp/gearman.sock")
+
+    def test_badValues(self) -> None:
+        """
+        Out-of-range or malformed values are usage errors.
+        """
+        for argv in [
+            ("-j", "-2"),
+            ("-j", "many"),
+            ("-w", "-1"),
+            ("-w", "1.5"),
+            ("--job-handle-prefix", ""),
+            ("--job-handle-prefix", "p" * 53),
+            # Counted in bytes: 26 two-byte characters and one more byte.
+            ("--job-handle-prefix", "\u00e9" * 26 + "x"),
+            ("--max-packet-size", "1023"),
+            ("--max-packet-size", "big"),
+            ("--drain-timeout", "-1"),
+            ("--drain-timeout", "nan"),
+            ("--drain-timeout", "soon"),
+            ("-p", "65536"),
+            ("-p", "tcp:abc"),
+            ("-p", "bogus:1"),
+            ("-p", "tcp:4730:colour=blue"),
+            ("--no-such-option",),
+            ("extra-argument",),
+        ]:
+            self.assertRaises(usage.UsageError, parse, *argv)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{tap.makeService} builds a L{GearmanServerService} as configured,
+    binding nothing until it is started.
+    """
+
+    def test_configured(self) -> None:
+        """
+        The options reach the core, the factory and the service.
+        """
+        reactor = MemoryReactorClock()
+        options = parse(
+            "-p",
+            "4731",
+            "-j",
+            "2",
+            "-w",
+            "1",
+            "--job-handle-prefix",
+            "H:me",
+            "--max-packet-size",
+            "2048",
+            "--exceptions",
+            "--drain-timeout",
+            "7",
+        )
+        service = tap.makeService(options, reactor=reactor)
+        assert isinstance(service, GearmanServerService)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertEqual(service.core.jobRetries, 2)
+        self.assertEqual(service.core.workerWakeup, 1)
+        self.assertEqual(service.core.handlePrefix, b"H:me:")
+        self.assertTrue(service.core.exceptions)
+        self.assertEqual(service.factory.maxPacketSize, 2048)
+        self.assertEqual(service.drainSignal, signal.SIGUSR2)
+        self.assertEqual(service.drainTimeout, 7.0)
+        self.assertIs(service.core.clock, reactor)
+        service.privilegedStartService()
+        self.assertEqual(reactor.tcpServers, [(4731, service.factory, 50, "")])
+        # The packet size limit is the one the connections use.
+        service.factory.setReady()
+        transport = StringTransport()
+        proto = service.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert proto is not None
+        proto.makeConnection(transport)
+        proto.dataReceived(b"\0REQ\0\0\0\x10\0\0\x08\x01")
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(b"ARGUMENT_TOO_LARGE", transport.value())
+
+    def test_defaults(self) -> None:
+        """
+        With default options: every interface on port 4730 and the host
+        name handle prefix.
+        """
+        reactor = MemoryReactorClock()
+        service = tap.makeService(parse(), reactor=reactor)
+        assert isinstance(service, GearmanServerService)
+        self.assertEqual(service.core.handlePrefix, defaultHandlePrefix() + b":")
+        self.assertEqual(service.core.jobRetries, -1)
+        self.assertFalse(service.core.exceptions)
+        self.assertEqual(service.factory.maxPacketSize, DEFAULT_MAX_PACKET_SIZE)
+        service.privilegedStartService()
+        self.assertEqual(reactor.tcpServers, [(4730, service.factory, 50, "")])
+
+    def test_strports(self) -> None:
+        """
+        A strports description is listened on as written.
+        """
+        reactor = MemoryReactorClock()
+        service = tap.makeService(parse("-p", "tcp:4733:interface=127.0.0.1"), reactor=reactor)
+        assert isinstance(service, GearmanServerService)
+        service.privilegedStartService()
+        self.assertEqual(reactor.tcpServers, [(4733, service.factory, 50, "127.0.0.1")])
+
+
+class PluginTests(SynchronousTestCase):
+    def test_discoverable(self) -> None:
+        """
+        twistd finds the C{gearman} subcommand, whose options and service
+        come from L{txgearman.tap}.
+        """
+        makers = [m for m in getPlugins(IServiceMaker) if m.tapname == "gearman"]
+        self.assertEqual(len(makers), 1)
+        [maker] = makers
+        self.assertIs(maker.options, tap.Options)
+        self.assertEqual(maker.makeService, tap.makeService)
+        self.assertTrue(maker.description)
