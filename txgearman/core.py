@@ -127,6 +127,9 @@ class JobServer:
         self._schedule: list[tuple[int, int, Job]] = []
         self._scheduleTimer: IDelayedCall | None = None
         self._scheduleSeq = 0
+        #: Set by L{stop}: connections closing now are the server going
+        #: away, not workers failing their jobs.
+        self.stopping = False
 
     # -- connections -------------------------------------------------------
 
@@ -161,6 +164,10 @@ class JobServer:
             function.sleepers.pop(session, None)
         session.functions = []
         session.timeouts.clear()
+        if self.stopping:
+            # Running jobs were not failed by their workers: they must not
+            # count as a failed attempt, nor be dropped, nor leave the store.
+            return
         for job in held:
             if job.state is _RUNNING:
                 self._requeue(job)
@@ -826,7 +833,11 @@ class JobServer:
         return iter(list(self.jobs.values()))
 
     def stop(self) -> None:
-        """Cancel timers; the server is going away."""
+        """
+        The server is going away: cancel timers, and treat the connections
+        that close from now on as the server's doing, not their peers'.
+        """
+        self.stopping = True
         if self._scheduleTimer is not None and self._scheduleTimer.active():
             self._scheduleTimer.cancel()
         self._scheduleTimer = None

@@ -1058,6 +1058,21 @@ class RetryLimitTests(CoreTestCase):
         self.assertEqual(peerOf(client).take(), [])
         self.assertEqual(self.server.jobs[handle].retries, retries)
 
+    def test_stoppingKeepsRunningJobs(self) -> None:
+        """
+        Connections closed because the server stops do not fail the jobs
+        their workers run: even with C{0} retries, a running background job
+        stays in the store for the next start.
+        """
+        self.server.jobRetries = 0
+        self.submit(background=True, unique=b"keep")
+        worker = self.worker(b"fn")
+        self.assertIsNotNone(self.grabHandle(worker))
+        self.server.stop()
+        self.server.disconnect(worker)
+        self.assertEqual(self.store.removed, [])
+        self.assertEqual(list(self.store.records.values())[0].unique, b"keep")
+
     def test_zero(self) -> None:
         """C{0}: dropped at the first failure."""
         self.assertDropped(*self.failures(0, 1))
