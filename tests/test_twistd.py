@@ -116,6 +116,18 @@ class TwistdProcessTests(TestCase):
         self.assertIn("Server Shut Down.", server.log())
         self.assertEqual(client.socket.recv(100), b"")
 
+    def test_sighupRotatesLog(self) -> None:
+        """
+        SIGHUP, which gearmand's logrotate set-ups send, rotates the log
+        file as SIGUSR1 does, and the server keeps serving.
+        """
+        server = startServer(self)
+        server.signal(signal.SIGHUP)
+        rotated = server.logPath.with_name(server.logPath.name + ".1")
+        waitFor(rotated.exists, 5, what="the rotated log file")
+        self.assertTrue(server.running(), server.log())
+        self.assertTrue(server.admin(b"version").startswith(b"OK "))
+
     def test_sigusr2Drains(self) -> None:
         """
         SIGUSR2 closes the listening port at once, lets the connections

@@ -103,9 +103,13 @@ class GearmanServerProtocol(Protocol):
         self.decoder = Decoder(factory.maxPacketSize)
         transport = self.transport
         assert transport is not None
-        setNoDelay = getattr(transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
+        # No Nagle delay: Gearman is request/response with small packets.
+        # Keepalive: a worker whose host vanishes would otherwise hold its
+        # jobs forever (the protocol has no heartbeat).
+        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
+            setter = getattr(transport, option, None)
+            if setter is not None:
+                setter(True)
         peer: IAddress = transport.getPeer()
         host = getattr(peer, "host", None) or "-"
         fileno = getattr(transport, "fileno", None)

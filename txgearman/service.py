@@ -70,6 +70,7 @@ class GearmanServerService(Service):
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         exceptions: bool = False,
         drainSignal: int | None = None,
+        hangupRotatesLog: bool = False,
         drainTimeout: float = 300.0,
         closeTimeout: float = 5.0,
     ) -> None:
@@ -80,6 +81,10 @@ class GearmanServerService(Service):
         @param store: where background jobs are kept; memory by default.
         @param drainSignal: a signal that drains the server and then stops
             the reactor (for a process the service owns, as under twistd).
+        @param hangupRotatesLog: make SIGHUP do what SIGUSR1 does (under
+            twistd: rotate the log file), as gearmand reopens its log on
+            SIGHUP; without a SIGUSR1 handler, SIGHUP is ignored.  Either way
+            SIGHUP no longer kills the process.
         @param drainTimeout: the longest such a drain waits.
         @param closeTimeout: how long stopping lets connections flush what
             was written to them before they are aborted.
@@ -119,6 +124,8 @@ class GearmanServerService(Service):
         self.drainSignal = drainSignal
         self.drainTimeout = drainTimeout
         self._previousHandler: Any = None
+        self.hangupRotatesLog = hangupRotatesLog
+        self._previousHangup: Any = None
 
     @property
     def ready(self) -> Deferred[None]:
@@ -185,6 +192,11 @@ class GearmanServerService(Service):
         self._listen()
         if self.drainSignal is not None:
             self._previousHandler = signal.signal(self.drainSignal, self._drainSignalled)
+        if self.hangupRotatesLog:
+            rotate = signal.getsignal(signal.SIGUSR1)
+            self._previousHangup = signal.signal(
+                signal.SIGHUP, rotate if callable(rotate) else signal.SIG_IGN
+            )
         d = Deferred.fromCoroutine(self._start())
         d.addErrback(self._startFailed)
 
@@ -223,6 +235,9 @@ class GearmanServerService(Service):
         if self.drainSignal is not None and self._previousHandler is not None:
             signal.signal(self.drainSignal, self._previousHandler)
             self._previousHandler = None
+        if self._previousHangup is not None:
+            signal.signal(signal.SIGHUP, self._previousHangup)
+            self._previousHangup = None
         self.core.stop()
         waits: list[Deferred[Any]] = []
         if self.port is not None:

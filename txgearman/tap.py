@@ -119,6 +119,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         maxPacketSize=options["max-packet-size"],
         exceptions=bool(options["exceptions"]),
         drainSignal=DRAIN_SIGNAL,
+        hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],
     )
     return service

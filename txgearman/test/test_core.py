@@ -1071,7 +1071,7 @@ class RetryLimitTests(CoreTestCase):
         self.server.stop()
         self.server.disconnect(worker)
         self.assertEqual(self.store.removed, [])
-        self.assertEqual(list(self.store.records.values())[0].unique, b"keep")
+        self.assertEqual([job.unique for job in self.store.records.values()], [b"keep"])
 
     def test_zero(self) -> None:
         """C{0}: dropped at the first failure."""

@@ -76,15 +76,20 @@ def splitResponses(data: bytes) -> list[tuple[P, bytes]]:
 
 class NoDelayTransport(StringTransport):
     """
-    A L{StringTransport} that records C{setTcpNoDelay} calls.
+    A L{StringTransport} that records C{setTcpNoDelay} and
+    C{setTcpKeepAlive} calls.
     """
 
     def __init__(self, peerPort: int = 40000) -> None:
         super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peerPort))
         self.noDelay: list[bool] = []
+        self.keepAlive: list[bool] = []
 
     def setTcpNoDelay(self, enabled: bool) -> None:
         self.noDelay.append(enabled)
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.keepAlive.append(enabled)
 
 
 class Connection:
@@ -890,11 +895,13 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_noDelay(self) -> None:
         """
-        TCP_NODELAY is requested when the connection is made; transports
-        without C{setTcpNoDelay} are fine too.
+        TCP_NODELAY and keepalive (so that the jobs of a worker whose host
+        vanished are requeued eventually) are requested when the connection
+        is made; transports without them are fine too.
         """
         conn = self.connect()
         self.assertEqual(conn.transport.noDelay, [True])
+        self.assertEqual(conn.transport.keepAlive, [True])
         proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         assert proto is not None
         plain = StringTransport()

@@ -456,6 +456,41 @@ class DrainSignalTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertIs(signal.getsignal(sig), mine)
 
+    def test_hangupRotatesLog(self) -> None:
+        """
+        With C{hangupRotatesLog}, SIGHUP gets SIGUSR1's handler (twistd's
+        log rotation) while the service runs, and its old handler back
+        afterwards.
+        """
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            self.addCleanup(signal.signal, sig, signal.getsignal(sig))
+        rotations: list[int] = []
+        signal.signal(signal.SIGUSR1, lambda signum, frame: rotations.append(signum))
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=ThreadlessReactor(), hangupRotatesLog=True
+        )
+        service.startService()
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual(rotations, [signal.SIGHUP])
+        self.successResultOf(service.stopService())
+        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
+
+    def test_hangupIgnoredWithoutRotation(self) -> None:
+        """
+        Without a SIGUSR1 handler to borrow, SIGHUP is ignored rather than
+        fatal.
+        """
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            self.addCleanup(signal.signal, sig, signal.getsignal(sig))
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=ThreadlessReactor(), hangupRotatesLog=True
+        )
+        service.startService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
+        self.successResultOf(service.stopService())
+
 
 class PrivilegedPortTests(SynchronousTestCase):
     def test_portInUse(self) -> None:
