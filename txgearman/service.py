@@ -124,6 +124,7 @@ class GearmanServerService(Service):
         self.drainSignal = drainSignal
         self.drainTimeout = drainTimeout
         self._previousHandler: Any = None
+        self._stopped = False
         self.hangupRotatesLog = hangupRotatesLog
         self._previousHangup: Any = None
 
@@ -188,6 +189,13 @@ class GearmanServerService(Service):
         self.port = port
 
     def startService(self) -> None:
+        if self._stopped:
+            # The core still holds the jobs of the first run: replaying the
+            # store into it again would duplicate them.
+            raise RuntimeError(
+                "a stopped GearmanServerService cannot start again: build a new "
+                "one with the same store, which replays the jobs"
+            )
         super().startService()
         self._listen()
         if self.drainSignal is not None:
@@ -231,6 +239,7 @@ class GearmanServerService(Service):
             self.reactor.stop()
 
     def stopService(self) -> Deferred[Any]:
+        self._stopped = True
         super().stopService()
         if self.drainSignal is not None and self._previousHandler is not None:
             signal.signal(self.drainSignal, self._previousHandler)

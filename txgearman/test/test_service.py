@@ -476,6 +476,22 @@ class DrainSignalTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
 
+    def test_noRestart(self) -> None:
+        """
+        A stopped service refuses to start again (its core still holds the
+        first run's jobs); a new service on the same store replays them.
+        """
+        store = MemoryQueueStore()
+        first = GearmanServerService(RecordingEndpoint(), reactor=ThreadlessReactor(), store=store)
+        first.startService()
+        first.core.submitJob(None, b"f", b"", b"kept", background=True)
+        self.successResultOf(first.stopService())
+        self.assertRaises(RuntimeError, first.startService)
+        second = GearmanServerService(RecordingEndpoint(), reactor=ThreadlessReactor(), store=store)
+        second.startService()
+        self.successResultOf(second.ready)
+        self.assertEqual([job.data for job in second.core.iterJobs()], [b"kept"])
+
     def test_hangupIgnoredWithoutRotation(self) -> None:
         """
         Without a SIGUSR1 handler to borrow, SIGHUP is ignored rather than
