@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.admin import AdminCommands
+from txgearman.batching import WriteBatcher, writeNow
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
@@ -94,6 +95,10 @@ class GearmanServerProtocol(Protocol):
         self._readingPaused = False
         self._closing = False
         self._lostWaiters: list[Deferred[None]] = []
+        # Output queued for the end of this turn, or None where the factory
+        # has no batcher and every packet is written at once.
+        self._pending: list[bytes] | None = None
+        self._batcher: WriteBatcher | None = None
 
     # -- connection life ---------------------------------------------------
 
@@ -122,6 +127,9 @@ class GearmanServerProtocol(Protocol):
         self.session = self.core.connect(self, host, connectionId)
         self._made = True
         self._write = transport.write
+        self._batcher = factory.batcher
+        if self._batcher is not None:
+            self._pending = []
         cast(IConsumer, transport).registerProducer(self, True)
         factory.connections.add(self)
         if not factory.ready:
@@ -144,6 +152,7 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if self._closing or transport is None:
             return
+        self.flushPending()
         self._closing = True
         # A transport with a registered producer it paused waits for that
         # producer before it closes: let go of it first.
@@ -198,11 +207,38 @@ class GearmanServerProtocol(Protocol):
 
     def sendPacket(self, ptype: int, *args: bytes) -> None:
         if ptype == 6:
-            self._write(_ENCODED_NOOP)
+            self.send(_ENCODED_NOOP)
         elif ptype == 10:
-            self._write(_ENCODED_NO_JOB)
+            self.send(_ENCODED_NO_JOB)
         else:
-            self._write(encode(_RES, ptype, args))
+            self.send(encode(_RES, ptype, args))
+
+    def send(self, data: bytes) -> None:
+        """
+        Send encoded bytes: at the end of this reactor turn, together with
+        everything else sent to this connection in it (see
+        L{txgearman.batching}), or at once without a batcher.
+        """
+        pending = self._pending
+        if pending is None:
+            self._write(data)
+            return
+        if not pending:
+            assert self._batcher is not None
+            self._batcher.add(self)
+        pending.append(data)
+
+    def flushPending(self) -> None:
+        """
+        Write what this turn queued for this connection.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        if self.transport is not None:
+            writeNow(self.transport, data)
 
     # -- input -------------------------------------------------------------
 
@@ -224,7 +260,7 @@ class GearmanServerProtocol(Protocol):
                     handlers[event.type](self, event.args)
                 else:
                     assert type(event) is AdminLine
-                    self._write(self.factory.admin.handle(event.line))
+                    self.send(self.factory.admin.handle(event.line))
         except ProtocolError as e:
             self.log.info(
                 "Closing connection from {host}: {error}", host=self.session.host, error=str(e)
@@ -396,7 +432,13 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         admin: AdminCommands | None = None,
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         ready: bool = True,
+        batcher: WriteBatcher | None = None,
     ) -> None:
+        """
+        @param batcher: collects each turn's output per connection; without
+            one, every packet is written at once (simpler to test, slower).
+        """
+        self.batcher = batcher
         self.core = core
         self.admin = admin if admin is not None else AdminCommands(core)
         self.maxPacketSize = maxPacketSize

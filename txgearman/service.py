@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from txgearman import __version__
 from txgearman.admin import AdminCommands
+from txgearman.batching import WriteBatcher
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.core import JobServer
 from txgearman.interfaces import IQueueStore
@@ -113,7 +114,11 @@ class GearmanServerService(Service):
             exceptions=exceptions,
         )
         self.factory = GearmanServerFactory(
-            self.core, AdminCommands(self.core), maxPacketSize=maxPacketSize, ready=False
+            self.core,
+            AdminCommands(self.core),
+            maxPacketSize=maxPacketSize,
+            ready=False,
+            batcher=WriteBatcher(clock),
         )
         self.port: IListeningPort | None = None
         self._readyResult: Failure | None = None
@@ -241,6 +246,8 @@ class GearmanServerService(Service):
     def stopService(self) -> Deferred[Any]:
         self._stopped = True
         super().stopService()
+        if self.factory.batcher is not None:
+            self.factory.batcher.flush()
         if self.drainSignal is not None and self._previousHandler is not None:
             signal.signal(self.drainSignal, self._previousHandler)
             self._previousHandler = None

@@ -20,6 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from txgearman.batching import WriteBatcher
 from txgearman.codec import PacketType as P
 from txgearman.core import JobServer
 from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
@@ -1042,6 +1043,49 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
 
 
 # -- real TCP ---------------------------------------------------------------
+
+
+class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    With a L{WriteBatcher}, a connection's packets of one reactor turn go
+    out together at its end, in order; closing writes what is queued first.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.factory.batcher = WriteBatcher(self.clock)
+
+    def test_endOfTurn(self) -> None:
+        """
+        Answers wait for the end of the turn, then arrive in order, for
+        every connection the turn wrote to.
+        """
+        worker = self.worker(b"f")
+        worker.send(P.PRE_SLEEP)
+        client = self.connect()
+        client.proto.dataReceived(
+            request(P.ECHO_REQ, b"one") + request(P.SUBMIT_JOB, b"f", b"", b"x")
+        )
+        self.assertEqual(client.transport.value(), b"")
+        self.assertEqual(worker.transport.value(), b"")
+        self.clock.advance(0)
+        self.assertEqual(
+            client.transport.value(),
+            response(P.ECHO_RES, b"one") + response(P.JOB_CREATED, b"H:test:1"),
+        )
+        self.assertEqual(worker.transport.value(), response(P.NOOP))
+
+    def test_closeFlushesFirst(self) -> None:
+        """
+        The ERROR that precedes closing a connection is written before the
+        connection closes, together with earlier answers of the turn.
+        """
+        conn = self.connect()
+        conn.proto.dataReceived(request(P.ECHO_REQ, b"x") + b"\0BAD" + b"\0" * 8)
+        self.assertTrue(conn.transport.disconnecting)
+        value = conn.transport.value()
+        self.assertTrue(value.startswith(response(P.ECHO_RES, b"x")), value)
+        self.assertIn(b"INVALID_MAGIC", value)
 
 
 class RecordingClient(Protocol):

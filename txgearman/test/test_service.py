@@ -124,6 +124,12 @@ class Connection:
         self.proto.dataReceived(request(ptype, *args))
 
     def output(self) -> bytes:
+        """
+        What the server wrote, once the current reactor turn has ended
+        (the batcher's flush).
+        """
+        if self.proto.factory.batcher is not None:
+            self.proto.factory.batcher.flush()
         data = self.transport.value()
         self.transport.clear()
         return data
