@@ -384,6 +384,21 @@ class TwistdServer:
         """
         return adminCommand(self.port, line, timeout)
 
+    def waitForWorkers(self, function: bytes, count: int) -> None:
+        """
+        Wait until the admin C{status} shows C{count} workers for
+        C{function}.
+        """
+
+        def registered() -> bool:
+            for line in self.admin(b"status").splitlines():
+                fields = line.split(b"\t")
+                if fields[0] == function and len(fields) == 4:
+                    return int(fields[3]) == count
+            return False
+
+        waitFor(registered, what=f"{count} workers for {function!r}")
+
     def connect(self) -> RawConnection:
         return RawConnection(self.port)
 

@@ -52,18 +52,8 @@ class GearLibraryTests(TestCase):
         for name in functions:
             worker.registerFunction(name)
         for name in functions:
-            self.waitForWorkers(name.encode(), 1)
+            self.server.waitForWorkers(name.encode(), 1)
         return worker
-
-    def waitForWorkers(self, function: bytes, count: int) -> None:
-        def registered() -> bool:
-            for line in self.server.admin(b"status").splitlines():
-                fields = line.split(b"\t")
-                if fields[0] == function and len(fields) == 4:
-                    return int(fields[3]) == count
-            return False
-
-        waitFor(registered, what=f"{count} workers for {function!r}")
 
     def getJob(self, worker: gear.Worker) -> gear.WorkerJob:
         """

@@ -34,20 +34,6 @@ class GearmanToolTests(TestCase):
         self.server: TwistdServer = startServer(self, "--job-handle-prefix", "H:cli")
         self.tools.port = self.server.port
 
-    def waitForWorkers(self, function: bytes, count: int) -> None:
-        """
-        Wait until C{count} workers are registered for C{function}.
-        """
-
-        def registered() -> bool:
-            for line in self.server.admin(b"status").splitlines():
-                fields = line.split(b"\t")
-                if fields[0] == function and len(fields) == 4:
-                    return int(fields[3]) == count
-            return False
-
-        waitFor(registered, what=f"{count} workers for {function!r}")
-
     def test_seedScenario(self) -> None:
         """
         C{echo 123 | gearman -f test -b} queues one job, C{gearadmin
@@ -114,7 +100,7 @@ class GearmanToolTests(TestCase):
         Foreground HIGH (C{-I}) and LOW (C{-L}) jobs get their results too.
         """
         worker = self.tools.spawnGearman("-w", "-f", "fgprio", "-c", "2", "--", "rev")
-        self.waitForWorkers(b"fgprio", 1)
+        self.server.waitForWorkers(b"fgprio", 1)
         self.assertEqual(self.tools.submit("-f", "fgprio", "-I", "high"), b"hgih")
         self.assertEqual(self.tools.submit("-f", "fgprio", "-L", "low"), b"wol")
         code, _, err = worker.finish()
@@ -204,8 +190,8 @@ class GearmanToolTests(TestCase):
         jobs of both.
         """
         worker = self.tools.spawnGearman("-w", "-f", "fa", "-f", "fb", "-c", "2")
-        self.waitForWorkers(b"fa", 1)
-        self.waitForWorkers(b"fb", 1)
+        self.server.waitForWorkers(b"fa", 1)
+        self.server.waitForWorkers(b"fb", 1)
         # libgearman registers them in an order of its own choosing.
         self.assertEqual(
             sorted(self.tools.status().splitlines()), [b".", b"fa\t0\t0\t1", b"fb\t0\t0\t1"]

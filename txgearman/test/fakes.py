@@ -1,20 +1,128 @@
 """
 Test doubles shared by txgearman's unit tests: a peer that records what the
-server core sends it, and a queue store whose calls the test answers by
-hand.
+server core sends it, a queue store whose calls the test answers by hand,
+and a server connection on an in-memory transport.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.codec import PacketType
 from txgearman.interfaces import IPeer, IQueueStore, StoredJob, StoreError
+from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
 
-__all__ = ["FakePeer", "FakeStore"]
+__all__ = [
+    "FakePeer",
+    "FakeStore",
+    "MemoryConnection",
+    "RecordingTransport",
+    "request",
+    "response",
+    "splitResponses",
+]
+
+_HEADER = struct.Struct(">4sII")
+REQ = b"\0REQ"
+RES = b"\0RES"
+
+
+def request(ptype: int, *args: bytes, magic: bytes = REQ) -> bytes:
+    """
+    Encode a packet by hand (independently of L{txgearman.codec}).
+    """
+    body = b"\0".join(args)
+    return _HEADER.pack(magic, ptype, len(body)) + body
+
+
+def response(ptype: int, *args: bytes) -> bytes:
+    """Encode a server packet by hand."""
+    return request(ptype, *args, magic=RES)
+
+
+def splitResponses(data: bytes) -> list[tuple[PacketType, bytes]]:
+    """
+    Split what the server wrote into C{(type, raw body)} pairs.
+    """
+    packets = []
+    while data:
+        magic, ptype, size = _HEADER.unpack_from(data)
+        assert magic == RES, data
+        body = data[12 : 12 + size]
+        assert len(body) == size, "truncated response"
+        packets.append((PacketType(ptype), body))
+        data = data[12 + size :]
+    return packets
+
+
+class RecordingTransport(StringTransport):
+    """
+    A L{StringTransport} that records C{setTcpNoDelay} and
+    C{setTcpKeepAlive} calls.
+    """
+
+    def __init__(self, peerPort: int = 40000) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peerPort))
+        self.noDelay: list[bool] = []
+        self.keepAlive: list[bool] = []
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay.append(enabled)
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.keepAlive.append(enabled)
+
+
+class MemoryConnection:
+    """
+    A L{GearmanServerProtocol} from C{factory} on a L{RecordingTransport},
+    with helpers to talk to it.
+    """
+
+    def __init__(self, factory: GearmanServerFactory, peerPort: int = 40000) -> None:
+        self.transport = RecordingTransport(peerPort)
+        proto = factory.buildProtocol(self.transport.getPeer())
+        assert isinstance(proto, GearmanServerProtocol)
+        self.proto = proto
+        proto.makeConnection(self.transport)
+
+    def send(self, ptype: int, *args: bytes) -> None:
+        self.proto.dataReceived(request(ptype, *args))
+
+    def raw(self, data: bytes) -> None:
+        self.proto.dataReceived(data)
+
+    def output(self) -> bytes:
+        """
+        Everything written since the last call, once the current reactor
+        turn has ended (the factory's batcher, if any, has flushed).
+        """
+        if self.proto.factory.batcher is not None:
+            self.proto.factory.batcher.flush()
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def replies(self) -> list[tuple[PacketType, bytes]]:
+        """The packets written since the last call."""
+        return splitResponses(self.output())
+
+    def admin(self, line: bytes) -> bytes:
+        """Send an admin line; return the reply."""
+        self.output()
+        self.raw(line + b"\n")
+        return self.output()
+
+    def lose(self) -> None:
+        self.proto.connectionLost(Failure(ConnectionError("gone")))
+
 
 Sent = tuple[PacketType, tuple[bytes, ...]]
 

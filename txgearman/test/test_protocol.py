@@ -23,8 +23,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txgearman.batching import WriteBatcher
 from txgearman.codec import PacketType as P
 from txgearman.core import JobServer
-from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.protocol import GearmanServerFactory
 from txgearman.service import GearmanServerService
+from txgearman.test.fakes import MemoryConnection, request, response, splitResponses
 
 _HEADER = struct.Struct(">4sII")
 REQ = b"\0REQ"
@@ -48,87 +49,10 @@ RESPONSE_ONLY = [
 NOT_EXPECTED = (P.ERROR, b"INVALID_COMMAND\0Command not expected")
 
 
-def request(ptype: int, *args: bytes, magic: bytes = REQ) -> bytes:
+class Connection(MemoryConnection):
     """
-    Encode a packet by hand (independently of L{txgearman.codec}).
+    A L{MemoryConnection}: the name these tests use.
     """
-    body = b"\0".join(args)
-    return _HEADER.pack(magic, ptype, len(body)) + body
-
-
-def response(ptype: int, *args: bytes) -> bytes:
-    return request(ptype, *args, magic=RES)
-
-
-def splitResponses(data: bytes) -> list[tuple[P, bytes]]:
-    """
-    Split what the server wrote into C{(type, raw body)} pairs.
-    """
-    packets = []
-    while data:
-        magic, ptype, size = _HEADER.unpack_from(data)
-        assert magic == RES, data
-        body = data[12 : 12 + size]
-        assert len(body) == size, "truncated response"
-        packets.append((P(ptype), body))
-        data = data[12 + size :]
-    return packets
-
-
-class NoDelayTransport(StringTransport):
-    """
-    A L{StringTransport} that records C{setTcpNoDelay} and
-    C{setTcpKeepAlive} calls.
-    """
-
-    def __init__(self, peerPort: int = 40000) -> None:
-        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peerPort))
-        self.noDelay: list[bool] = []
-        self.keepAlive: list[bool] = []
-
-    def setTcpNoDelay(self, enabled: bool) -> None:
-        self.noDelay.append(enabled)
-
-    def setTcpKeepAlive(self, enabled: bool) -> None:
-        self.keepAlive.append(enabled)
-
-
-class Connection:
-    """
-    One protocol instance on a L{NoDelayTransport}, with helpers to talk
-    to it.
-    """
-
-    def __init__(self, factory: GearmanServerFactory, peerPort: int) -> None:
-        self.transport = NoDelayTransport(peerPort)
-        proto = factory.buildProtocol(self.transport.getPeer())
-        assert isinstance(proto, GearmanServerProtocol)
-        self.proto = proto
-        proto.makeConnection(self.transport)
-
-    def send(self, ptype: int, *args: bytes) -> None:
-        self.proto.dataReceived(request(ptype, *args))
-
-    def raw(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-
-    def output(self) -> bytes:
-        """Everything written since the last call."""
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def replies(self) -> list[tuple[P, bytes]]:
-        """The packets written since the last call."""
-        return splitResponses(self.output())
-
-    def admin(self, line: bytes) -> bytes:
-        self.output()
-        self.raw(line + b"\n")
-        return self.output()
-
-    def lose(self) -> None:
-        self.proto.connectionLost(Failure(ConnectionError("gone")))
 
 
 class ProtocolTestsMixin:

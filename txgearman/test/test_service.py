@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import struct
 from typing import Any, cast
 
 from twisted.internet import reactor
@@ -18,28 +17,16 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from txgearman.interfaces import StoredJob, StoreError
-from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.protocol import GearmanServerFactory
 from txgearman.service import GearmanServerService, endpointDescription
 from txgearman.store.memory import MemoryQueueStore
-
-_HEADER = struct.Struct(">4sII")
-
-
-def request(ptype: int, *args: bytes) -> bytes:
-    body = b"\0".join(args)
-    return _HEADER.pack(b"\0REQ", ptype, len(body)) + body
-
-
-def response(ptype: int, *args: bytes) -> bytes:
-    body = b"\0".join(args)
-    return _HEADER.pack(b"\0RES", ptype, len(body)) + body
-
+from txgearman.test.fakes import MemoryConnection, response
 
 CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = 1, 7, 8, 9, 11, 13
 SUBMIT_JOB_EPOCH, GRAB_JOB_ALL, JOB_ASSIGN_ALL = 36, 39, 40
@@ -110,32 +97,13 @@ class ThreadlessReactor(MemoryReactorClock):
         f(*args, **kwargs)
 
 
-class Connection:
-    """A server protocol on a L{StringTransport}."""
+class Connection(MemoryConnection):
+    """
+    A L{MemoryConnection} from port 5000.
+    """
 
     def __init__(self, factory: GearmanServerFactory) -> None:
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
-        proto = factory.buildProtocol(self.transport.getPeer())
-        assert isinstance(proto, GearmanServerProtocol)
-        self.proto = proto
-        proto.makeConnection(self.transport)
-
-    def send(self, ptype: int, *args: bytes) -> None:
-        self.proto.dataReceived(request(ptype, *args))
-
-    def output(self) -> bytes:
-        """
-        What the server wrote, once the current reactor turn has ended
-        (the batcher's flush).
-        """
-        if self.proto.factory.batcher is not None:
-            self.proto.factory.batcher.flush()
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def lose(self) -> None:
-        self.proto.connectionLost(Failure(ConnectionError("closed")))
+        super().__init__(factory, 5000)
 
 
 class EndpointDescriptionTests(SynchronousTestCase):
