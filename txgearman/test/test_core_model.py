@@ -1,0 +1,280 @@
+"""
+Stateful property tests for L{txgearman.core.JobServer}: random sequences of
+submits, grabs, results, disconnects, cancels, store answers and clock
+steps, after each of which the server's bookkeeping must agree with itself
+and no acknowledged background job may have vanished.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from twisted.internet import task
+from twisted.trial import unittest
+
+from txgearman.codec import PacketType as T
+from txgearman.core import JobServer
+from txgearman.job import JobState, Priority
+from txgearman.session import Session
+from txgearman.test.fakes import FakePeer, FakeStore
+
+NOW = 1_700_000_000
+FUNCTIONS = [b"a", b"a", b"c-d"]
+UNIQUES = [b"", b"u1", b"u1", b"u2", b"-"]
+PAYLOADS = [b"x", b"y", b"\x00z"]
+
+
+def peerOf(session: Session) -> FakePeer:
+    peer = session.peer
+    assert isinstance(peer, FakePeer)
+    return peer
+
+
+class JobServerMachine(RuleBasedStateMachine):
+    """
+    Drives one L{JobServer} on a L{FakeStore} whose adds the machine
+    acknowledges or fails when it likes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.store = FakeStore(manual=True)
+        self.server = JobServer(self.clock, store=self.store, handlePrefix=b"H:m")
+        self.clients: list[Session] = []
+        self.workers: list[Session] = []
+        # Background submits acknowledged with JOB_CREATED whose job has
+        # not ended by a result or a cancel: they must still be held.
+        self.promised: set[bytes] = set()
+        # Submit sessions whose answer has not been read yet, with whether
+        # the submit was a background one.
+        self.unanswered: dict[Session, bool] = {}
+        # Handles of jobs ended by a result or a cancel: an acknowledgement
+        # that arrives after a cancel (the store was still writing) promises
+        # nothing.
+        self.finished: set[bytes] = set()
+
+    # -- helpers -------------------------------------------------------------
+
+    def readAnswers(self) -> None:
+        """
+        Read JOB_CREATED / ERROR answers; remember background promises.
+        """
+        for session, background in list(self.unanswered.items()):
+            for ptype, args in peerOf(session).sent:
+                if ptype is T.JOB_CREATED:
+                    if background and args[0] not in self.finished:
+                        self.promised.add(args[0])
+                    del self.unanswered[session]
+                    break
+                if ptype is T.ERROR:
+                    del self.unanswered[session]
+                    break
+
+    def ended(self, handle: bytes) -> None:
+        self.promised.discard(handle)
+        self.finished.add(handle)
+
+    # -- rules -----------------------------------------------------------------
+
+    @rule(
+        name=st.sampled_from(FUNCTIONS),
+        unique=st.sampled_from(UNIQUES),
+        data=st.sampled_from(PAYLOADS),
+        priority=st.sampled_from(list(Priority)),
+        background=st.booleans(),
+        delay=st.sampled_from([0, 0, 0, 30]),
+        store=st.sampled_from(["ok", "ok", "ok", "later", "fail"]),
+    )
+    def submit(
+        self,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        priority: Priority,
+        background: bool,
+        delay: int,
+        store: str,
+    ) -> None:
+        session = self.server.connect(FakePeer(), "127.0.0.1")
+        self.clients.append(session)
+        self.unanswered[session] = background
+        when = int(self.clock.seconds()) + delay if delay and background else 0
+        pending = set(self.store.pending)
+        self.server.submitJob(session, name, unique, data, priority, background, when)
+        for key in set(self.store.pending) - pending:
+            if store == "ok":
+                self.store.succeedAdd(key)
+            elif store == "fail":
+                self.store.failAdd("refused", key)
+        self.readAnswers()
+
+    @precondition(lambda self: self.store.pending)
+    @rule(index=st.integers(0, 100), ok=st.booleans())
+    def answerStore(self, index: int, ok: bool) -> None:
+        keys = sorted(self.store.pending)
+        key = keys[index % len(keys)]
+        if ok:
+            self.store.succeedAdd(key)
+        else:
+            self.store.failAdd("refused", key)
+        self.readAnswers()
+
+    @rule(names=st.lists(st.sampled_from(FUNCTIONS), min_size=1, max_size=3))
+    def connectWorker(self, names: list[bytes]) -> None:
+        session = self.server.connect(FakePeer(), "127.0.0.1")
+        for name in names:
+            self.server.canDo(session, name)
+        self.workers.append(session)
+
+    @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100), kind=st.sampled_from([T.GRAB_JOB, T.GRAB_JOB_UNIQ]))
+    def grab(self, index: int, kind: T) -> None:
+        self.server.grabJob(self.workers[index % len(self.workers)], kind)
+
+    @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100))
+    def sleep(self, index: int) -> None:
+        self.server.preSleep(self.workers[index % len(self.workers)])
+
+    @precondition(lambda self: any(w.jobs for w in self.workers))
+    @rule(index=st.integers(0, 100), outcome=st.sampled_from(["complete", "fail", "exception"]))
+    def finish(self, index: int, outcome: str) -> None:
+        busy = [w for w in self.workers if w.jobs]
+        worker = busy[index % len(busy)]
+        handle = next(iter(worker.jobs))
+        if outcome == "complete":
+            self.server.workComplete(worker, handle, b"done")
+        elif outcome == "fail":
+            self.server.workFail(worker, handle)
+        else:
+            self.server.workException(worker, handle, b"oops")
+        self.ended(handle)
+
+    @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100))
+    def workerLeaves(self, index: int) -> None:
+        worker = self.workers.pop(index % len(self.workers))
+        self.server.disconnect(worker)
+
+    @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100), name=st.sampled_from(FUNCTIONS))
+    def cantDo(self, index: int, name: bytes) -> None:
+        self.server.cantDo(self.workers[index % len(self.workers)], name)
+
+    @precondition(lambda self: self.clients)
+    @rule(index=st.integers(0, 100))
+    def clientLeaves(self, index: int) -> None:
+        client = self.clients.pop(index % len(self.clients))
+        self.readAnswers()
+        self.unanswered.pop(client, None)
+        self.server.disconnect(client)
+
+    @precondition(lambda self: self.server.jobs)
+    @rule(index=st.integers(0, 100))
+    def cancel(self, index: int) -> None:
+        handles = list(self.server.jobs)
+        handle = handles[index % len(handles)]
+        self.server.cancelJob(handle)
+        self.ended(handle)
+
+    @rule(seconds=st.sampled_from([1, 31]))
+    def tick(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    # -- invariants --------------------------------------------------------------
+
+    @invariant()
+    def countersAgree(self) -> None:
+        live = list(self.server.jobs.values())
+        for function in self.server.functions.values():
+            mine = [j for j in live if j.function is function]
+            assert function.total == len(mine), (function, mine)
+            assert function.running == sum(j.state is JobState.RUNNING for j in mine)
+            for p in range(3):
+                queued = [j for j in mine if j.state is JobState.QUEUED and j.priority == p]
+                assert function.queued[p] == len(queued), (function, p, queued)
+                inQueue = [j for j in function.queues[p] if j.state is JobState.QUEUED]
+                assert sorted(id(j) for j in inQueue) == sorted(id(j) for j in queued)
+                scheduled = [j for j in mine if j.state is JobState.SCHEDULED and j.priority == p]
+                assert function.scheduled[p] == len(scheduled)
+        for job in live:
+            assert job.state is not JobState.DONE, job
+            assert job.function.name in self.server.functions
+
+    @invariant()
+    def runningJobsHaveWorkers(self) -> None:
+        for job in self.server.jobs.values():
+            if job.state is JobState.RUNNING:
+                assert job.worker is not None and not job.worker.closed
+                assert job.worker.jobs.get(job.handle) is job
+            else:
+                assert job.worker is None or job.state is JobState.CANCELLED
+
+    @invariant()
+    def sleepersAreAsleep(self) -> None:
+        for function in self.server.functions.values():
+            for session in function.sleepers:
+                assert session.sleeping and not session.noopSent
+                assert function in session.functions
+                assert not session.closed
+
+    @invariant()
+    def storeMatchesJobs(self) -> None:
+        """
+        Exactly the live, acknowledged background jobs have records.
+        """
+        keys = {job.storeKey for job in self.server.jobs.values() if job.storeKey is not None}
+        assert keys == set(self.store.records), (keys, self.store.records)
+        for job in self.server.jobs.values():
+            if job.storeKey is not None:
+                assert job.background
+
+    @invariant()
+    def promisesKept(self) -> None:
+        """
+        A background job acknowledged with JOB_CREATED stays held, and
+        stored, until it ends.
+        """
+        for handle in self.promised:
+            job = self.server.jobs.get(handle)
+            assert job is not None, handle
+            assert job.storeKey is not None, job
+
+    @invariant()
+    def uniquesIndexLiveJobs(self) -> None:
+        for function in self.server.functions.values():
+            for unique, job in function.uniques.items():
+                assert job.unique == unique and job.state is not JobState.DONE
+                assert self.server.jobs.get(job.handle) is job
+            for data, job in function.payloads.items():
+                assert job.data == data and job.unique == b"-"
+                assert self.server.jobs.get(job.handle) is job
+
+
+class JobServerModelTests(unittest.SynchronousTestCase):
+    """
+    Runs L{JobServerMachine} under trial.
+    """
+
+    def test_bookkeeping(self) -> None:
+        """
+        No sequence of operations breaks the invariants.
+        """
+        run_state_machine_as_test(
+            JobServerMachine,
+            settings=settings(
+                max_examples=150,
+                stateful_step_count=60,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
