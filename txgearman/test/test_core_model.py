@@ -37,6 +37,49 @@ def peerOf(session: Session) -> FakePeer:
     return peer
 
 
+def assertConsistent(server: JobServer, store: FakeStore) -> None:
+    """
+    The server's bookkeeping agrees with itself and with the store:
+    counters with the jobs they count, queues with job states, sleeper
+    dicts with sleeping workers, unique indexes with live jobs, and store
+    records with the live, stored background jobs.
+    """
+    live = list(server.jobs.values())
+    for function in server.functions.values():
+        mine = [j for j in live if j.function is function]
+        assert function.total == len(mine), (function, mine)
+        assert function.running == sum(j.state is JobState.RUNNING for j in mine)
+        for p in range(3):
+            queued = [j for j in mine if j.state is JobState.QUEUED and j.priority == p]
+            assert function.queued[p] == len(queued), (function, p, queued)
+            inQueue = [j for j in function.queues[p] if j.state is JobState.QUEUED]
+            assert sorted(id(j) for j in inQueue) == sorted(id(j) for j in queued)
+            scheduled = [j for j in mine if j.state is JobState.SCHEDULED and j.priority == p]
+            assert function.scheduled[p] == len(scheduled)
+        for session in function.sleepers:
+            assert session.sleeping and not session.noopSent
+            assert function in session.functions
+            assert not session.closed
+        for unique, job in function.uniques.items():
+            assert job.unique == unique and job.state is not JobState.DONE
+            assert server.jobs.get(job.handle) is job
+        for data, job in function.payloads.items():
+            assert job.data == data and job.unique == b"-"
+            assert server.jobs.get(job.handle) is job
+    for job in live:
+        assert job.state is not JobState.DONE, job
+        assert server.functions.get(job.function.name) is job.function
+        if job.state is JobState.RUNNING:
+            assert job.worker is not None and not job.worker.closed
+            assert job.worker.jobs.get(job.handle) is job
+        else:
+            assert job.worker is None, job
+        if job.storeKey is not None:
+            assert job.background, job
+    keys = {job.storeKey for job in live if job.storeKey is not None}
+    assert keys == set(store.records), (keys, store.records)
+
+
 class JobServerMachine(RuleBasedStateMachine):
     """
     Drives one L{JobServer} on a L{FakeStore} whose adds the machine
@@ -193,50 +236,8 @@ class JobServerMachine(RuleBasedStateMachine):
     # -- invariants --------------------------------------------------------------
 
     @invariant()
-    def countersAgree(self) -> None:
-        live = list(self.server.jobs.values())
-        for function in self.server.functions.values():
-            mine = [j for j in live if j.function is function]
-            assert function.total == len(mine), (function, mine)
-            assert function.running == sum(j.state is JobState.RUNNING for j in mine)
-            for p in range(3):
-                queued = [j for j in mine if j.state is JobState.QUEUED and j.priority == p]
-                assert function.queued[p] == len(queued), (function, p, queued)
-                inQueue = [j for j in function.queues[p] if j.state is JobState.QUEUED]
-                assert sorted(id(j) for j in inQueue) == sorted(id(j) for j in queued)
-                scheduled = [j for j in mine if j.state is JobState.SCHEDULED and j.priority == p]
-                assert function.scheduled[p] == len(scheduled)
-        for job in live:
-            assert job.state is not JobState.DONE, job
-            assert job.function.name in self.server.functions
-
-    @invariant()
-    def runningJobsHaveWorkers(self) -> None:
-        for job in self.server.jobs.values():
-            if job.state is JobState.RUNNING:
-                assert job.worker is not None and not job.worker.closed
-                assert job.worker.jobs.get(job.handle) is job
-            else:
-                assert job.worker is None or job.state is JobState.CANCELLED
-
-    @invariant()
-    def sleepersAreAsleep(self) -> None:
-        for function in self.server.functions.values():
-            for session in function.sleepers:
-                assert session.sleeping and not session.noopSent
-                assert function in session.functions
-                assert not session.closed
-
-    @invariant()
-    def storeMatchesJobs(self) -> None:
-        """
-        Exactly the live, acknowledged background jobs have records.
-        """
-        keys = {job.storeKey for job in self.server.jobs.values() if job.storeKey is not None}
-        assert keys == set(self.store.records), (keys, self.store.records)
-        for job in self.server.jobs.values():
-            if job.storeKey is not None:
-                assert job.background
+    def consistent(self) -> None:
+        assertConsistent(self.server, self.store)
 
     @invariant()
     def promisesKept(self) -> None:
@@ -248,16 +249,6 @@ class JobServerMachine(RuleBasedStateMachine):
             job = self.server.jobs.get(handle)
             assert job is not None, handle
             assert job.storeKey is not None, job
-
-    @invariant()
-    def uniquesIndexLiveJobs(self) -> None:
-        for function in self.server.functions.values():
-            for unique, job in function.uniques.items():
-                assert job.unique == unique and job.state is not JobState.DONE
-                assert self.server.jobs.get(job.handle) is job
-            for data, job in function.payloads.items():
-                assert job.data == data and job.unique == b"-"
-                assert self.server.jobs.get(job.handle) is job
 
 
 class JobServerModelTests(unittest.SynchronousTestCase):
