@@ -28,7 +28,7 @@ class MemoryQueueStore:
     description = "memory (jobs are lost when the process exits)"
 
     def __init__(self) -> None:
-        self.jobs: dict[int, StoredJob] = {}
+        self.jobs: dict[object, StoredJob] = {}
         self._next = 0
 
     def start(self) -> Deferred[None]:
@@ -43,7 +43,7 @@ class MemoryQueueStore:
         return succeed(self._next)
 
     def remove(self, key: object) -> Deferred[None]:
-        self.jobs.pop(key, None)  # type: ignore[call-overload]
+        self.jobs.pop(key, None)
         return succeed(None)
 
     def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:

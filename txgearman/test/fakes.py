@@ -7,7 +7,6 @@ and a server connection on an in-memory transport.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
@@ -16,8 +15,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.codec import PacketType
-from txgearman.interfaces import IPeer, IQueueStore, StoredJob, StoreError
+from txgearman.interfaces import IPeer, StoredJob, StoreError
 from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.store.memory import MemoryQueueStore
 
 __all__ = [
     "FakePeer",
@@ -156,10 +156,9 @@ class FakePeer:
         return [ptype for ptype, _ in self.take()]
 
 
-@implementer(IQueueStore)
-class FakeStore:
+class FakeStore(MemoryQueueStore):
     """
-    An L{IQueueStore} that records its calls.
+    A L{MemoryQueueStore} that records its calls.
 
     With C{manual} set, L{add} returns a L{Deferred} that the test fires
     through L{succeedAdd} or L{failAdd}; otherwise it succeeds at once.
@@ -177,33 +176,31 @@ class FakeStore:
     description = "fake store for tests"
 
     def __init__(self, manual: bool = False) -> None:
+        super().__init__()
         self.manual = manual
         self.raiseOnAdd: Exception | None = None
         self.removeFails = False
         self.added: list[tuple[int, StoredJob]] = []
         self.pending: dict[int, Deferred[object]] = {}
         self.removed: list[object] = []
-        self.records: dict[object, StoredJob] = {}
-        self._next = 0
 
-    def start(self) -> Deferred[None]:
-        return succeed(None)
-
-    def stop(self) -> Deferred[None]:
-        return succeed(None)
+    @property
+    def records(self) -> dict[object, StoredJob]:
+        return self.jobs
 
     def add(self, job: StoredJob) -> Deferred[object]:
         if self.raiseOnAdd is not None:
             raise self.raiseOnAdd
+        if not self.manual:
+            d = super().add(job)
+            self.added.append((self._next, job))
+            return d
         self._next += 1
         key = self._next
         self.added.append((key, job))
-        if not self.manual:
-            self.records[key] = job
-            return succeed(key)
-        d: Deferred[object] = Deferred()
-        self.pending[key] = d
-        return d
+        pending: Deferred[object] = Deferred()
+        self.pending[key] = pending
+        return pending
 
     def lastKey(self) -> int:
         """The key of the latest call to L{add}."""
@@ -212,7 +209,7 @@ class FakeStore:
     def succeedAdd(self, key: int | None = None) -> None:
         """Acknowledge a manual add (the latest one by default)."""
         key = self.lastKey() if key is None else key
-        self.records[key] = dict(self.added)[key]
+        self.jobs[key] = dict(self.added)[key]
         self.pending.pop(key).callback(key)
 
     def failAdd(self, reason: str = "disk on fire", key: int | None = None) -> None:
@@ -222,14 +219,7 @@ class FakeStore:
 
     def remove(self, key: object) -> Deferred[None]:
         self.removed.append(key)
-        self.records.pop(key, None)
+        super().remove(key)
         if self.removeFails:
             return fail(StoreError("cannot remove"))
         return succeed(None)
-
-    def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:
-        count = 0
-        for key, job in list(self.records.items()):
-            restore(key, job)
-            count += 1
-        return succeed(count)
