@@ -487,8 +487,9 @@ class JobServer:
         job.storeKey = key
         waiters = job.waiters or ()
         job.waiters = None
-        if job.state is _DONE:
-            # Cancelled or finished while the store was writing.
+        if job.state is _DONE or job.state is _CANCELLED:
+            # Cancelled or finished while the store was writing: the job
+            # is forgotten already, so nothing else would remove the record.
             self._storeRemove(job)
         elif job.state is _PENDING:
             self._admit(job)

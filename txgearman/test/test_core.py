@@ -656,6 +656,23 @@ class StoreTests(CoreTestCase):
         self.store.succeedAdd()
         self.assertEqual(self.store.removed, [1])
 
+    def test_adoptedRunningJobCancelledBeforeStore(self) -> None:
+        """
+        An adopted job that is cancelled while its worker runs it and the
+        store writes it has its record removed once written: it must not
+        come back after a restart.
+        """
+        handle = self.submit(unique=b"u")
+        worker = self.worker(b"fn")
+        self.assertEqual(self.grabHandle(worker), handle)
+        self.server.submitJob(self.client(), b"fn", b"u", b"d", NORMAL, True)
+        self.assertTrue(self.server.cancelJob(handle))
+        self.store.succeedAdd()
+        self.assertEqual(self.store.removed, [1])
+        self.assertEqual(self.store.records, {})
+        self.server.workComplete(worker, handle, b"")
+        self.assertEqual(self.store.removed, [1])
+
     def test_cancelledBeforeStore(self) -> None:
         """
         A background job cancelled while the store writes it is never
