@@ -192,14 +192,24 @@ class JobServer:
     def _dropIfOrphan(self, job: Job) -> None:
         if job.clients or job.background:
             return
+        if self._unqueue(job):
+            self._forget(job)
+        # A running job keeps running; its results go nowhere.
+
+    def _unqueue(self, job: Job) -> bool:
+        """
+        Take a queued or scheduled job out of line (state C{DONE}).
+
+        @return: whether it was waiting in line.
+        """
         if job.state is _QUEUED:
             job.function.discard(job)
-            self._forget(job)
         elif job.state is _SCHEDULED:
             job.function.scheduled[job.priority] -= 1
             job.state = _DONE
-            self._forget(job)
-        # A running job keeps running; its results go nowhere.
+        else:
+            return False
+        return True
 
     # -- worker abilities --------------------------------------------------
 
@@ -317,13 +327,9 @@ class JobServer:
         timeout = session.timeouts.get(function) if session.timeouts else None
         if timeout is not None:
             job.timer = self.clock.callLater(timeout, self._timedOut, session, job)
-        if kind is _P.GRAB_JOB_UNIQ:
-            session.peer.sendPacket(
-                _P.JOB_ASSIGN_UNIQ, job.handle, function.name, job.unique, job.data
-            )
-        elif kind is _P.GRAB_JOB:
+        if kind is _P.GRAB_JOB:
             session.peer.sendPacket(_P.JOB_ASSIGN, job.handle, function.name, job.data)
-        elif job.reducer is not None:
+        elif kind is _P.GRAB_JOB_ALL and job.reducer is not None:
             session.peer.sendPacket(
                 _P.JOB_ASSIGN_ALL, job.handle, function.name, job.unique, job.reducer, job.data
             )
@@ -391,8 +397,7 @@ class JobServer:
             return
         job.function.running -= 1
         job.worker = None
-        job.function.push(job)
-        self._wake(job.function)
+        self._enqueue(job)
 
     # -- submitting --------------------------------------------------------
 
@@ -433,13 +438,8 @@ class JobServer:
         if limit > 0 and function.total >= limit:
             self._error(session, b"QUEUE_ERROR", b"Job queue is full")
             return
-        self._handleCounter += 1
-        handle = self.handlePrefix + str(self._handleCounter).encode()
-        job = Job(handle, function, unique, data, priority, background, when, reducer)
-        function.total += 1
-        self.jobs[handle] = job
-        if unique:
-            function.index(job)
+        job = self._newJob(function, unique, data, priority, background, when, reducer)
+        handle = job.handle
         if session is not None and not background:
             job.clients.append(session)
             session.attached[job] = None
@@ -511,9 +511,7 @@ class JobServer:
             if not session.closed:
                 self._error(session, b"QUEUE_ERROR", reason.encode("utf-8", "replace"))
         if job.state is _PENDING:
-            for client in job.clients:
-                client.attached.pop(job, None)
-            job.clients = []
+            self._releaseClients(job)
             job.state = _DONE
             self._forget(job)
         elif job.state is not _DONE:
@@ -529,8 +527,12 @@ class JobServer:
         if job.when and job.when > self.clock.seconds():
             self._scheduleJob(job)
         else:
-            job.function.push(job)
-            self._wake(job.function)
+            self._enqueue(job)
+
+    def _enqueue(self, job: Job) -> None:
+        """Append a job to the tail of its queue and wake workers for it."""
+        job.function.push(job)
+        self._wake(job.function)
 
     # -- scheduled jobs ----------------------------------------------------
 
@@ -559,8 +561,7 @@ class JobServer:
             _, _, job = heapq.heappop(self._schedule)
             if job.state is _SCHEDULED:
                 job.function.scheduled[job.priority] -= 1
-                job.function.push(job)
-                self._wake(job.function)
+                self._enqueue(job)
         self._armSchedule()
 
     # -- results -----------------------------------------------------------
@@ -645,10 +646,14 @@ class JobServer:
         if worker is not None:
             worker.jobs.pop(job.handle, None)
             job.worker = None
+        self._releaseClients(job)
+        self._forget(job)
+
+    def _releaseClients(self, job: Job) -> None:
+        """The job's foreground clients stop waiting for it."""
         for client in job.clients:
             client.attached.pop(job, None)
         job.clients = []
-        self._forget(job)
 
     def _forget(self, job: Job) -> None:
         function = job.function
@@ -761,20 +766,15 @@ class JobServer:
             return False
         for client in job.clients:
             client.peer.sendPacket(_P.WORK_FAIL, handle)
-        state = job.state
-        if state is _QUEUED:
-            job.function.discard(job)
-        elif state is _SCHEDULED:
-            job.function.scheduled[job.priority] -= 1
-        elif state is _RUNNING:
+        if job.state is _RUNNING:
             job.function.running -= 1
             if job.timer is not None:
                 job.timer.cancel()
                 job.timer = None
-        for client in job.clients:
-            client.attached.pop(job, None)
-        job.clients = []
-        job.state = _CANCELLED if state is _RUNNING else _DONE
+            job.state = _CANCELLED
+        elif not self._unqueue(job):
+            job.state = _DONE
+        self._releaseClients(job)
         self._forget(job)
         return True
 
@@ -799,24 +799,34 @@ class JobServer:
             priority = Priority(record.priority)
         except ValueError:
             priority = Priority.NORMAL
-        self._handleCounter += 1
-        handle = self.handlePrefix + str(self._handleCounter).encode()
-        job = Job(
-            handle,
-            function,
-            record.unique,
-            record.data,
-            priority,
-            True,
-            record.when,
-            record.reducer,
+        job = self._newJob(
+            function, record.unique, record.data, priority, True, record.when, record.reducer
         )
         job.storeKey = key
+        self._admit(job)
+
+    def _newJob(
+        self,
+        function: Function,
+        unique: bytes,
+        data: bytes,
+        priority: Priority,
+        background: bool,
+        when: int,
+        reducer: bytes | None,
+    ) -> Job:
+        """
+        A new job under the next handle, counted and findable by handle and
+        unique id, not yet in any queue.
+        """
+        self._handleCounter += 1
+        handle = self.handlePrefix + str(self._handleCounter).encode()
+        job = Job(handle, function, unique, data, priority, background, when, reducer)
         function.total += 1
         self.jobs[handle] = job
-        if record.unique:
+        if unique:
             function.index(job)
-        self._admit(job)
+        return job
 
     # -- helpers -----------------------------------------------------------
 
