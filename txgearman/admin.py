@@ -29,6 +29,12 @@ def _int(token: bytes) -> int:
         return 0
 
 
+def _listing(lines: list[bytes]) -> bytes:
+    """A multi-line reply: the lines, then a line holding only a dot."""
+    lines.append(b".\n")
+    return b"".join(lines)
+
+
 class AdminCommands:
     """
     Answers admin lines against a L{JobServer}.
@@ -68,8 +74,7 @@ class AdminCommands:
             b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers))
             for f in self.core.functions.values()
         ]
-        lines.append(b".\n")
-        return b"".join(lines)
+        return _listing(lines)
 
     def admin_prioritystatus(self, args: list[bytes]) -> bytes:
         lines = [
@@ -83,8 +88,7 @@ class AdminCommands:
             )
             for f in self.core.functions.values()
         ]
-        lines.append(b".\n")
-        return b"".join(lines)
+        return _listing(lines)
 
     def admin_workers(self, args: list[bytes]) -> bytes:
         lines = []
@@ -94,8 +98,7 @@ class AdminCommands:
                 b"%d %s %s :%s\n"
                 % (s.connectionId, s.host.encode("ascii", "replace"), s.clientId, names)
             )
-        lines.append(b".\n")
-        return b"".join(lines)
+        return _listing(lines)
 
     def admin_show(self, args: list[bytes]) -> bytes | None:
         what = [a.lower() for a in args]
@@ -111,8 +114,7 @@ class AdminCommands:
             lines = [j.unique + b"\n" for j in self.core.iterJobs()]
         else:
             return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
-        lines.append(b".\n")
-        return b"".join(lines)
+        return _listing(lines)
 
     def admin_cancel(self, args: list[bytes]) -> bytes:
         if len(args) != 2 or args[0].lower() != b"job":

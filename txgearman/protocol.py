@@ -26,6 +26,7 @@ from txgearman.batching import WriteBatcher, writeNow
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
+    RES,
     AdminLine,
     Decoder,
     Packet,
@@ -42,9 +43,8 @@ from txgearman.session import Session
 __all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
 
 _P = PacketType
-_RES = b"\0RES"
-_ENCODED_NOOP = encode(_RES, _P.NOOP, ())
-_ENCODED_NO_JOB = encode(_RES, _P.NO_JOB, ())
+_ENCODED_NOOP = encode(RES, _P.NOOP, ())
+_ENCODED_NO_JOB = encode(RES, _P.NO_JOB, ())
 
 # (priority, background) for each plain submit type.
 _SUBMITS = {
@@ -206,12 +206,12 @@ class GearmanServerProtocol(Protocol):
     # -- IPeer -------------------------------------------------------------
 
     def sendPacket(self, ptype: int, *args: bytes) -> None:
-        if ptype == 6:
+        if ptype == _P.NOOP:
             self.send(_ENCODED_NOOP)
-        elif ptype == 10:
+        elif ptype == _P.NO_JOB:
             self.send(_ENCODED_NO_JOB)
         else:
-            self.send(encode(_RES, ptype, args))
+            self.send(encode(RES, ptype, args))
 
     def send(self, data: bytes) -> None:
         """

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorCore,
@@ -258,7 +258,7 @@ class GearmanServerService(Service):
         waits: list[Deferred[Any]] = []
         if self.port is not None:
             port, self.port = self.port, None
-            waits.append(Deferred.fromCoroutine(_maybe(port.stopListening())))
+            waits.append(maybeDeferred(port.stopListening))
         self._listening = False
         waits.append(Deferred.fromCoroutine(self._closeConnectionsThenStore()))
         return DeferredList(waits, consumeErrors=True)
@@ -312,9 +312,3 @@ class GearmanServerService(Service):
         loop.clock = self.reactor
         loop.start(interval, now=True)
         return done
-
-
-async def _maybe(result: Any) -> Any:
-    if isinstance(result, Deferred):
-        return await result
-    return await succeed(result)
