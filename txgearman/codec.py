@@ -238,9 +238,19 @@ def splitArguments(ptype: PacketType, body: bytes) -> tuple[bytes, ...]:
     @raise MalformedPacket: if the body has too few NUL separators.
     """
     count, hasData = ARGUMENTS[ptype]
-    parts = count + hasData
+    return _split(ptype, count + hasData, body)
+
+
+def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
+    """
+    Split C{body} at its first C{parts - 1} NULs.
+
+    @raise MalformedPacket: if the body has too few NUL separators.
+    """
     if parts == 0:
         return ()
+    if parts == 1:
+        return (body,)
     args = body.split(b"\0", parts - 1)
     if len(args) != parts:
         raise MalformedPacket(f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}")
@@ -356,19 +366,11 @@ class Decoder:
                 return None
             self._pos = end
             ptype, parts = spec
-            if parts == 0:
-                return Packet(magic, ptype, ())
-            body = buf[pos + HEADER_SIZE : end]
-            if parts == 1:
-                return Packet(magic, ptype, (body,))
-            args = body.split(b"\0", parts - 1)
-            if len(args) != parts:
-                return self._fail(
-                    MalformedPacket(
-                        f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
-                    )
-                )
-            return Packet(magic, ptype, tuple(args))
+            try:
+                args = _split(ptype, parts, buf[pos + HEADER_SIZE : end])
+            except MalformedPacket as e:
+                self._fail(e)
+            return Packet(magic, ptype, args)
         end = buf.find(b"\n", pos)
         if end < 0:
             if avail > self.maxLineLength:
