@@ -29,7 +29,7 @@ from txgearman.admin import AdminCommands
 from txgearman.batching import WriteBatcher
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.core import JobServer
-from txgearman.interfaces import IQueueStore
+from txgearman.interfaces import IQueueStore, StoreError
 from txgearman.protocol import GearmanServerFactory
 from txgearman.store.memory import MemoryQueueStore
 
@@ -122,6 +122,8 @@ class GearmanServerService(Service):
         )
         self.port: IListeningPort | None = None
         self._readyResult: Failure | None = None
+        #: Why the server could not start, once it could not.
+        self.startFailure: Failure | None = None
         self._readyFired = False
         self._readyWaiters: list[Deferred[None]] = []
         self._listening = False
@@ -238,7 +240,14 @@ class GearmanServerService(Service):
         self._fireReady(None)
 
     def _startFailed(self, failure: Failure) -> None:
-        self.log.failure("The job server could not start", failure)
+        self.startFailure = failure
+        if failure.check(StoreError):
+            # A store says what is wrong in words; a traceback adds nothing.
+            self.log.critical(
+                "The job server could not start: {reason}", reason=failure.getErrorMessage()
+            )
+        else:
+            self.log.failure("The job server could not start", failure)
         self._fireReady(failure)
         if IReactorCore.providedBy(self.reactor) and self.reactor.running:
             self.reactor.stop()

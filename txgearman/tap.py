@@ -5,7 +5,10 @@ C{twistd gearman}: command-line options and the service they build.
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
+import sys
 from typing import Any
 
 from twisted.application.service import IService
@@ -15,6 +18,8 @@ from twisted.python import usage
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.core import MAX_HANDLE_SIZE
 from txgearman.service import GearmanServerService, endpointDescription
+from txgearman.store.redisaddress import parseRedisAddress
+from txgearman.store.redislayout import DEFAULT_PREFIX
 
 __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 
@@ -26,9 +31,10 @@ DRAIN_SIGNAL = signal.SIGUSR2
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Run a Gearman job server.  Jobs are kept in memory; background "
-        "jobs are lost when the server stops.  Send SIGUSR2 to drain: stop "
-        "accepting connections, finish the queued jobs, exit."
+        "Run a Gearman job server.  Jobs are kept in memory; with --redis, "
+        "background jobs are also stored in Redis and survive restarts.  Send "
+        "SIGUSR2 to drain: stop accepting connections, finish the queued jobs, "
+        "exit."
     )
     optParameters = [
         [
@@ -73,6 +79,42 @@ class Options(usage.Options):
             "Longest a SIGUSR2 drain waits for the queues to empty, in seconds.",
             float,
         ],
+        [
+            "redis",
+            None,
+            None,
+            "Store background jobs in Redis: host:port, "
+            "redis://[[user]:password@]host[:port][/db], a unix socket path, or "
+            "sentinel://host:26379[,host2:26379]/mastername.",
+        ],
+        [
+            "redis-prefix",
+            None,
+            DEFAULT_PREFIX,
+            "Namespace of this server's keys in Redis; servers sharing a Redis need one each.",
+        ],
+        [
+            "redis-timeout",
+            None,
+            5.0,
+            "Longest a Redis write may take, in seconds, before the client gets ERROR QUEUE_ERROR.",
+            float,
+        ],
+        [
+            "redis-start-timeout",
+            None,
+            60.0,
+            "How long start-up waits for Redis to answer and for another "
+            "server's lock to expire before it exits with status 1, in seconds.",
+            float,
+        ],
+        [
+            "redis-lock-ttl",
+            None,
+            15.0,
+            "How long the queue lock outlives a server that died, in seconds.",
+            float,
+        ],
     ]
     optFlags = [
         ["exceptions", None, "Send WORK_EXCEPTION to clients that did not ask for it."],
@@ -103,16 +145,49 @@ class Options(usage.Options):
                 )
         if not self["drain-timeout"] >= 0:
             raise usage.UsageError("--drain-timeout must be 0 or more")
+        if self["redis"] is not None:
+            try:
+                self["redis"] = parseRedisAddress(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError(f"--redis: {e}") from None
+        if not self["redis-prefix"]:
+            raise usage.UsageError("--redis-prefix must not be empty")
+        for name in ("redis-timeout", "redis-lock-ttl"):
+            if not self[name] > 0:
+                raise usage.UsageError(f"--{name} must be more than 0")
+        if not self["redis-start-timeout"] >= 0:
+            raise usage.UsageError("--redis-start-timeout must be 0 or more")
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
     Build the job server service from parsed options.
     """
+    # twistd passes no reactor: then this process is the server's own, and
+    # its exit status should say whether the server could start.
+    underTwistd = reactor is None
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor
+    store = None
+    if options["redis"] is not None:
+        # Imported here: txredisapi installs the global reactor on import.
+        from txgearman.store.redis import RedisQueueStore
+
+        store = RedisQueueStore(
+            options["redis"],
+            reactor,
+            prefix=options["redis-prefix"],
+            timeout=options["redis-timeout"],
+            lockTTL=options["redis-lock-ttl"],
+            startTimeout=options["redis-start-timeout"],
+        )
     prefix = options["job-handle-prefix"]
     service = GearmanServerService(
         options["port"],
         reactor=reactor,
+        store=store,
         jobRetries=options["job-retries"],
         workerWakeup=options["worker-wakeup"],
         handlePrefix=prefix.encode() if prefix is not None else None,
@@ -122,4 +197,19 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],
     )
+    if underTwistd:
+        atexit.register(_exitStatus, service)
     return service
+
+
+def _exitStatus(service: GearmanServerService) -> None:
+    """
+    Make twistd exit with status 1 if the server could not start (Redis
+    unreachable, the queue locked by another server): twistd itself exits
+    0 whenever its reactor stops.  Runs at interpreter exit, after twistd
+    has removed its pidfile and closed its log.
+    """
+    if service.startFailure is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

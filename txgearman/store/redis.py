@@ -1,0 +1,658 @@
+# -*- test-case-name: txgearman.test.test_store_redis -*-
+"""
+L{RedisQueueStore}: background jobs kept durably in Redis, through
+txredisapi.
+
+Everything the store writes in one reactor turn (new jobs, finished jobs,
+the lock's refresh) goes to Redis as one Lua script call, so the cost per
+job is a few bytes on a connection rather than a round trip.  Every call
+has a deadline, because txredisapi queues commands for ever while Redis is
+away; when one fails for want of Redis, background submits are refused at
+once (rather than each waiting out the deadline) until a probe sees Redis
+answer again.
+
+This is the only module that imports txredisapi, which installs the global
+reactor when imported: import it only once the reactor is chosen (twistd's
+L{txgearman.tap} does so from C{makeService}).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+import txredisapi
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredList,
+    DeferredSemaphore,
+    TimeoutError,
+    fail,
+    gatherResults,
+    succeed,
+)
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txgearman.interfaces import IQueueStore, StoredJob, StoreError
+from txgearman.store.redisaddress import RedisAddress, parseRedisAddress
+from txgearman.store.redislayout import (
+    ACQUIRE_SCRIPT,
+    APPLY_SCRIPT,
+    DEFAULT_PREFIX,
+    LAYOUT_VERSION,
+    LOCKED_ERROR,
+    RELEASE_SCRIPT,
+    CorruptRecord,
+    Layout,
+    decodeRecord,
+    encodeRecord,
+)
+
+__all__ = ["RedisQueueStore"]
+
+#: Most jobs (stored or deleted) one script call carries.
+BATCH_SIZE = 1000
+#: Keys one SCAN step asks for, and one MGET reads, at replay.
+SCAN_COUNT = 5000
+READ_COUNT = 250
+#: MGETs in flight at once at replay.
+READ_WINDOW = 16
+#: Jobs restored between two returns to the reactor at replay.
+RESTORE_CHUNK = 20000
+#: Seconds between progress lines while a large queue replays.
+PROGRESS_INTERVAL = 2.0
+#: Foreign or corrupt keys named one by one in the log before the rest
+#: are only counted.
+NAMED_SKIPS = 10
+
+
+class _Factory(txredisapi.RedisFactory):
+    """
+    txredisapi's connection factory, reconnecting within about a second
+    of Redis coming back (its default backs off up to ten).
+    """
+
+    initialDelay = 0.1
+    maxDelay = 1.0
+
+
+class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+    maxDelay = 1.0
+
+
+def _reason(failure: Failure, timeout: float) -> str:
+    """
+    Why a Redis call failed, in words for a log and a client's ERROR.
+    """
+    if failure.check(TimeoutError, CancelledError, txredisapi.TimeoutError):
+        return f"Redis did not answer within {timeout:g} s"
+    if failure.check(txredisapi.ConnectionError, ConnectionDone, ConnectionLost):
+        return f"no connection to Redis ({failure.getErrorMessage()})"
+    return f"Redis: {failure.getErrorMessage()}"
+
+
+def _connectionTrouble(failure: Failure) -> bool:
+    """
+    Whether a failure means Redis is out of reach (rather than that it
+    answered with an error).
+    """
+    return failure.check(txredisapi.ResponseError) is None
+
+
+@implementer(IQueueStore)
+class RedisQueueStore:
+    """
+    Jobs in Redis, under a key prefix this server holds a lock on.
+
+    @ivar address: where Redis is.
+    @ivar layout: the key names.
+    @ivar timeout: the most a call to Redis may take.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        address: RedisAddress | str,
+        reactor: Any,
+        prefix: str | bytes = DEFAULT_PREFIX,
+        timeout: float = 5.0,
+        lockTTL: float = 15.0,
+        startTimeout: float = 60.0,
+    ) -> None:
+        """
+        @param address: a L{RedisAddress} or C{--redis}'s text.
+        @param reactor: provides IReactorTime, IReactorTCP and IReactorUNIX.
+        @param prefix: the namespace of this server's keys.
+        @param timeout: how long any one Redis call may take before the job
+            it was for gets an error.
+        @param lockTTL: how long the lock outlives this server if it dies
+            without releasing it; it is refreshed every third of it.
+        @param startTimeout: how long L{start} waits for Redis to answer
+            and the lock to be free before it gives up.
+        """
+        self.address = parseRedisAddress(address) if isinstance(address, str) else address
+        self.reactor = reactor
+        if isinstance(prefix, str):
+            prefix = prefix.encode("utf-8")
+        self.layout = Layout(prefix)
+        self.timeout = timeout
+        self.lockTTL = lockTTL
+        self.startTimeout = startTimeout
+        self.description = f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}".encode()
+        self._redis: Any = None
+        self._sentinel: Any = None
+        self._seq = 0
+        self._adds: list[tuple[bytes, bytes, Deferred[object]]] = []
+        self._removes: list[tuple[bytes, Deferred[None] | None]] = []
+        self._retries: list[tuple[bytes, Deferred[None] | None]] = []
+        self._inFlight: set[Deferred[Any]] = set()
+        self._flushCall: Any = None
+        self._retryCall: Any = None
+        self._refreshDue = False
+        self._refresher: LoopingCall | None = None
+        self._started = False
+        self._stopping = False
+        # Why Redis is out of reach, while it is; a probe clears it.
+        self._unavailable: str | None = None
+        self._probing = False
+        # Why this server no longer owns the queue, once it has lost it.
+        self._lost: str | None = None
+
+    # -- connecting --------------------------------------------------------
+
+    def _connect(self) -> None:
+        address = self.address
+        options: dict[str, Any] = {
+            "charset": None,
+            "convertNumbers": False,
+            "replyTimeout": self.timeout,
+            "password": address.password,
+            "username": address.username,
+        }
+        if address.kind == "sentinel":
+            self._sentinel = txredisapi.Sentinel(list(address.sentinels))
+            self._sentinel.discovery_timeout = self.timeout
+            self._redis = self._sentinel.master_for(
+                address.master, factory_class=_SentinelFactory, dbid=address.db, **options
+            )
+            return
+        endpoint: Any
+        if address.kind == "unix":
+            endpoint = UNIXClientEndpoint(self.reactor, address.path, timeout=self.timeout)
+        else:
+            endpoint = HostnameEndpoint(
+                self.reactor, address.host, address.port, timeout=self.timeout
+            )
+        factory = _Factory(str(address), address.db, 1, isLazy=True, **options)
+        factory.startConnecting(endpoint)
+        self._redis = factory.handler
+
+    def _call(self, command: bytes, *args: Any, timeout: float | None = None) -> Deferred[Any]:
+        """
+        One Redis command, failing after C{timeout} (the store's by default).
+        """
+        d: Deferred[Any] = self._redis.execute_command(command, *args)
+        return d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
+
+    def _eval(self, script: bytes, keys: Sequence[bytes], args: Sequence[bytes]) -> Deferred[Any]:
+        d: Deferred[Any] = self._redis.eval(script, list(keys), list(args))
+        return d.addTimeout(self.timeout, self.reactor)
+
+    # -- start and stop ----------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        """
+        Connect, and take the lock on the prefix, waiting up to
+        C{startTimeout} for Redis to answer and for another server's lock
+        to expire.
+        """
+        if self._started:
+            return succeed(None)
+        self._started = True
+        self._connect()
+        return Deferred.fromCoroutine(self._acquire())
+
+    async def _acquire(self) -> None:
+        layout = self.layout
+        deadline = self.reactor.seconds() + self.startTimeout
+        while True:
+            left = deadline - self.reactor.seconds()
+            try:
+                d = self._redis.eval(
+                    ACQUIRE_SCRIPT,
+                    [layout.lock, layout.version, layout.seq],
+                    [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION],
+                )
+                answer = await d.addTimeout(max(0.1, min(self.timeout, left)), self.reactor)
+            except Exception:
+                failure = Failure()
+                if not _connectionTrouble(failure):
+                    await self._abandon()
+                    raise StoreError(
+                        f"Redis at {self.address} refused the queue: {failure.getErrorMessage()}"
+                    ) from None
+                reason = _reason(failure, min(self.timeout, left))
+                if self.reactor.seconds() >= deadline:
+                    await self._abandon()
+                    raise StoreError(
+                        f"Redis at {self.address} is unreachable ({reason}); gave up after "
+                        f"{self.startTimeout:g} s"
+                    ) from None
+                self.log.warn(
+                    "Redis at {address} is unreachable ({reason}); retrying for {left:.0f} s more",
+                    address=str(self.address),
+                    reason=reason,
+                    left=max(0.0, deadline - self.reactor.seconds()),
+                )
+                await deferLater(self.reactor, min(1.0, max(0.0, left)), lambda: None)
+                continue
+            if answer[0] == 1:
+                self._seq = int(answer[1])
+                break
+            if answer[0] == -1:
+                await self._abandon()
+                raise StoreError(
+                    f"the keys under prefix {layout.prefix!r} in Redis at {self.address} have "
+                    f"layout version {answer[1]!r}, which this txgearman does not know"
+                )
+            holder = answer[1].decode("utf-8", "replace")
+            expires = max(0, int(answer[2])) / 1000
+            if self.reactor.seconds() >= deadline:
+                await self._abandon()
+                raise StoreError(
+                    f"another txgearman server ({holder}) holds the queue under prefix "
+                    f"{layout.prefix.decode('utf-8', 'replace')} in Redis at {self.address}; "
+                    "refusing to start (use another --redis-prefix, or stop that server)"
+                )
+            self.log.warn(
+                "The queue under prefix {prefix} is held by {holder} (its lock expires in "
+                "{expires:.1f} s unless refreshed); waiting up to {left:.0f} s more",
+                prefix=layout.prefix.decode("utf-8", "replace"),
+                holder=holder,
+                expires=expires,
+                left=max(0.0, left),
+            )
+            await deferLater(self.reactor, max(0.05, min(1.0, expires, left)), lambda: None)
+        self.log.info(
+            "Holding the queue under prefix {prefix} in Redis at {address}",
+            prefix=layout.prefix.decode("utf-8", "replace"),
+            address=str(self.address),
+        )
+        self._refresher = LoopingCall(self._refreshLock)
+        self._refresher.clock = self.reactor
+        self._refresher.start(self.lockTTL / 3, now=False)
+
+    async def _abandon(self) -> None:
+        """
+        Close the connection after a failed start.
+        """
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        redis, self._redis = self._redis, None
+        sentinel, self._sentinel = self._sentinel, None
+        waits = []
+        if redis is not None:
+            waits.append(redis.disconnect())
+        if sentinel is not None:
+            waits.append(sentinel.disconnect())
+        if waits:
+            d = DeferredList(waits, consumeErrors=True)
+            try:
+                await d.addTimeout(self.timeout, self.reactor)
+            except TimeoutError:
+                self.log.warn("Redis did not close the connection in time")
+
+    def stop(self) -> Deferred[None]:
+        """
+        Write what is pending, give the lock up and disconnect.  The stored
+        jobs stay for the next server.
+        """
+        if not self._started or self._stopping:
+            return succeed(None)
+        self._stopping = True
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._refresher is not None and self._refresher.running:
+            self._refresher.stop()
+        for call in (self._flushCall, self._retryCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._flushCall = self._retryCall = None
+        self._flush()
+        if self._inFlight:
+            await DeferredList(list(self._inFlight), consumeErrors=True)
+        left = len(self._retries)
+        if left:
+            self.log.warn(
+                "{count} finished jobs could not be deleted from Redis; they will run again "
+                "after the next start",
+                count=left,
+            )
+        if self._lost is None and self._redis is not None:
+            try:
+                await self._eval(RELEASE_SCRIPT, [self.layout.lock], [self.owner])
+            except Exception:
+                self.log.warn(
+                    "Could not release the queue lock ({reason}); it expires in {ttl:g} s",
+                    reason=_reason(Failure(), self.timeout),
+                    ttl=self.lockTTL,
+                )
+        await self._disconnect()
+
+    # -- adding and removing -----------------------------------------------
+
+    def add(self, job: StoredJob) -> Deferred[object]:
+        refused = self._refusal()
+        if refused is not None:
+            return fail(StoreError(refused))
+        self._seq += 1
+        key = self.layout.jobKey(self._seq)
+        d: Deferred[object] = Deferred()
+        self._adds.append((key, encodeRecord(job), d))
+        self._scheduleFlush()
+        return d
+
+    def _refusal(self) -> str | None:
+        """
+        Why a new job cannot be stored now, if it cannot.
+        """
+        if self._lost is not None:
+            return self._lost
+        if self._unavailable is not None:
+            return self._unavailable
+        if not self._started or self._stopping or self._redis is None:
+            return "the Redis store is not running"
+        return None
+
+    def remove(self, key: object) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if not isinstance(key, bytes):
+            d.errback(StoreError(f"not a Redis job key: {key!r}"))
+            return d
+        self._removes.append((key, d))
+        self._scheduleFlush()
+        return d
+
+    def _scheduleFlush(self) -> None:
+        if self._flushCall is None and not self._stopping:
+            self._flushCall = self.reactor.callLater(0, self._flush)
+
+    def _refreshLock(self) -> None:
+        if self._unavailable is None and self._lost is None:
+            self._refreshDue = True
+            self._scheduleFlush()
+
+    def _flush(self) -> None:
+        """
+        Send what this turn added and removed, in as few script calls as
+        the batch size allows.
+        """
+        self._flushCall = None
+        adds, self._adds = self._adds, []
+        removes, self._removes = self._removes, []
+        if self._unavailable is not None or self._lost is not None or self._redis is None:
+            # Redis is away: nothing would get through; a probe resends.
+            refused = self._refusal() or "the Redis store is not running"
+            for _key, _record, d in adds:
+                d.errback(StoreError(refused))
+            self._retries.extend(removes)
+            return
+        if not adds and not removes and not self._refreshDue:
+            return
+        self._refreshDue = False
+        while True:
+            self._send(adds[:BATCH_SIZE], removes[:BATCH_SIZE])
+            adds, removes = adds[BATCH_SIZE:], removes[BATCH_SIZE:]
+            if not adds and not removes:
+                break
+
+    def _send(
+        self,
+        adds: list[tuple[bytes, bytes, Deferred[object]]],
+        removes: list[tuple[bytes, Deferred[None] | None]],
+    ) -> None:
+        layout = self.layout
+        keys = [layout.lock, layout.version, layout.seq]
+        keys += [key for key, _record, _d in adds]
+        keys += [key for key, _d in removes]
+        last = adds[-1][0][len(layout.jobPrefix) :] if adds else b""
+        args = [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION, last]
+        args += [record for _key, record, _d in adds]
+        d = self._eval(APPLY_SCRIPT, keys, args)
+        self._inFlight.add(d)
+        d.addBoth(self._landed, d)
+        d.addCallbacks(
+            self._applied,
+            self._applyFailed,
+            callbackArgs=(adds, removes),
+            errbackArgs=(adds, removes),
+        )
+
+    def _landed(self, result: Any, d: Deferred[Any]) -> Any:
+        self._inFlight.discard(d)
+        return result
+
+    def _applied(
+        self,
+        answer: Any,
+        adds: list[tuple[bytes, bytes, Deferred[object]]],
+        removes: list[tuple[bytes, Deferred[None] | None]],
+    ) -> None:
+        if answer == 2:
+            self.log.error(
+                "Redis had lost this queue's keys (restarted without persistence, or flushed): "
+                "jobs queued before are no longer stored, and a restart of txgearman would "
+                "lose them. Turn on appendonly in Redis."
+            )
+        elif answer == 1:
+            self.log.warn("The queue lock in Redis had expired; this server took it again")
+        for key, _record, d in adds:
+            d.callback(key)
+        for _key, removed in removes:
+            if removed is not None:
+                removed.callback(None)
+
+    def _applyFailed(
+        self,
+        failure: Failure,
+        adds: list[tuple[bytes, bytes, Deferred[object]]],
+        removes: list[tuple[bytes, Deferred[None] | None]],
+    ) -> None:
+        reason = _reason(failure, self.timeout)
+        if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(failure.value):
+            self._loseQueue(reason)
+        elif _connectionTrouble(failure):
+            self._becomeUnavailable(reason)
+        else:
+            self.log.error("Redis refused a write: {reason}", reason=reason)
+        # A write that timed out may still reach Redis: delete it, so that
+        # a job whose client was told it failed never runs.
+        self._retries.extend((key, None) for key, _record, _d in adds)
+        self._retries.extend(removes)
+        for _key, _record, d in adds:
+            d.errback(StoreError(reason))
+        self._scheduleRetry()
+
+    # -- outages -----------------------------------------------------------
+
+    def _becomeUnavailable(self, reason: str) -> None:
+        if self._unavailable is not None or self._stopping:
+            return
+        self._unavailable = reason
+        self.log.error(
+            "Redis at {address} is unavailable: {reason}. Background jobs are refused "
+            "until it answers again",
+            address=str(self.address),
+            reason=reason,
+        )
+        self._probe()
+
+    def _probe(self) -> None:
+        if self._probing or self._stopping or self._redis is None:
+            return
+        self._probing = True
+        self._call(b"PING").addCallbacks(self._probed, self._probeFailed)
+
+    def _probed(self, _pong: object) -> None:
+        self._probing = False
+        if self._unavailable is None:
+            return
+        self._unavailable = None
+        self.log.info("Redis at {address} answers again", address=str(self.address))
+        self._refreshDue = True
+        self._resend()
+
+    def _probeFailed(self, failure: Failure) -> None:
+        self._probing = False
+        if not self._stopping:
+            self.reactor.callLater(0.2, self._probe)
+
+    def _scheduleRetry(self) -> None:
+        if self._retryCall is None and not self._stopping and self._lost is None:
+            self._retryCall = self.reactor.callLater(1.0, self._retry)
+
+    def _retry(self) -> None:
+        self._retryCall = None
+        if self._unavailable is None:
+            self._resend()
+        # Else the probe resends once Redis is back.
+
+    def _resend(self) -> None:
+        """
+        Send the deletions that failed again.
+        """
+        retries, self._retries = self._retries, []
+        self._removes.extend(retries)
+        self._refreshDue = True
+        self._scheduleFlush()
+
+    def _loseQueue(self, reason: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = f"this server no longer owns the queue ({reason})"
+        self.log.critical(
+            "Another txgearman server took the queue under prefix {prefix} over ({reason}). "
+            "This server refuses background jobs from now on; the jobs it still holds may "
+            "run on both servers. Stop this server.",
+            prefix=self.layout.prefix.decode("utf-8", "replace"),
+            reason=reason,
+        )
+        if self._refresher is not None and self._refresher.running:
+            self._refresher.stop()
+
+    # -- replay ------------------------------------------------------------
+
+    def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:
+        """
+        Read every job under the prefix with SCAN and pipelined MGETs, then
+        restore them in job number order, which is submission order.
+        """
+        return Deferred.fromCoroutine(self._replay(restore))
+
+    async def _replay(self, restore: Callable[[object, StoredJob], None]) -> int:
+        layout = self.layout
+        clock = self.reactor
+        started = lastReport = clock.seconds()
+        numbers: set[int] = set()
+        found: list[tuple[int, bytes, StoredJob]] = []
+        skipped = [0]
+        window = DeferredSemaphore(READ_WINDOW)
+        reads: list[Deferred[None]] = []
+        readTimeout = max(self.timeout, 30.0)
+
+        def skip(key: bytes, why: str) -> None:
+            skipped[0] += 1
+            if skipped[0] <= NAMED_SKIPS:
+                self.log.warn(
+                    "Skipping Redis key {key}: {why}",
+                    key=key.decode("utf-8", "backslashreplace"),
+                    why=why,
+                )
+
+        def parse(values: list[bytes | None], batch: list[tuple[int, bytes]]) -> None:
+            for (number, key), value in zip(batch, values, strict=True):
+                if value is None:
+                    skip(key, "not a string (not a txgearman job), or deleted meanwhile")
+                    continue
+                try:
+                    found.append((number, key, decodeRecord(value)))
+                except CorruptRecord as e:
+                    skip(key, f"not a txgearman job record ({e})")
+
+        def read(batch: list[tuple[int, bytes]]) -> Deferred[None]:
+            d = self._call(b"MGET", *[key for _n, key in batch], timeout=readTimeout)
+            return d.addCallback(parse, batch)
+
+        cursor = b"0"
+        while True:
+            cursor, keys = await self._call(
+                b"SCAN",
+                cursor,
+                b"MATCH",
+                layout.scanPattern,
+                b"COUNT",
+                b"%d" % SCAN_COUNT,
+                timeout=readTimeout,
+            )
+            batch: list[tuple[int, bytes]] = []
+            for key in keys:
+                number = layout.jobNumber(key)
+                if number is None:
+                    if key not in layout.ownKeys:
+                        skip(key, "not a key txgearman writes")
+                elif number not in numbers:
+                    numbers.add(number)
+                    batch.append((number, key))
+            for i in range(0, len(batch), READ_COUNT):
+                reads.append(window.run(read, batch[i : i + READ_COUNT]))
+            now = clock.seconds()
+            if now - lastReport >= PROGRESS_INTERVAL:
+                lastReport = now
+                self.log.info("Replay: found {count} stored jobs so far", count=len(numbers))
+            if cursor == b"0":
+                break
+        await gatherResults(reads, consumeErrors=True)
+        if skipped[0] > NAMED_SKIPS:
+            self.log.warn(
+                "Skipped {count} Redis keys in all under prefix {prefix}",
+                count=skipped[0],
+                prefix=layout.prefix.decode("utf-8", "replace"),
+            )
+        if numbers:
+            self._seq = max(self._seq, max(numbers))
+        found.sort(key=itemgetter(0))
+        total = len(found)
+        if total > RESTORE_CHUNK:
+            self.log.info(
+                "Replay: read {total} jobs in {seconds:.1f} s; queueing them",
+                total=total,
+                seconds=clock.seconds() - started,
+            )
+        for start in range(0, total, RESTORE_CHUNK):
+            for _number, key, job in found[start : start + RESTORE_CHUNK]:
+                restore(key, job)
+            if start + RESTORE_CHUNK < total:
+                # Let the lock's refresh and the reactor run between chunks.
+                await deferLater(clock, 0, lambda: None)
+                now = clock.seconds()
+                if now - lastReport >= PROGRESS_INTERVAL:
+                    lastReport = now
+                    self.log.info(
+                        "Replay: queued {done} of {total} jobs",
+                        done=start + RESTORE_CHUNK,
+                        total=total,
+                    )
+        return total
