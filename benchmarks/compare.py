@@ -75,9 +75,10 @@ def peakRssMiB(pid: int) -> float:
 class Server:
     name: str
     command: list[str]
+    redis: bool = False
 
-    def start(self, port: int, tmp: str) -> subprocess.Popen[bytes]:
-        argv = [a.format(port=port, tmp=tmp) for a in self.command]
+    def start(self, port: int, tmp: str, redisPort: int = 0) -> subprocess.Popen[bytes]:
+        argv = [a.format(port=port, tmp=tmp, redis=redisPort) for a in self.command]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         waitForPort(port, proc)
         return proc
@@ -88,26 +89,80 @@ def twistd() -> str:
     return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
 
 
-SERVERS = {
-    "gearmand-t1": Server(
-        "gearmand -t 1",
-        ["gearmand", "-p", "{port}", "-L", "127.0.0.1", "-t", "1", "-l", "{tmp}/g.log"],
-    ),
-    "gearmand-t4": Server(
-        "gearmand -t 4",
-        ["gearmand", "-p", "{port}", "-L", "127.0.0.1", "-t", "4", "-l", "{tmp}/g.log"],
-    ),
-    "txgearman": Server(
-        "txgearman",
+def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+    """
+    A fresh redis-server for one run: no snapshots, no AOF, as gearmand's
+    figures in ../shared/bench were taken.
+    """
+    port = freePort()
+    proc = subprocess.Popen(
         [
-            twistd(),
-            "-n",
-            "--pidfile=",
-            "--logfile={tmp}/t.log",
-            "gearman",
+            os.environ.get("REDIS_SERVER", "redis-server"),
             "--port",
-            "tcp:{port}:interface=127.0.0.1",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
         ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(100).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def _txgearman(*extra: str) -> list[str]:
+    return [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "--logfile={tmp}/t.log",
+        "gearman",
+        "--port",
+        "tcp:{port}:interface=127.0.0.1",
+        *extra,
+    ]
+
+
+def _gearmand(threads: str, *extra: str) -> list[str]:
+    return [
+        "gearmand",
+        "-p",
+        "{port}",
+        "-L",
+        "127.0.0.1",
+        "-t",
+        threads,
+        "-l",
+        "{tmp}/g.log",
+        *extra,
+    ]
+
+
+_GEARMAND_REDIS = ("-q", "redis", "--redis-server", "127.0.0.1", "--redis-port", "{redis}")
+
+SERVERS = {
+    "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
+    "gearmand-t4": Server("gearmand -t 4", _gearmand("4")),
+    "txgearman": Server("txgearman", _txgearman()),
+    "gearmand-t1-redis": Server("gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True),
+    "gearmand-t4-redis": Server("gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True),
+    "txgearman-redis": Server(
+        "txgearman --redis", _txgearman("--redis", "127.0.0.1:{redis}"), True
     ),
 }
 
@@ -120,15 +175,18 @@ class Result:
     p99: list[float] = field(default_factory=list)
     cpuPerJob: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    redisCpuPerJob: list[float] = field(default_factory=list)
     failures: int = 0
 
 
 def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict[str, object]:
     port = freePort()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = server.start(port, tmp)
+        redis, redisPort = startRedis(tmp) if server.redis else (None, 0)
+        proc = server.start(port, tmp, redisPort)
         try:
             before = cpuSeconds(proc.pid)
+            redisBefore = cpuSeconds(redis.pid) if redis else 0.0
             out = subprocess.run(
                 [gearbench, mode, "--port", str(port), *MODES[mode], *extra],
                 capture_output=True,
@@ -136,17 +194,22 @@ def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict
                 timeout=300,
             )
             used = cpuSeconds(proc.pid) - before
+            redisUsed = cpuSeconds(redis.pid) - redisBefore if redis else 0.0
             rss = peakRssMiB(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for each in (proc, redis):
+                if each is None:
+                    continue
+                each.send_signal(signal.SIGTERM)
+                try:
+                    each.wait(10)
+                except subprocess.TimeoutExpired:
+                    each.kill()
+                    each.wait()
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
     result: dict[str, object] = json.loads(line)
     result["server_cpu_s"] = used
+    result["redis_cpu_s"] = redisUsed
     result["server_rss_mib"] = rss
     return result
 
@@ -194,6 +257,8 @@ def main() -> int:
                 n = float(r["n"])  # type: ignore[arg-type]
                 res.cpuPerJob.append(float(r["server_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
                 res.rss.append(float(r["server_rss_mib"]))  # type: ignore[arg-type]
+                if server.redis:
+                    res.redisCpuPerJob.append(float(r["redis_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
 
     def med(values: list[float]) -> str:
         return f"{statistics.median(values):,.0f}" if values else "-"
@@ -209,6 +274,7 @@ def main() -> int:
         "p50 ms",
         "p99 ms",
         "server CPU us/job",
+        "Redis CPU us/job",
         "peak RSS MiB",
         "ratio",
         "failed runs",
@@ -231,6 +297,7 @@ def main() -> int:
                 medf(res.p50),
                 medf(res.p99),
                 medf(res.cpuPerJob),
+                medf(res.redisCpuPerJob),
                 medf(res.rss),
                 ratio,
                 str(res.failures),
