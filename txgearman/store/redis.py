@@ -331,9 +331,13 @@ class RedisQueueStore:
             if call is not None and call.active():
                 call.cancel()
         self._flushCall = self._retryCall = None
-        self._flush()
-        if self._inFlight:
-            await DeferredList(list(self._inFlight), consumeErrors=True)
+        while True:
+            if self._inFlight:
+                await DeferredList(list(self._inFlight), consumeErrors=True)
+            elif self._adds or self._removes:
+                self._flush()
+            else:
+                break
         left = len(self._retries)
         if left:
             self.log.warn(
@@ -397,10 +401,16 @@ class RedisQueueStore:
 
     def _flush(self) -> None:
         """
-        Send what this turn added and removed, in as few script calls as
-        the batch size allows.
+        Send what was added and removed since the last call went out, in as
+        few script calls as the batch size allows.
+
+        While a call is in flight the next batch waits for it, so that
+        under load batches grow with Redis's latency instead of the number
+        of calls growing with the load.
         """
         self._flushCall = None
+        if self._inFlight:
+            return
         adds, self._adds = self._adds, []
         removes, self._removes = self._removes, []
         if self._unavailable is not None or self._lost is not None or self._redis is None:
@@ -443,6 +453,8 @@ class RedisQueueStore:
 
     def _landed(self, result: Any, d: Deferred[Any]) -> Any:
         self._inFlight.discard(d)
+        if not self._inFlight and (self._adds or self._removes or self._refreshDue):
+            self._scheduleFlush()
         return result
 
     def _applied(
