@@ -17,7 +17,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -248,6 +249,9 @@ class StartTests(SynchronousTestCase):
         """
         store = ControlledStore(fail(StoreError("no redis")))
         self.reactor.running = True
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
         service.privilegedStartService()
         conn = Connection(service.factory)
@@ -257,7 +261,13 @@ class StartTests(SynchronousTestCase):
         self.assertFalse(service.factory.ready)
         self.assertEqual(conn.transport.producerState, "paused")
         self.assertTrue(self.reactor.hasStopped)
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        # A store's error is its own clear message: logged as such, with no
+        # traceback, and kept for twistd's exit status.
+        [event] = [e for e in events if e["log_level"] is LogLevel.critical]
+        self.assertEqual(formatEvent(event), "The job server could not start: no redis")
+        self.assertNotIn("log_failure", event)
+        assert service.startFailure is not None
+        self.assertTrue(service.startFailure.check(StoreError))
 
     def test_storeReplayFails(self) -> None:
         """
@@ -269,7 +279,17 @@ class StartTests(SynchronousTestCase):
         service.startService()
         self.failureResultOf(service.ready, StoreError)
         self.assertFalse(service.factory.ready)
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        self.assertIsNotNone(service.startFailure)
+
+    def test_unexpectedStartFailure(self) -> None:
+        """
+        Any other start failure is logged with its traceback.
+        """
+        store = ControlledStore(fail(RuntimeError("bug")))
+        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service.startService()
+        self.failureResultOf(service.ready, RuntimeError)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class StopTests(SynchronousTestCase):
