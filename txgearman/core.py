@@ -52,6 +52,7 @@ _PENDING = JobState.PENDING
 _DONE = JobState.DONE
 _CANCELLED = JobState.CANCELLED
 _SCHEDULED = JobState.SCHEDULED
+_PRIORITIES = {int(p): p for p in Priority}
 
 _NOT_FOUND_RESULT = b"Job given in work result not found"
 _NOT_FOUND_DATA = b"Job does not exist on server"
@@ -795,10 +796,7 @@ class JobServer:
             )
             self.store.remove(key).addErrback(self._removeFailed, b"(duplicate)")
             return
-        try:
-            priority = Priority(record.priority)
-        except ValueError:
-            priority = Priority.NORMAL
+        priority = _PRIORITIES.get(record.priority, Priority.NORMAL)
         job = self._newJob(
             function, record.unique, record.data, priority, True, record.when, record.reducer
         )
@@ -820,7 +818,7 @@ class JobServer:
         unique id, not yet in any queue.
         """
         self._handleCounter += 1
-        handle = self.handlePrefix + str(self._handleCounter).encode()
+        handle = self.handlePrefix + b"%d" % (self._handleCounter,)
         job = Job(handle, function, unique, data, priority, background, when, reducer)
         function.total += 1
         self.jobs[handle] = job

@@ -18,6 +18,8 @@ __all__ = ["Function"]
 # Rebuild a queue once this many cancelled entries sit in it and they
 # outnumber the live ones: removal stays O(1) and memory stays bounded.
 _COMPACT_AT = 1024
+_QUEUED = JobState.QUEUED
+_DONE = JobState.DONE
 
 
 class Function:
@@ -101,7 +103,7 @@ class Function:
 
     def push(self, job: Job) -> None:
         """Append a runnable job to the tail of its priority's queue."""
-        job.state = JobState.QUEUED
+        job.state = _QUEUED
         self.queues[job.priority].append(job)
         self.queued[job.priority] += 1
 
@@ -112,9 +114,9 @@ class Function:
         p = job.priority
         self.queued[p] -= 1
         self.dead[p] += 1
-        job.state = JobState.DONE
+        job.state = _DONE
         if self.dead[p] > _COMPACT_AT and self.dead[p] > self.queued[p]:
-            live = deque(j for j in self.queues[p] if j.state is JobState.QUEUED)
+            live = deque(j for j in self.queues[p] if j.state is _QUEUED)
             self.queues = tuple(  # type: ignore[assignment]
                 live if i == p else q for i, q in enumerate(self.queues)
             )
@@ -129,7 +131,7 @@ class Function:
         queue = self.queues[priority]
         while True:
             job = queue.popleft()
-            if job.state is JobState.QUEUED:
+            if job.state is _QUEUED:
                 self.queued[priority] -= 1
                 return job
             self.dead[priority] -= 1

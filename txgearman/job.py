@@ -51,6 +51,9 @@ class JobState(Enum):
     DONE = "done"
 
 
+_PENDING = JobState.PENDING
+
+
 class Job:
     """
     One job.
@@ -107,7 +110,7 @@ class Job:
         self.background = background
         self.when = when
         self.reducer = reducer
-        self.state = JobState.PENDING
+        self.state = _PENDING
         self.clients: list[Session] = []
         self.waiters: list[Session] | None = None
         self.worker: Session | None = None
