@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""
+How long txgearman takes to replay a large queue from Redis at start-up,
+and how much memory the replayed queue takes.
+
+Starts a private redis-server, writes N background jobs into it in
+txgearman's layout (straight over RESP, in pipelined chunks), then starts
+C{twistd -n gearman --redis ...} and times it from launch until it answers
+the admin C{status} command with every job queued.  Optionally does the
+same for gearmand's Redis queue (C{--gearmand}), writing its key format.
+
+    python benchmarks/replay.py --jobs 1000000 --size 100 [--gearmand]
+
+Only loopback addresses are used.  Nothing here is a test: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from txgearman.interfaces import StoredJob
+from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
+
+CHUNK = 10000
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resp(*args: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class Redis:
+    def __init__(self, tmp: str) -> None:
+        self.port = freePort()
+        self.proc = subprocess.Popen(
+            [
+                os.environ.get("REDIS_SERVER", "redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.reader = self.sock.makefile("rb")
+
+    def pipeline(self, commands: list[bytes]) -> None:
+        """
+        Send commands and read (and check) as many simple replies.
+        """
+        self.sock.sendall(b"".join(commands))
+        for _ in commands:
+            line = self.reader.readline()
+            if line.startswith(b"-"):
+                raise RuntimeError(line.decode())
+            if line.startswith(b"$") and line != b"$-1\r\n":
+                self.reader.read(int(line[1:]) + 2)
+
+    def stop(self) -> None:
+        self.sock.close()
+        self.proc.terminate()
+        self.proc.wait()
+
+    def usedMemoryMiB(self) -> float:
+        self.sock.sendall(resp(b"INFO", b"memory"))
+        size = int(self.reader.readline()[1:])
+        text = self.reader.read(size + 2).decode()
+        for line in text.splitlines():
+            if line.startswith("used_memory:"):
+                return int(line.split(":")[1]) / 2**20
+        return 0.0
+
+
+def fillTxgearman(redis: Redis, jobs: int, size: int) -> None:
+    layout = Layout(b"txgearman")
+    data = b"x" * size
+    redis.pipeline([resp(b"SET", layout.version, LAYOUT_VERSION)])
+    for start in range(1, jobs + 1, CHUNK):
+        commands = []
+        for n in range(start, min(start + CHUNK, jobs + 1)):
+            record = encodeRecord(StoredJob(b"bench", b"u%d" % n, data, priority=n % 3))
+            commands.append(resp(b"SET", layout.jobKey(n), record))
+        redis.pipeline(commands)
+    redis.pipeline([resp(b"SET", layout.seq, b"%d" % jobs)])
+
+
+def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
+    data = b"x" * size
+    for start in range(1, jobs + 1, CHUNK):
+        commands = []
+        for n in range(start, min(start + CHUNK, jobs + 1)):
+            unique = b"u%d" % n
+            commands.append(
+                resp(
+                    b"HMSET",
+                    b"_gear_-bench-" + unique,
+                    b"data",
+                    data,
+                    b"priority",
+                    b"%d" % (n % 3),
+                    b"function",
+                    b"bench",
+                    b"unique",
+                    unique,
+                )
+            )
+        redis.pipeline(commands)
+
+
+def queued(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"status\n")
+        buf = b""
+        while not buf.endswith(b".\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    for line in buf.decode().splitlines():
+        fields = line.split("\t")
+        if fields[0] == "bench":
+            return int(fields[1])
+    return 0
+
+
+def rssMiB(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def timeStart(argv: list[str], port: int, jobs: int, timeout: float) -> tuple[float, float]:
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while True:
+            if proc.poll() is not None:
+                error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {error}")
+            try:
+                if queued(port) >= jobs:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() - started > timeout:
+                raise RuntimeError("timed out")
+            time.sleep(0.05)
+        return time.monotonic() - started, rssMiB(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def twistd() -> str:
+    local = os.path.join(os.path.dirname(sys.executable), "twistd")
+    return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--gearmand", action="store_true", help="also time gearmand -q redis")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+        redis = Redis(tmp)
+        try:
+            t0 = time.monotonic()
+            fillTxgearman(redis, args.jobs, args.size)
+            print(
+                f"wrote {args.jobs} jobs in {time.monotonic() - t0:.1f} s; Redis uses "
+                f"{redis.usedMemoryMiB():.0f} MiB",
+                file=sys.stderr,
+            )
+            port = freePort()
+            argv = [
+                twistd(),
+                "-n",
+                "--pidfile=",
+                f"--logfile={tmp}/t.log",
+                "gearman",
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--redis",
+                f"127.0.0.1:{redis.port}",
+            ]
+            seconds, rss = timeStart(argv, port, args.jobs, args.timeout)
+            rows.append(("txgearman --redis", seconds, rss))
+            with open(f"{tmp}/t.log") as log:
+                progress = [line.rstrip() for line in log if "Replay" in line]
+            print("\n".join(progress), file=sys.stderr)
+        finally:
+            redis.stop()
+        if args.gearmand:
+            redis = Redis(tmp)
+            try:
+                fillGearmand(redis, args.jobs, args.size)
+                port = freePort()
+                argv = [
+                    "gearmand",
+                    "-p",
+                    str(port),
+                    "-L",
+                    "127.0.0.1",
+                    "-t",
+                    "1",
+                    "-l",
+                    f"{tmp}/g.log",
+                    "-q",
+                    "redis",
+                    "--redis-server",
+                    "127.0.0.1",
+                    "--redis-port",
+                    str(redis.port),
+                ]
+                seconds, rss = timeStart(argv, port, args.jobs, args.timeout)
+                rows.append(("gearmand -t 1 -q redis", seconds, rss))
+            finally:
+                redis.stop()
+    print(f"\n{args.jobs:,} queued jobs of {args.size} bytes\n")
+    print("| server | start-up until all queued (s) | RSS after replay (MiB) |")
+    print("|---|---|---|")
+    for name, seconds, rss in rows:
+        print(f"| {name} | {seconds:.1f} | {rss:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
