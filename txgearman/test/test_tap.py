@@ -111,8 +111,43 @@ class OptionsTests(SynchronousTestCase):
             ("-p", "tcp:4730:colour=blue"),
             ("--no-such-option",),
             ("extra-argument",),
+            ("--redis", ""),
+            ("--redis", "rediss://h"),
+            ("--redis", "h:port"),
+            ("--redis", "sentinel://h"),
+            ("--redis", "localhost", "--redis-prefix", ""),
+            ("--redis", "localhost", "--redis-timeout", "0"),
+            ("--redis", "localhost", "--redis-lock-ttl", "-1"),
+            ("--redis", "localhost", "--redis-start-timeout", "-1"),
+            ("--redis", "localhost", "--redis-timeout", "nan"),
         ]:
             self.assertRaises(usage.UsageError, parse, *argv)
+
+    def test_redisDefaults(self) -> None:
+        """
+        Without C{--redis}, jobs stay in memory; the Redis options have
+        their documented defaults.
+        """
+        options = parse()
+        self.assertIsNone(options["redis"])
+        self.assertEqual(options["redis-prefix"], "txgearman")
+        self.assertEqual(options["redis-timeout"], 5.0)
+        self.assertEqual(options["redis-start-timeout"], 60.0)
+        self.assertEqual(options["redis-lock-ttl"], 15.0)
+
+    def test_redisAddress(self) -> None:
+        """
+        C{--redis} is parsed when the options are, so a bad address is a
+        usage error before anything starts.
+        """
+        address = parse("--redis", "redis://:pw@db.example:6380/2")["redis"]
+        self.assertEqual(
+            (address.kind, address.host, address.port, address.db, address.password),
+            ("tcp", "db.example", 6380, 2, "pw"),
+        )
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--redis", "redis://:secret@h/x")
+        self.assertNotIn("secret", str(caught.exception))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -188,6 +223,51 @@ class MakeServiceTests(SynchronousTestCase):
         assert isinstance(service, GearmanServerService)
         service.privilegedStartService()
         self.assertEqual(reactor.tcpServers, [(4733, service.factory, 50, "127.0.0.1")])
+
+
+class RedisServiceTests(SynchronousTestCase):
+    """
+    C{--redis} gives the service a L{RedisQueueStore}, configured but not
+    connected: it connects when the service starts, after twistd has
+    daemonized and dropped privileges.
+    """
+
+    def test_redisStore(self) -> None:
+        from txgearman.store.redis import RedisQueueStore
+
+        reactor = MemoryReactorClock()
+        options = parse(
+            "--redis",
+            "/run/redis.sock",
+            "--redis-prefix",
+            "jobs",
+            "--redis-timeout",
+            "2.5",
+            "--redis-start-timeout",
+            "9",
+            "--redis-lock-ttl",
+            "30",
+        )
+        service = tap.makeService(options, reactor=reactor)
+        assert isinstance(service, GearmanServerService)
+        store = service.store
+        assert isinstance(store, RedisQueueStore)
+        self.assertIs(service.core.store, store)
+        self.assertEqual((store.address.kind, store.address.path), ("unix", "/run/redis.sock"))
+        self.assertEqual(store.layout.prefix, b"jobs")
+        self.assertEqual(store.timeout, 2.5)
+        self.assertEqual(store.startTimeout, 9.0)
+        self.assertEqual(store.lockTTL, 30.0)
+        self.assertIs(store.reactor, reactor)
+        self.assertEqual(reactor.unixClients, [])
+        self.assertEqual(store.description, "redis unix:/run/redis.sock (prefix jobs)")
+
+    def test_memoryByDefault(self) -> None:
+        from txgearman.store.memory import MemoryQueueStore
+
+        service = tap.makeService(parse(), reactor=MemoryReactorClock())
+        assert isinstance(service, GearmanServerService)
+        self.assertIsInstance(service.store, MemoryQueueStore)
 
 
 class PluginTests(SynchronousTestCase):
