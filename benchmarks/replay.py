@@ -163,13 +163,18 @@ def rssMiB(pid: int) -> float:
     return 0.0
 
 
-def timeStart(argv: list[str], port: int, jobs: int, timeout: float) -> tuple[float, float]:
+def timeStart(
+    argv: list[str], port: int, jobs: int, timeout: float, logPath: str
+) -> tuple[float, float]:
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while True:
             if proc.poll() is not None:
                 error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                if os.path.exists(logPath):
+                    with open(logPath, errors="replace") as log:
+                        error += "".join(log.readlines()[-5:])
                 raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {error}")
             try:
                 if queued(port) >= jobs:
@@ -224,7 +229,7 @@ def main() -> int:
                 "--redis",
                 f"127.0.0.1:{redis.port}",
             ]
-            seconds, rss = timeStart(argv, port, args.jobs, args.timeout)
+            seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/t.log")
             rows.append(("txgearman --redis", seconds, rss))
             with open(f"{tmp}/t.log") as log:
                 progress = [line.rstrip() for line in log if "Replay" in line]
@@ -253,7 +258,11 @@ def main() -> int:
                     "--redis-port",
                     str(redis.port),
                 ]
-                seconds, rss = timeStart(argv, port, args.jobs, args.timeout)
+                try:
+                    seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/g.log")
+                except RuntimeError as e:
+                    print(f"gearmand failed: {e}", file=sys.stderr)
+                    seconds, rss = float("nan"), float("nan")
                 rows.append(("gearmand -t 1 -q redis", seconds, rss))
             finally:
                 redis.stop()
