@@ -85,7 +85,27 @@ class _Factory(txredisapi.RedisFactory):
     maxDelay = 1.0
 
 
+class _SentinelProtocol(txredisapi.SentinelRedisProtocol):
+    """
+    txredisapi's check that a server Sentinel named is the master, for
+    replies as bytes (C{charset=None}): its own compares them with text, and
+    so drops every connection.
+    """
+
+    def connectionMade(self) -> Any:
+        def checkRole(role: Any) -> Any:
+            if self.factory.is_master and role[0] not in (b"master", "master"):
+                self.transport.loseConnection()
+                return None
+            return txredisapi.RedisProtocol.connectionMade(self)
+
+        if self.password is not None:
+            self.auth(self.password, self.username)
+        return self.role().addCallback(checkRole)
+
+
 class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+    protocol = _SentinelProtocol
     maxDelay = 1.0
 
 
@@ -205,9 +225,15 @@ class RedisQueueStore:
         d: Deferred[Any] = self._redis.execute_command(command, *args)
         return d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
 
-    def _eval(self, script: bytes, keys: Sequence[bytes], args: Sequence[bytes]) -> Deferred[Any]:
+    def _eval(
+        self,
+        script: bytes,
+        keys: Sequence[bytes],
+        args: Sequence[bytes],
+        timeout: float | None = None,
+    ) -> Deferred[Any]:
         d: Deferred[Any] = self._redis.eval(script, list(keys), list(args))
-        return d.addTimeout(self.timeout, self.reactor)
+        return d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
 
     # -- start and stop ----------------------------------------------------
 
@@ -228,13 +254,14 @@ class RedisQueueStore:
         deadline = self.reactor.seconds() + self.startTimeout
         while True:
             left = deadline - self.reactor.seconds()
+            wait = max(0.1, min(self.timeout, left))
             try:
                 d = self._redis.eval(
                     ACQUIRE_SCRIPT,
                     [layout.lock, layout.version, layout.seq],
                     [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION],
                 )
-                answer = await d.addTimeout(max(0.1, min(self.timeout, left)), self.reactor)
+                answer = await d.addTimeout(wait, self.reactor)
             except Exception:
                 failure = Failure()
                 if not _connectionTrouble(failure):
@@ -242,7 +269,7 @@ class RedisQueueStore:
                     raise StoreError(
                         f"Redis at {self.address} refused the queue: {failure.getErrorMessage()}"
                     ) from None
-                reason = _reason(failure, min(self.timeout, left))
+                reason = _reason(failure, wait)
                 if self.reactor.seconds() >= deadline:
                     await self._abandon()
                     raise StoreError(
@@ -338,6 +365,8 @@ class RedisQueueStore:
                 self._flush()
             else:
                 break
+        if self._retries and self._lost is None and self._redis is not None:
+            await self._lastDeletions()
         left = len(self._retries)
         if left:
             self.log.warn(
@@ -355,6 +384,29 @@ class RedisQueueStore:
                     ttl=self.lockTTL,
                 )
         await self._disconnect()
+
+    async def _lastDeletions(self) -> None:
+        """
+        Keep trying, for up to the timeout, the deletions that failed
+        (Redis may just have come back): each one left is a job that runs
+        again, or a refused job that runs after all, at the next start.
+        """
+        deadline = self.reactor.seconds() + self.timeout
+        while self._retries:
+            left = deadline - self.reactor.seconds()
+            if left <= 0:
+                return
+            batch, self._retries = self._retries[:BATCH_SIZE], self._retries[BATCH_SIZE:]
+            keys, args = self._applyArguments([], batch)
+            try:
+                await self._eval(APPLY_SCRIPT, keys, args, timeout=left)
+            except Exception:
+                self._retries[:0] = batch
+                await deferLater(self.reactor, min(0.1, max(0.0, left)), lambda: None)
+            else:
+                for _key, removed in batch:
+                    if removed is not None:
+                        removed.callback(None)
 
     # -- adding and removing -----------------------------------------------
 
@@ -434,13 +486,7 @@ class RedisQueueStore:
         adds: list[tuple[bytes, bytes, Deferred[object]]],
         removes: list[tuple[bytes, Deferred[None] | None]],
     ) -> None:
-        layout = self.layout
-        keys = [layout.lock, layout.version, layout.seq]
-        keys += [key for key, _record, _d in adds]
-        keys += [key for key, _d in removes]
-        last = adds[-1][0][len(layout.jobPrefix) :] if adds else b""
-        args = [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION, last]
-        args += [record for _key, record, _d in adds]
+        keys, args = self._applyArguments(adds, removes)
         d = self._eval(APPLY_SCRIPT, keys, args)
         self._inFlight.add(d)
         d.addBoth(self._landed, d)
@@ -450,6 +496,24 @@ class RedisQueueStore:
             callbackArgs=(adds, removes),
             errbackArgs=(adds, removes),
         )
+
+    def _applyArguments(
+        self,
+        adds: list[tuple[bytes, bytes, Deferred[object]]],
+        removes: list[tuple[bytes, Deferred[None] | None]],
+    ) -> tuple[list[bytes], list[bytes]]:
+        """
+        The keys and arguments of the script that stores C{adds} and
+        deletes C{removes}.
+        """
+        layout = self.layout
+        keys = [layout.lock, layout.version, layout.seq]
+        keys += [key for key, _record, _d in adds]
+        keys += [key for key, _d in removes]
+        last = adds[-1][0][len(layout.jobPrefix) :] if adds else b""
+        args = [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION, last]
+        args += [record for _key, record, _d in adds]
+        return keys, args
 
     def _landed(self, result: Any, d: Deferred[Any]) -> Any:
         self._inFlight.discard(d)
@@ -486,6 +550,7 @@ class RedisQueueStore:
         reason = _reason(failure, self.timeout)
         if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(failure.value):
             self._loseQueue(reason)
+            reason = self._lost or reason
         elif _connectionTrouble(failure):
             self._becomeUnavailable(reason)
         else:
