@@ -122,18 +122,11 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
         commands = []
         for n in range(start, min(start + CHUNK, jobs + 1)):
             unique = b"u%d" % n
+            # As gearmand 1.1.20 writes them (master adds function and
+            # unique fields, which 1.1.20 refuses to replay).
             commands.append(
                 resp(
-                    b"HMSET",
-                    b"_gear_-bench-" + unique,
-                    b"data",
-                    data,
-                    b"priority",
-                    b"%d" % (n % 3),
-                    b"function",
-                    b"bench",
-                    b"unique",
-                    unique,
+                    b"HMSET", b"_gear_-bench-" + unique, b"data", data, b"priority", b"%d" % (n % 3)
                 )
             )
         redis.pipeline(commands)

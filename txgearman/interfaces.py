@@ -10,7 +10,7 @@ sockets or bytes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
@@ -18,11 +18,13 @@ from zope.interface import Attribute, Interface
 __all__ = ["StoredJob", "IQueueStore", "IPeer", "StoreError"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredJob:
+class StoredJob(NamedTuple):
     """
     Everything a store keeps of a background job: enough to run it again
     after a restart exactly as it was submitted.
+
+    A named tuple rather than a frozen dataclass: a replay makes one per
+    stored job, and a tuple is made in a third of the time.
 
     @ivar function: the function name (any bytes but NUL).
     @ivar unique: the unique id, possibly empty.

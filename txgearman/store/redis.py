@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any
 
 import txredisapi
@@ -29,10 +28,8 @@ from twisted.internet.defer import (
     CancelledError,
     Deferred,
     DeferredList,
-    DeferredSemaphore,
     TimeoutError,
     fail,
-    gatherResults,
     succeed,
 )
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
@@ -51,6 +48,7 @@ from txgearman.store.redislayout import (
     LAYOUT_VERSION,
     LOCKED_ERROR,
     RELEASE_SCRIPT,
+    REPLAY_SCRIPT,
     CorruptRecord,
     Layout,
     decodeRecord,
@@ -61,11 +59,10 @@ __all__ = ["RedisQueueStore"]
 
 #: Most jobs (stored or deleted) one script call carries.
 BATCH_SIZE = 1000
-#: Keys one SCAN step asks for, and one MGET reads, at replay.
+#: Keys one SCAN step of a replay asks for.
 SCAN_COUNT = 5000
-READ_COUNT = 250
-#: MGETs in flight at once at replay.
-READ_WINDOW = 16
+#: Most record bytes one replay step reads; larger records are read apart.
+REPLAY_BUDGET = 16 * 1024 * 1024
 #: Jobs restored between two returns to the reactor at replay.
 RESTORE_CHUNK = 20000
 #: Seconds between progress lines while a large queue replays.
@@ -73,6 +70,13 @@ PROGRESS_INTERVAL = 2.0
 #: Foreign or corrupt keys named one by one in the log before the rest
 #: are only counted.
 NAMED_SKIPS = 10
+
+
+#: A job to store: its number, its record, and the Deferred of its add.
+_Add = tuple[int, bytes, "Deferred[object]"]
+#: A job to delete: its number, and the Deferred of its remove (none for a
+#: clean-up the store does on its own).
+_Remove = tuple[int, "Deferred[None] | None"]
 
 
 class _Factory(txredisapi.RedisFactory):
@@ -173,9 +177,9 @@ class RedisQueueStore:
         self._redis: Any = None
         self._sentinel: Any = None
         self._seq = 0
-        self._adds: list[tuple[bytes, bytes, Deferred[object]]] = []
-        self._removes: list[tuple[bytes, Deferred[None] | None]] = []
-        self._retries: list[tuple[bytes, Deferred[None] | None]] = []
+        self._adds: list[_Add] = []
+        self._removes: list[_Remove] = []
+        self._retries: list[_Remove] = []
         self._inFlight: set[Deferred[Any]] = set()
         self._flushCall: Any = None
         self._retryCall: Any = None
@@ -415,9 +419,9 @@ class RedisQueueStore:
         if refused is not None:
             return fail(StoreError(refused))
         self._seq += 1
-        key = self.layout.jobKey(self._seq)
+        number = self._seq
         d: Deferred[object] = Deferred()
-        self._adds.append((key, encodeRecord(job), d))
+        self._adds.append((number, encodeRecord(job), d))
         self._scheduleFlush()
         return d
 
@@ -435,8 +439,8 @@ class RedisQueueStore:
 
     def remove(self, key: object) -> Deferred[None]:
         d: Deferred[None] = Deferred()
-        if not isinstance(key, bytes):
-            d.errback(StoreError(f"not a Redis job key: {key!r}"))
+        if not isinstance(key, int) or isinstance(key, bool):
+            d.errback(StoreError(f"not a Redis job number: {key!r}"))
             return d
         self._removes.append((key, d))
         self._scheduleFlush()
@@ -483,8 +487,8 @@ class RedisQueueStore:
 
     def _send(
         self,
-        adds: list[tuple[bytes, bytes, Deferred[object]]],
-        removes: list[tuple[bytes, Deferred[None] | None]],
+        adds: list[_Add],
+        removes: list[_Remove],
     ) -> None:
         keys, args = self._applyArguments(adds, removes)
         d = self._eval(APPLY_SCRIPT, keys, args)
@@ -499,8 +503,8 @@ class RedisQueueStore:
 
     def _applyArguments(
         self,
-        adds: list[tuple[bytes, bytes, Deferred[object]]],
-        removes: list[tuple[bytes, Deferred[None] | None]],
+        adds: list[_Add],
+        removes: list[_Remove],
     ) -> tuple[list[bytes], list[bytes]]:
         """
         The keys and arguments of the script that stores C{adds} and
@@ -508,9 +512,10 @@ class RedisQueueStore:
         """
         layout = self.layout
         keys = [layout.lock, layout.version, layout.seq]
-        keys += [key for key, _record, _d in adds]
-        keys += [key for key, _d in removes]
-        last = adds[-1][0][len(layout.jobPrefix) :] if adds else b""
+        jobKey = layout.jobKey
+        keys += [jobKey(number) for number, _record, _d in adds]
+        keys += [jobKey(number) for number, _d in removes]
+        last = b"%d" % (adds[-1][0],) if adds else b""
         args = [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION, last]
         args += [record for _key, record, _d in adds]
         return keys, args
@@ -524,8 +529,8 @@ class RedisQueueStore:
     def _applied(
         self,
         answer: Any,
-        adds: list[tuple[bytes, bytes, Deferred[object]]],
-        removes: list[tuple[bytes, Deferred[None] | None]],
+        adds: list[_Add],
+        removes: list[_Remove],
     ) -> None:
         if answer == 2:
             self.log.error(
@@ -544,8 +549,8 @@ class RedisQueueStore:
     def _applyFailed(
         self,
         failure: Failure,
-        adds: list[tuple[bytes, bytes, Deferred[object]]],
-        removes: list[tuple[bytes, Deferred[None] | None]],
+        adds: list[_Add],
+        removes: list[_Remove],
     ) -> None:
         reason = _reason(failure, self.timeout)
         if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(failure.value):
@@ -634,83 +639,90 @@ class RedisQueueStore:
 
     def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:
         """
-        Read every job under the prefix with SCAN and pipelined MGETs, then
-        restore them in job number order, which is submission order.
+        Read every job under the prefix, SCAN step by SCAN step (each step
+        a script that also reads the records it found, the next step in
+        flight while this one is parsed), then restore them in job number
+        order, which is submission order.
         """
         return Deferred.fromCoroutine(self._replay(restore))
+
+    def _replayStep(self, cursor: bytes) -> Deferred[Any]:
+        d: Deferred[Any] = self._redis.eval(
+            REPLAY_SCRIPT,
+            [],
+            [
+                cursor,
+                self.layout.scanPattern,
+                b"%d" % (SCAN_COUNT,),
+                self.layout.jobPrefix,
+                b"%d" % (REPLAY_BUDGET,),
+            ],
+        )
+        return d.addTimeout(max(self.timeout, 30.0), self.reactor)
 
     async def _replay(self, restore: Callable[[object, StoredJob], None]) -> int:
         layout = self.layout
         clock = self.reactor
         started = lastReport = clock.seconds()
-        numbers: set[int] = set()
-        found: list[tuple[int, bytes, StoredJob]] = []
-        skipped = [0]
-        window = DeferredSemaphore(READ_WINDOW)
-        reads: list[Deferred[None]] = []
-        readTimeout = max(self.timeout, 30.0)
+        found: dict[int, StoredJob] = {}
+        skipped = 0
+        # Function names repeat: keep one bytes object per name.
+        names: dict[bytes, bytes] = {}
 
         def skip(key: bytes, why: str) -> None:
-            skipped[0] += 1
-            if skipped[0] <= NAMED_SKIPS:
+            nonlocal skipped
+            skipped += 1
+            if skipped <= NAMED_SKIPS:
                 self.log.warn(
                     "Skipping Redis key {key}: {why}",
                     key=key.decode("utf-8", "backslashreplace"),
                     why=why,
                 )
 
-        def parse(values: list[bytes | None], batch: list[tuple[int, bytes]]) -> None:
-            for (number, key), value in zip(batch, values, strict=True):
-                if value is None:
-                    skip(key, "not a string (not a txgearman job), or deleted meanwhile")
-                    continue
+        def parse(numbers: list[int], values: list[bytes]) -> None:
+            for number, value in zip(numbers, values, strict=True):
                 try:
-                    found.append((number, key, decodeRecord(value)))
+                    found[number] = decodeRecord(value, names)
                 except CorruptRecord as e:
-                    skip(key, f"not a txgearman job record ({e})")
+                    skip(layout.jobKey(number), f"not a txgearman job record ({e})")
 
-        def read(batch: list[tuple[int, bytes]]) -> Deferred[None]:
-            d = self._call(b"MGET", *[key for _n, key in batch], timeout=readTimeout)
-            return d.addCallback(parse, batch)
-
-        cursor = b"0"
-        while True:
-            cursor, keys = await self._call(
-                b"SCAN",
-                cursor,
-                b"MATCH",
-                layout.scanPattern,
-                b"COUNT",
-                b"%d" % SCAN_COUNT,
-                timeout=readTimeout,
-            )
-            batch: list[tuple[int, bytes]] = []
-            for key in keys:
+        highest = 0
+        pending: Deferred[Any] | None = self._replayStep(b"0")
+        while pending is not None:
+            cursor, numberList, values, later, others = await pending
+            pending = self._replayStep(cursor) if cursor != b"0" else None
+            numbers = [int(n) for n in numberList.split(b",")] if numberList else []
+            parse(numbers, values)
+            if numbers:
+                highest = max(highest, max(numbers))
+            for key in others:
                 number = layout.jobNumber(key)
-                if number is None:
-                    if key not in layout.ownKeys:
-                        skip(key, "not a key txgearman writes")
-                elif number not in numbers:
-                    numbers.add(number)
-                    batch.append((number, key))
-            for i in range(0, len(batch), READ_COUNT):
-                reads.append(window.run(read, batch[i : i + READ_COUNT]))
+                if number is not None:
+                    highest = max(highest, number)
+                    skip(key, "not a string (not a txgearman job)")
+                elif key not in layout.ownKeys:
+                    skip(key, "not a key txgearman writes")
+            if later:
+                # Records too large to read with the step: a few at a time.
+                big = [int(n) for n in later.split(b",")]
+                highest = max(highest, max(big))
+                for i in range(0, len(big), 8):
+                    batch = big[i : i + 8]
+                    keys = [layout.jobKey(n) for n in batch]
+                    got = await self._call(b"MGET", *keys, timeout=max(self.timeout, 30.0))
+                    present = [(n, v) for n, v in zip(batch, got, strict=True) if v is not None]
+                    parse([n for n, _ in present], [v for _, v in present])
             now = clock.seconds()
             if now - lastReport >= PROGRESS_INTERVAL:
                 lastReport = now
-                self.log.info("Replay: found {count} stored jobs so far", count=len(numbers))
-            if cursor == b"0":
-                break
-        await gatherResults(reads, consumeErrors=True)
-        if skipped[0] > NAMED_SKIPS:
+                self.log.info("Replay: read {count} stored jobs so far", count=len(found))
+        if skipped > NAMED_SKIPS:
             self.log.warn(
                 "Skipped {count} Redis keys in all under prefix {prefix}",
-                count=skipped[0],
+                count=skipped,
                 prefix=layout.prefix.decode("utf-8", "replace"),
             )
-        if numbers:
-            self._seq = max(self._seq, max(numbers))
-        found.sort(key=itemgetter(0))
+        self._seq = max(self._seq, highest)
         total = len(found)
         if total > RESTORE_CHUNK:
             self.log.info(
@@ -718,9 +730,10 @@ class RedisQueueStore:
                 total=total,
                 seconds=clock.seconds() - started,
             )
+        order = sorted(found)
         for start in range(0, total, RESTORE_CHUNK):
-            for _number, key, job in found[start : start + RESTORE_CHUNK]:
-                restore(key, job)
+            for number in order[start : start + RESTORE_CHUNK]:
+                restore(number, found[number])
             if start + RESTORE_CHUNK < total:
                 # Let the lock's refresh and the reactor run between chunks.
                 await deferLater(clock, 0, lambda: None)

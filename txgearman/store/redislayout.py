@@ -42,6 +42,7 @@ __all__ = [
     "ACQUIRE_SCRIPT",
     "APPLY_SCRIPT",
     "RELEASE_SCRIPT",
+    "REPLAY_SCRIPT",
     "LOCKED_ERROR",
 ]
 
@@ -110,10 +111,12 @@ def encodeRecord(job: StoredJob) -> bytes:
     )
 
 
-def decodeRecord(value: bytes) -> StoredJob:
+def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> StoredJob:
     """
     The job a Redis value stores.
 
+    @param names: function names seen so far, to share one bytes object
+        per name among the many jobs a replay decodes.
     @raise CorruptRecord: saying what is wrong with it.
     """
     fields = value.split(b"\0", 6)
@@ -130,13 +133,10 @@ def decodeRecord(value: bytes) -> StoredJob:
         raise CorruptRecord("empty function name")
     if reducer and reducer[:1] != b"+":
         raise CorruptRecord(f"reducer field {reducer[:20]!r}")
+    if names is not None:
+        function = names.setdefault(function, function)
     return StoredJob(
-        function=function,
-        unique=unique,
-        data=data,
-        priority=_PRIORITIES[priority],
-        when=int(when),
-        reducer=reducer[1:] if reducer else None,
+        function, unique, data, _PRIORITIES[priority], int(when), reducer[1:] if reducer else None
     )
 
 
@@ -202,4 +202,35 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+#: One step of a replay: SCAN, and read the job records the step found, in
+#: one round trip.  ARGV: cursor, MATCH pattern, COUNT, job key prefix, and a
+#: byte budget.  Answers {cursor, job numbers joined by ',', their records,
+#: numbers of job records left out to stay within the budget (read them
+#: apart), other keys (not job keys, or not strings)}.
+REPLAY_SCRIPT = b"""
+local step = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local prefix, budget, used = ARGV[4], tonumber(ARGV[5]), 0
+local numbers, values, later, others = {}, {}, {}, {}
+for _, key in ipairs(step[2]) do
+  local digits = nil
+  if string.sub(key, 1, #prefix) == prefix then
+    digits = string.sub(key, #prefix + 1)
+    if not (string.match(digits, '^[1-9][0-9]*$') or digits == '0') then
+      digits = nil
+    end
+  end
+  local size = digits and redis.pcall('STRLEN', key)
+  if type(size) ~= 'number' or (size == 0 and redis.call('EXISTS', key) == 0) then
+    others[#others + 1] = key
+  elseif used > 0 and used + size > budget then
+    later[#later + 1] = digits
+  else
+    used = used + size
+    numbers[#numbers + 1] = digits
+    values[#values + 1] = redis.call('GET', key)
+  end
+end
+return {step[1], table.concat(numbers, ','), values, table.concat(later, ','), others}
 """

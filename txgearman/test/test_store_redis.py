@@ -15,6 +15,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from txgearman.interfaces import IQueueStore, StoredJob
+from txgearman.store import redis as redisstore
 from txgearman.store.redis import BATCH_SIZE, RedisQueueStore
 from txgearman.store.redislayout import Layout, encodeRecord
 from txgearman.test.redisserver import RedisServer, sharedRedisServer, startRedis
@@ -98,9 +99,9 @@ class RedisLayoutTests(unittest.TestCase):
         """
         store = await self.started()
         job = StoredJob(b"my-func", b"", b"a\x00b\r\n", priority=2, when=7, reducer=b"r")
-        key = await store.add(job)
-        assert isinstance(key, bytes)
-        self.assertEqual(key, self.layout.jobKey(1))
+        number = await store.add(job)
+        self.assertEqual(number, 1)
+        key = self.layout.jobKey(1)
         self.assertEqual(self.server.command("GET", key), encodeRecord(job))
         self.assertEqual(self.server.command("GET", self.layout.version), b"1")
         self.assertEqual(self.server.command("GET", self.layout.seq), b"1")
@@ -116,10 +117,10 @@ class RedisLayoutTests(unittest.TestCase):
         C{remove} deletes the record.
         """
         store = await self.started()
-        key = await store.add(StoredJob(b"f", b"u", b"d"))
-        assert isinstance(key, bytes)
-        await store.remove(key)
-        self.assertIsNone(self.server.command("GET", key))
+        number = await store.add(StoredJob(b"f", b"u", b"d"))
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 1)
+        await store.remove(number)
+        self.assertIsNone(self.server.command("GET", self.layout.jobKey(1)))
 
     async def test_oneCallPerTurn(self) -> None:
         """
@@ -162,8 +163,8 @@ class RedisLayoutTests(unittest.TestCase):
         await store.add(StoredJob(b"f", b"", b"old"))
         await store.stop()
         store = await self.started()
-        key = await store.add(StoredJob(b"f", b"", b"new"))
-        self.assertEqual(key, self.layout.jobKey(2))
+        number = await store.add(StoredJob(b"f", b"", b"new"))
+        self.assertEqual(number, 2)
         await store.stop()
         store = await self.started()
         seen: list[bytes] = []
@@ -184,6 +185,22 @@ class RedisLayoutTests(unittest.TestCase):
         seen: list[StoredJob] = []
         count = await store.replay(lambda key, job: seen.append(job))
         self.assertEqual(count, len(jobs))
+        self.assertEqual(seen, jobs)
+
+    async def test_largeRecords(self) -> None:
+        """
+        Records too large to read within one replay step's byte budget are
+        read on their own, and replay in order with the others.
+        """
+        self.patch(redisstore, "REPLAY_BUDGET", 1000)
+        store = await self.started()
+        jobs = [StoredJob(b"f", b"", bytes([i]) * (100 if i % 3 else 700)) for i in range(30)]
+        for job in jobs:
+            await store.add(job)
+        await store.stop()
+        store = await self.started()
+        seen: list[StoredJob] = []
+        await store.replay(lambda key, job: seen.append(job))
         self.assertEqual(seen, jobs)
 
     async def test_foreignKeysSkipped(self) -> None:
@@ -219,7 +236,7 @@ class RedisLayoutTests(unittest.TestCase):
         for key in foreign:
             self.assertEqual(self.server.command("EXISTS", key), 1)
         # Job numbers go on after the highest job key seen, corrupt or not.
-        self.assertEqual(await store.add(StoredJob(b"f", b"", b"n")), prefix + b":job:100")
+        self.assertEqual(await store.add(StoredJob(b"f", b"", b"n")), 100)
 
     async def test_globPrefix(self) -> None:
         """

@@ -109,11 +109,11 @@ async def poll(
 
 async def added(store: RedisQueueStore, stored: StoredJob) -> bytes:
     """
-    Add C{stored} and return the key the store names it by.
+    Add C{stored} and return the Redis key of its record.
     """
-    key = await store.add(stored)
-    assert isinstance(key, bytes), key
-    return key
+    number = await store.add(stored)
+    assert isinstance(number, int), number
+    return store.layout.jobKey(number)
 
 
 async def addWhenAccepted(store: RedisQueueStore, stored: StoredJob, timeout: float) -> bytes:
@@ -127,7 +127,7 @@ async def addWhenAccepted(store: RedisQueueStore, stored: StoredJob, timeout: fl
     deadline = time.monotonic() + timeout
     while True:
         try:
-            key = await store.add(stored)
+            number = await store.add(stored)
         except StoreError as e:
             if time.monotonic() >= deadline:
                 raise unittest.FailTest(
@@ -135,8 +135,8 @@ async def addWhenAccepted(store: RedisQueueStore, stored: StoredJob, timeout: fl
                 ) from None
             await sleep(0.1)
         else:
-            assert isinstance(key, bytes)
-            return key
+            assert isinstance(number, int)
+            return store.layout.jobKey(number)
 
 
 def storedData(server: RedisServer, layout: Layout) -> list[bytes]:
@@ -300,7 +300,7 @@ class OutageTests(unittest.TestCase):
         key = await added(store, job(b"finished"))
         server.kill()
 
-        removed = store.remove(key)
+        removed = store.remove(store.layout.jobNumber(key))
         await poll(
             lambda: logged(catcher, LogLevel.error, "unavailable"),
             "the store to notice that Redis is down",
