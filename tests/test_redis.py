@@ -1,0 +1,568 @@
+"""
+System tests: C{twistd -n gearman --redis ...} against a real redis-server
+(and Sentinel), with real processes killed, paused and restarted.
+
+Background jobs must survive a restart of txgearman, stay exact (the
+function, unique id and data gearmand 1.1.20's Redis queue mangles), be
+refused with C{ERROR QUEUE_ERROR} rather than lost when Redis is away, and
+never run after their client was told they failed.  Redis is inspected
+directly through the fixture's own client, never through txgearman.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.trial.unittest import FailTest, TestCase
+
+from tests.server import (
+    LOOPBACK,
+    GearmanTools,
+    RawConnection,
+    TwistdServer,
+    connectRaw,
+    freePort,
+    startServer,
+    waitFor,
+)
+from txgearman.test.redisserver import RedisServer, startRedis, startSentinel
+
+PREFIX = b"txgearman"
+LAYOUT = PREFIX + b":layout"
+LOCK = PREFIX + b":lock"
+SEQ = PREFIX + b":seq"
+
+
+@dataclass
+class Grabbed:
+    """
+    One job a L{Worker} was assigned, and when.
+    """
+
+    handle: bytes
+    function: bytes
+    unique: bytes
+    data: bytes
+    at: float
+
+
+class Worker:
+    """
+    A raw-protocol worker that grabs with GRAB_JOB_UNIQ and completes each
+    job at once, recording what it was given.
+    """
+
+    def __init__(self, testCase: TestCase, port: int, *functions: bytes) -> None:
+        self.connection = connectRaw(testCase, port)
+        # WORK_COMPLETE and the next GRAB_JOB_UNIQ are two small writes:
+        # without this, Nagle's algorithm holds the second one back until
+        # the server's delayed ACK, some 40 ms per job.
+        self.connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for function in functions:
+            self.connection.send("CAN_DO", function)
+        self.jobs: list[Grabbed] = []
+
+    def grab(self) -> Grabbed | None:
+        """
+        Ask for one job; complete and return it, or C{None} on NO_JOB.
+        """
+        self.connection.send("GRAB_JOB_UNIQ")
+        while True:
+            name, args = self.connection.receive(10.0)
+            if name != "NOOP":
+                break
+        if name == "NO_JOB":
+            return None
+        if name != "JOB_ASSIGN_UNIQ":
+            raise FailTest(f"expected JOB_ASSIGN_UNIQ or NO_JOB, got {name} {args!r}")
+        # The data is the last field and may itself hold NUL bytes.
+        job = Grabbed(args[0], args[1], args[2], b"\0".join(args[3:]), time.time())
+        self.connection.send("WORK_COMPLETE", job.handle, b"")
+        self.jobs.append(job)
+        return job
+
+    def drain(
+        self,
+        done: Callable[[list[Grabbed]], object],
+        timeout: float = 20.0,
+        settle: float = 0.0,
+    ) -> list[Grabbed]:
+        """
+        Grab jobs until C{done(jobs)} is true after a NO_JOB, then keep
+        asking for C{settle} seconds more, so that a job that should never
+        run has its chance to show up.
+
+        @return: every job grabbed, in order.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.grab() is not None:
+                continue
+            if done(self.jobs):
+                break
+            if time.monotonic() >= deadline:
+                raise FailTest(
+                    f"the worker did not get what it waited for within {timeout}s; it got "
+                    f"{[(j.unique, j.data) for j in self.jobs]!r}"
+                )
+            time.sleep(0.05)
+        settleUntil = time.monotonic() + settle
+        while time.monotonic() < settleUntil:
+            if self.grab() is None:
+                time.sleep(0.1)
+        return self.jobs
+
+    def data(self) -> list[bytes]:
+        return [job.data for job in self.jobs]
+
+
+def submitBackground(
+    connection: RawConnection,
+    data: bytes,
+    function: bytes = b"stream",
+    timeout: float = 10.0,
+) -> tuple[str, list[bytes]]:
+    """
+    Send one SUBMIT_JOB_BG with an empty unique id and return the answer:
+    JOB_CREATED or ERROR (any other packet fails the test).
+    """
+    connection.send("SUBMIT_JOB_BG", function, b"", data)
+    name, args = connection.receive(timeout)
+    if name not in ("JOB_CREATED", "ERROR"):
+        raise FailTest(f"expected JOB_CREATED or ERROR for {data!r}, got {name} {args!r}")
+    return name, args
+
+
+def jobKeys(redis: RedisServer, prefix: bytes = PREFIX) -> list[bytes]:
+    return redis.keys(prefix + b":job:*")
+
+
+class RedisSystemTests(TestCase):
+    """
+    C{twistd gearman --redis} with real Redis and Gearman processes.
+    """
+
+    def redisArgs(self, redis: RedisServer, *more: str) -> list[str]:
+        return ["--redis", redis.address, *more]
+
+    def restart(self, server: TwistdServer) -> TwistdServer:
+        """
+        Stop C{server} (if it still runs) and start the same command line
+        again on the same port and directory.
+        """
+        server.stop()
+        again = TwistdServer(server.directory, server.extraArgs, port=server.port)
+        self.addCleanup(again.stop)
+        return again.start(timeout=30)
+
+    def noJobKeysLeft(self, redis: RedisServer) -> None:
+        waitFor(lambda: not jobKeys(redis), 10, what="Redis to hold no job key")
+
+    # -- 1 -------------------------------------------------------------------
+
+    def test_seedScenarioSurvivesRestart(self) -> None:
+        """
+        C{echo 123 | gearman -f test -b} stores the job in Redis before the
+        client hears JOB_CREATED; it survives a restart of txgearman (the
+        same status afterwards), C{gearman -w} then runs it, and the finished
+        job is deleted from Redis, leaving only the layout, sequence and
+        lock keys (and no lock once the server stopped).
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis))
+        tools = GearmanTools(self, server.port)
+        self.assertEqual(tools.submit("-f", "test", "-b", input=b"123\n"), b"")
+        keys = jobKeys(redis)
+        self.assertEqual(len(keys), 1, keys)
+        self.assertIn(b"123", redis.command("GET", keys[0]))
+        self.assertEqual(tools.status(), b"test\t1\t0\t0\n.\n")
+
+        server = self.restart(server)
+        self.assertEqual(jobKeys(redis), keys)
+        self.assertEqual(tools.status(), b"test\t1\t0\t0\n.\n")
+        self.assertEqual(tools.submit("-w", "-f", "test", "-c", "1"), b"123\n")
+        self.assertEqual(tools.status(), b"test\t0\t0\t0\n.\n")
+        waitFor(
+            lambda: redis.keys(PREFIX + b":*") == [LAYOUT, LOCK, SEQ],
+            10,
+            what=f"only the layout, lock and seq keys (have {redis.keys(b'*')!r})",
+        )
+        server.stop()
+        self.assertEqual(redis.keys(b"*"), [LAYOUT, SEQ])
+
+    # -- 2 -------------------------------------------------------------------
+
+    def test_exactJobsAndOrderAfterRestart(self) -> None:
+        """
+        Jobs that gearmand 1.1.20's Redis queue loses or mangles (uniques
+        with dashes, two jobs with an empty unique, unique C{-}, data with
+        NUL and 0xff bytes) come back after a restart exactly as submitted,
+        in the right order: HIGH first, NORMAL in submission order, LOW
+        last, and the epoch job only once its time has come.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis))
+        function = b"my-func"
+        when = int(time.time()) + 6
+        client = connectRaw(self, server.port)
+        normal = [
+            (b"a-b", b"dashed unique"),
+            (b"", b"empty unique, first"),
+            (b"", b"empty unique, second"),
+            (b"-", b"unique is a dash"),
+            (b"bin", b"x\x00y\xff"),
+        ]
+        for unique, data in normal:
+            client.submit("SUBMIT_JOB_BG", function, unique, data)
+        client.send("SUBMIT_JOB_EPOCH", function, b"epoch", b"%d" % (when,), b"at\x00when")
+        client.expect("JOB_CREATED")
+        client.submit("SUBMIT_JOB_HIGH_BG", function, b"high", b"urgent")
+        client.submit("SUBMIT_JOB_LOW_BG", function, b"low", b"whenever")
+        client.close()
+        self.assertEqual(len(jobKeys(redis)), 8)
+
+        server = self.restart(server)
+        worker = Worker(self, server.port, function)
+        startedAt = time.time()
+        self.assertLess(
+            startedAt, when, "the restart took so long that the epoch job is due already"
+        )
+        jobs = worker.drain(lambda jobs: len(jobs) >= 8, timeout=when - time.time() + 15)
+        self.assertEqual(
+            [(job.function, job.unique, job.data) for job in jobs],
+            [
+                (function, b"high", b"urgent"),
+                *[(function, unique, data) for unique, data in normal],
+                (function, b"low", b"whenever"),
+                (function, b"epoch", b"at\x00when"),
+            ],
+        )
+        self.assertGreaterEqual(jobs[-1].at, when)
+        self.assertLess(jobs[-2].at, when)
+        self.noJobKeysLeft(redis)
+
+    # -- 3 -------------------------------------------------------------------
+
+    def test_redisKilledDuringSubmits(self) -> None:
+        """
+        Redis killed with SIGKILL and restarted from its append-only file
+        in the middle of a stream of background submits: each submit gets
+        JOB_CREATED or C{ERROR QUEUE_ERROR}; submits succeed again without
+        restarting txgearman; every job that got JOB_CREATED runs, none
+        that got ERROR ever does, and Redis keeps no record of them.
+        """
+        redis = startRedis(self, appendonly=True)
+        server = startServer(self, *self.redisArgs(redis, "--redis-timeout", "1"))
+        client = connectRaw(self, server.port)
+        created: list[bytes] = []
+        errored: list[bytes] = []
+        outage = threading.Event()
+        back = threading.Event()
+        failures: list[BaseException] = []
+
+        def killAndRestart() -> None:
+            try:
+                time.sleep(0.5)
+                redis.kill()
+                outage.set()
+                time.sleep(1.0)
+                redis.start()
+                back.set()
+            except BaseException as e:
+                failures.append(e)
+                back.set()
+
+        killer = threading.Thread(target=killAndRestart, daemon=True)
+        deadline = time.monotonic() + 25
+        createdAfter = 0
+        i = 0
+        killer.start()
+        try:
+            while not back.is_set() or createdAfter < 50:
+                self.assertLess(time.monotonic(), deadline, "submits did not succeed again")
+                i += 1
+                data = b"job-%d" % (i,)
+                name, args = submitBackground(client, data)
+                if name == "JOB_CREATED":
+                    created.append(data)
+                    if back.is_set():
+                        createdAfter += 1
+                else:
+                    self.assertEqual(args[0], b"QUEUE_ERROR", args)
+                    errored.append(data)
+                if outage.is_set() and not back.is_set():
+                    time.sleep(0.01)
+        finally:
+            killer.join(30)
+        self.assertEqual(failures, [])
+        self.assertTrue(errored, "no submit failed while Redis was down")
+        self.assertGreater(len(created), createdAfter)
+
+        worker = Worker(self, server.port, b"stream")
+        worker.drain(lambda jobs: set(created) <= {j.data for j in jobs}, settle=2.0)
+        ran = set(worker.data())
+        self.assertEqual(ran - set(created), set(), "jobs that got ERROR (or were never sent) ran")
+        self.assertEqual(set(created) - ran, set())
+        self.noJobKeysLeft(redis)
+        self.assertIn(b"stream\t0\t0\t1\n", server.admin(b"status"))
+
+    # -- 4 -------------------------------------------------------------------
+
+    def test_serverKilledUnderLoad(self) -> None:
+        """
+        txgearman killed with SIGKILL while four clients submit background
+        jobs as fast as they can, then started again: once the dead
+        server's lock has expired, every job that got JOB_CREATED is
+        replayed and runs once; nothing that was never submitted runs.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis, "--redis-lock-ttl", "2"))
+        created: list[bytes] = []
+        sent: list[bytes] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+        problems: list[str] = []
+
+        def submitter(n: int) -> None:
+            try:
+                connection = RawConnection(server.port)
+            except OSError as e:
+                problems.append(repr(e))
+                return
+            try:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    data = b"load-%d-%d" % (n, i)
+                    with lock:
+                        sent.append(data)
+                    try:
+                        name, args = submitBackground(connection, data, b"load")
+                    except (FailTest, OSError):
+                        # The server died: this submit's fate is unknown.
+                        return
+                    if name != "JOB_CREATED":
+                        problems.append(f"{data!r}: {name} {args!r}")
+                        return
+                    with lock:
+                        created.append(data)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            waitFor(lambda: len(created) >= 400 or problems, 20, what="400 submits")
+            server.signal(signal.SIGKILL)
+            server.wait(10)
+            server.stopped = True
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        self.assertEqual(problems, [])
+        createdBeforeKill = set(created)
+
+        server = self.restart(server)
+        status = server.admin(b"status").splitlines()
+        queued = int(status[0].split(b"\t")[1])
+        self.assertEqual(status[0].split(b"\t")[0], b"load")
+        self.assertGreaterEqual(queued, len(createdBeforeKill))
+        self.assertLessEqual(queued, len(sent))
+
+        worker = Worker(self, server.port, b"load")
+        worker.drain(lambda jobs: len(jobs) >= queued, settle=1.0)
+        ran = worker.data()
+        self.assertEqual(len(ran), len(set(ran)), "a job ran twice")
+        self.assertEqual(createdBeforeKill - set(ran), set(), "acknowledged jobs were lost")
+        self.assertEqual(set(ran) - set(sent), set())
+        self.noJobKeysLeft(redis)
+
+    # -- 5 -------------------------------------------------------------------
+
+    def test_redisPaused(self) -> None:
+        """
+        With Redis frozen by SIGSTOP the server stays responsive: echoes,
+        admin commands and foreground jobs go on, and a background submit
+        gets C{ERROR QUEUE_ERROR} once C{--redis-timeout} has passed.
+        After SIGCONT background submits succeed again, and exactly the
+        jobs that got JOB_CREATED run.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis, "--redis-timeout", "1"))
+        client = connectRaw(self, server.port)
+        client.submit("SUBMIT_JOB_BG", b"bg", b"", b"before")
+        fgWorker = connectRaw(self, server.port)
+        fgWorker.send("CAN_DO", b"fg")
+        fgWorker.sync()
+
+        redis.pause()
+        self.addCleanup(self.resume, redis)
+        bgClient = connectRaw(self, server.port)
+        bgClient.send("SUBMIT_JOB_BG", b"bg", b"", b"during")
+        submittedAt = time.monotonic()
+
+        started = time.monotonic()
+        client.send("ECHO_REQ", b"ping")
+        self.assertEqual(client.expect("ECHO_RES", timeout=1.0), [b"ping"])
+        self.assertLess(time.monotonic() - started, 1.0)
+        # The job being stored may be counted already: the reply is what matters.
+        self.assertIn(b"\nfg\t0\t0\t1\n", b"\n" + server.admin(b"status", timeout=1.0))
+
+        client.send("SUBMIT_JOB", b"fg", b"", b"foreground")
+        handle = client.expect("JOB_CREATED", timeout=1.0)[0]
+        fgWorker.send("GRAB_JOB")
+        self.assertEqual(fgWorker.expect("JOB_ASSIGN"), [handle, b"fg", b"foreground"])
+        fgWorker.send("WORK_COMPLETE", handle, b"done")
+        self.assertEqual(client.expect("WORK_COMPLETE", timeout=1.0), [handle, b"done"])
+
+        name, args = bgClient.receive(10.0)
+        waited = time.monotonic() - submittedAt
+        self.assertEqual(name, "ERROR", args)
+        self.assertEqual(args[0], b"QUEUE_ERROR")
+        self.assertLess(waited, 1.0 + 3.0)
+        self.assertIn(b"bg\t1\t0\t0\n", server.admin(b"status", timeout=1.0))
+        started = time.monotonic()
+        client.send("ECHO_REQ", b"still")
+        self.assertEqual(client.expect("ECHO_RES", timeout=1.0), [b"still"])
+        self.assertLess(time.monotonic() - started, 1.0)
+
+        redis.resume()
+        attempts = [0]
+
+        def submitted() -> bool:
+            attempts[0] += 1
+            name, args = submitBackground(bgClient, b"after-%d" % attempts[0], b"bg")
+            if name == "ERROR":
+                self.assertEqual(args[0], b"QUEUE_ERROR")
+                time.sleep(0.2)
+                return False
+            return True
+
+        waitFor(submitted, 15, what="a background submit to succeed after SIGCONT")
+        created = [b"before", b"after-%d" % attempts[0]]
+        for n in range(5):
+            client.submit("SUBMIT_JOB_BG", b"bg", b"", b"more-%d" % n)
+            created.append(b"more-%d" % n)
+        self.assertEqual(len(jobKeys(redis)), len(created))
+        worker = Worker(self, server.port, b"bg")
+        worker.drain(lambda jobs: len(jobs) >= len(created), settle=1.0)
+        self.assertEqual(worker.data(), created)
+        self.noJobKeysLeft(redis)
+
+    def resume(self, redis: RedisServer) -> None:
+        if redis.running:
+            redis.resume()
+
+    # -- 6 -------------------------------------------------------------------
+
+    def test_redisUnreachableAtStart(self) -> None:
+        """
+        With nothing listening at the Redis address, twistd retries for
+        C{--redis-start-timeout}, then exits with status 1 and logs that
+        the address is unreachable.
+        """
+        port = freePort()
+        server = TwistdServer(
+            self.mktemp(),
+            ["--redis", f"{LOOPBACK}:{port}", "--redis-start-timeout", "2"],
+        )
+        self.addCleanup(server.stop)
+        started = time.monotonic()
+        server.launch()
+        status = server.wait(20)
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, 1, server.log())
+        self.assertGreaterEqual(elapsed, 2.0)
+        self.assertLess(elapsed, 2.0 + 10.0)
+        log = server.log()
+        self.assertIn(f"Redis at {LOOPBACK}:{port} is unreachable", log)
+        self.assertIn("gave up after 2 s", log)
+
+    def test_queueHeldByAnotherServer(self) -> None:
+        """
+        A second server on the same Redis and prefix exits with status 1
+        saying that another txgearman server holds the queue, and leaves
+        the first one serving; with another C{--redis-prefix} it starts and
+        keeps its jobs apart.
+        """
+        redis = startRedis(self)
+        first = startServer(self, *self.redisArgs(redis))
+        second = TwistdServer(self.mktemp(), self.redisArgs(redis, "--redis-start-timeout", "1"))
+        self.addCleanup(second.stop)
+        second.launch()
+        self.assertEqual(second.wait(20), 1, second.log())
+        log = second.log()
+        self.assertIn("another txgearman server", log)
+        self.assertIn("holds the queue under prefix txgearman", log)
+
+        connectRaw(self, first.port).submit("SUBMIT_JOB_BG", b"f", b"", b"first's")
+        third = startServer(self, *self.redisArgs(redis, "--redis-prefix", "other"))
+        connectRaw(self, third.port).submit("SUBMIT_JOB_BG", b"f", b"", b"third's")
+        self.assertEqual(len(jobKeys(redis)), 1)
+        otherKeys = jobKeys(redis, b"other")
+        self.assertEqual(len(otherKeys), 1)
+        self.assertTrue(redis.command("GET", otherKeys[0]).endswith(b"third's"))
+        self.assertIn(b"f\t1\t0\t0\n", first.admin(b"status"))
+        self.assertIn(b"f\t1\t0\t0\n", third.admin(b"status"))
+
+    # -- 7 -------------------------------------------------------------------
+
+    def test_sentinelFailover(self) -> None:
+        """
+        Through Sentinel, the server follows a failover: a job stored (and
+        replicated) before the master dies still runs, and background
+        submits succeed again once the replica is promoted.
+        """
+        master = startRedis(self)
+        replica = startRedis(self, replicaOf=(master.host, master.port))
+        waitFor(
+            lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
+            30,
+            what="the replica to sync",
+        )
+        sentinel = startSentinel(self, "mymaster", master, downAfterMs=500)
+        waitFor(
+            lambda: sentinel.command("SENTINEL", "replicas", "mymaster"),
+            30,
+            what="the Sentinel to find the replica",
+        )
+        server = startServer(
+            self,
+            "--redis",
+            f"sentinel://{LOOPBACK}:{sentinel.port}/mymaster",
+            "--redis-timeout",
+            "1",
+            "--redis-start-timeout",
+            "10",
+        )
+        client = connectRaw(self, server.port)
+        client.submit("SUBMIT_JOB_BG", b"sent", b"", b"before failover")
+        waitFor(lambda: len(jobKeys(replica)) == 1, 10, what="the job to reach the replica")
+
+        master.kill()
+        assert replica.port is not None
+        sentinel.waitForMaster(replica.port, 30)
+        attempts = [0]
+
+        def submitted() -> bool:
+            attempts[0] += 1
+            name, args = submitBackground(client, b"after-%d" % attempts[0], b"sent")
+            if name == "ERROR":
+                self.assertEqual(args[0], b"QUEUE_ERROR")
+                time.sleep(0.2)
+                return False
+            return True
+
+        waitFor(submitted, 20, what="a background submit to succeed after the failover")
+        created = [b"before failover", b"after-%d" % attempts[0]]
+        worker = Worker(self, server.port, b"sent")
+        worker.drain(lambda jobs: len(jobs) >= 2, settle=1.0)
+        self.assertEqual(worker.data(), created)
+        self.noJobKeysLeft(replica)
