@@ -321,7 +321,15 @@ class RedisQueueStore:
                 await deferLater(self.reactor, min(1.0, max(0.0, left)), lambda: None)
                 continue
             if answer[0] == 1:
-                self._seq = int(answer[1])
+                if answer[1].isdigit():
+                    self._seq = int(answer[1])
+                else:
+                    # Replay finds the highest job number from the keys.
+                    self.log.warn(
+                        "Ignoring {key}: {value!r} is not a job number",
+                        key=layout.seq.decode("utf-8", "replace"),
+                        value=answer[1][:40],
+                    )
                 break
             if answer[0] == -1:
                 await self._abandon()

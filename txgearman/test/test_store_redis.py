@@ -238,6 +238,19 @@ class RedisLayoutTests(unittest.TestCase):
         # Job numbers go on after the highest job key seen, corrupt or not.
         self.assertEqual(await store.add(StoredJob(b"f", b"", b"n")), 100)
 
+    async def test_corruptSequence(self) -> None:
+        """
+        A job counter key that does not hold a number is logged and
+        ignored: replay finds the highest job number from the job keys.
+        """
+        store = await self.started()
+        await store.add(StoredJob(b"f", b"", b"one"))
+        await store.stop()
+        self.server.command("SET", self.layout.seq, b"garbage")
+        store = await self.started()
+        await store.replay(lambda key, job: None)
+        self.assertEqual(await store.add(StoredJob(b"f", b"", b"two")), 2)
+
     async def test_globPrefix(self) -> None:
         """
         A prefix with glob characters matches only itself at replay.
