@@ -195,6 +195,27 @@ class RedisSystemTests(TestCase):
         server.stop()
         self.assertEqual(redis.keys(b"*"), [LAYOUT, SEQ])
 
+    def test_pipelinedAnswersInOrder(self) -> None:
+        """
+        A client that pipelines a background submit, a foreground submit
+        and an ECHO_REQ gets the answers in that order, as from gearmand,
+        although the background job's answer waits for Redis: libgearman
+        matches JOB_CREATED to its submits by order.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis))
+        connection = server.connect()
+        self.addCleanup(connection.close)
+        for _ in range(20):
+            connection.send("SUBMIT_JOB_BG", b"ordered", b"", b"bg")
+            connection.send("SUBMIT_JOB", b"ordered", b"", b"fg")
+            connection.send("ECHO_REQ", b"ping")
+            bg = connection.expect("JOB_CREATED")
+            fg = connection.expect("JOB_CREATED")
+            self.assertEqual(connection.expect("ECHO_RES"), [b"ping"])
+            self.assertLess(int(bg[0].rsplit(b":", 1)[1]), int(fg[0].rsplit(b":", 1)[1]), (bg, fg))
+        self.assertEqual(len(jobKeys(redis)), 20)
+
     # -- 2 -------------------------------------------------------------------
 
     def test_exactJobsAndOrderAfterRestart(self) -> None:

@@ -184,10 +184,7 @@ class JobServer:
         except ValueError:
             pass
         if job.waiters:
-            try:
-                job.waiters.remove(session)
-            except ValueError:
-                pass
+            job.waiters = [w for w in job.waiters if w[0] is not session]
         self._dropIfOrphan(job)
 
     def _dropIfOrphan(self, job: Job) -> None:
@@ -445,7 +442,8 @@ class JobServer:
             job.clients.append(session)
             session.attached[job] = None
         if background:
-            job.waiters = [session] if session is not None else []
+            job.waiters = []
+            self._wait(job, session)
             self._persist(job)
         else:
             self._admit(job)
@@ -463,16 +461,24 @@ class JobServer:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
             job.background = True
-            job.waiters = [session] if session is not None else []
+            job.waiters = []
+            self._wait(job, session)
             self._persist(job)
             return
         if job.waiters is not None and (background or job.state is _PENDING):
             # The job exists only once stored: answer when it is.
-            if session is not None:
-                job.waiters.append(session)
+            self._wait(job, session)
             return
         if session is not None:
             session.peer.sendPacket(_JOB_CREATED, job.handle)
+
+    def _wait(self, job: Job, session: Session | None) -> None:
+        """
+        C{session} waits for C{job} to be stored: keep the place of its
+        answer in its output, so that it comes in the order of its requests.
+        """
+        if session is not None and job.waiters is not None:
+            job.waiters.append((session, session.peer.reservePacket()))
 
     def _persist(self, job: Job) -> None:
         try:
@@ -494,9 +500,9 @@ class JobServer:
             self._storeRemove(job)
         elif job.state is _PENDING:
             self._admit(job)
-        for session in waiters:
+        for session, place in waiters:
             if not session.closed:
-                session.peer.sendPacket(_JOB_CREATED, job.handle)
+                session.peer.sendReserved(place, _JOB_CREATED, job.handle)
 
     def _persistFailed(self, failure: Failure, job: Job) -> None:
         reason = failure.getErrorMessage() or type(failure.value).__name__
@@ -508,9 +514,10 @@ class JobServer:
         )
         waiters = job.waiters or ()
         job.waiters = None
-        for session in waiters:
+        text = reason.encode("utf-8", "replace")
+        for session, place in waiters:
             if not session.closed:
-                self._error(session, b"QUEUE_ERROR", reason.encode("utf-8", "replace"))
+                session.peer.sendReserved(place, _ERROR, b"QUEUE_ERROR", text)
         if job.state is _PENDING:
             self._releaseClients(job)
             job.state = _DONE

@@ -110,3 +110,19 @@ class IPeer(Interface):
         Send a response packet of type C{ptype} whose body is C{args}
         joined by NUL bytes.
         """
+
+    def reservePacket() -> object:
+        """
+        Keep the place of an answer the core will only know later (a
+        background job's C{JOB_CREATED}, once the store has it): packets
+        sent meanwhile wait behind it, so that the connection gets its
+        answers in the order of its requests.
+
+        @return: a token for L{sendReserved}.
+        """
+
+    def sendReserved(place: object, ptype: int, *args: bytes) -> None:
+        """
+        Send the packet whose place L{reservePacket} kept, and what waited
+        behind it.
+        """

@@ -112,7 +112,7 @@ class Job:
         self.reducer = reducer
         self.state = _PENDING
         self.clients: list[Session] = []
-        self.waiters: list[Session] | None = None
+        self.waiters: list[tuple[Session, object]] | None = None
         self.worker: Session | None = None
         self.retries = 0
         self.numerator = 0

@@ -37,6 +37,7 @@ from txgearman.codec import (
 from txgearman.core import JobServer
 from txgearman.interfaces import IPeer
 from txgearman.job import Priority
+from txgearman.ordering import OrderedOutput, Place
 from txgearman.schedule import CronSchedule, InvalidSchedule
 from txgearman.session import Session
 
@@ -98,6 +99,7 @@ class GearmanServerProtocol(Protocol):
         # Output queued for the end of this turn, or None where the factory
         # has no batcher and every packet is written at once.
         self._pending: list[bytes] | None = None
+        self._ordered: OrderedOutput[bytes] | None = None
         self._batcher: WriteBatcher | None = None
 
     # -- connection life ---------------------------------------------------
@@ -213,12 +215,30 @@ class GearmanServerProtocol(Protocol):
         else:
             self.send(encode(RES, ptype, args))
 
+    def reservePacket(self) -> Place[bytes]:
+        ordered = self._ordered
+        if ordered is None:
+            ordered = self._ordered = OrderedOutput(self._sendInOrder)
+        return ordered.reserve()
+
+    def sendReserved(self, place: object, ptype: int, *args: bytes) -> None:
+        assert self._ordered is not None and isinstance(place, Place)
+        self._ordered.fill(place, encode(RES, ptype, args))
+
     def send(self, data: bytes) -> None:
         """
         Send encoded bytes: at the end of this reactor turn, together with
         everything else sent to this connection in it (see
-        L{txgearman.batching}), or at once without a batcher.
+        L{txgearman.batching}), or at once without a batcher; in any case
+        after any answer whose place is kept (see L{txgearman.ordering}).
         """
+        ordered = self._ordered
+        if ordered is not None and ordered.holding:
+            ordered.send(data)
+            return
+        self._sendInOrder(data)
+
+    def _sendInOrder(self, data: bytes) -> None:
         pending = self._pending
         if pending is None:
             self._write(data)

@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from txgearman.codec import PacketType
 from txgearman.interfaces import IPeer, StoredJob, StoreError
+from txgearman.ordering import OrderedOutput, Place
 from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
 from txgearman.store.memory import MemoryQueueStore
 
@@ -137,9 +138,20 @@ class FakePeer:
 
     def __init__(self) -> None:
         self.sent: list[Sent] = []
+        self.output: OrderedOutput[Sent] = OrderedOutput(self._record)
+
+    def _record(self, packet: Sent) -> None:
+        self.sent.append(packet)
 
     def sendPacket(self, ptype: int, *args: bytes) -> None:
-        self.sent.append((PacketType(ptype), args))
+        self.output.send((PacketType(ptype), args))
+
+    def reservePacket(self) -> object:
+        return self.output.reserve()
+
+    def sendReserved(self, place: object, ptype: int, *args: bytes) -> None:
+        assert isinstance(place, Place)
+        self.output.fill(place, (PacketType(ptype), args))
 
     def take(self) -> list[Sent]:
         """

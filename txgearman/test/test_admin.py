@@ -8,28 +8,16 @@ import os
 
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from txgearman.admin import AdminCommands
 from txgearman.codec import PacketType as P
 from txgearman.core import JobServer
-from txgearman.interfaces import IPeer
 from txgearman.job import Priority
 from txgearman.session import Session
+from txgearman.test.fakes import FakePeer
 
 UNKNOWN = b"ERR UNKNOWN_COMMAND Unknown+server+command"
 INCOMPLETE = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
-
-
-@implementer(IPeer)
-class Peer:
-    """Records the packets the core sends to one connection."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, tuple[bytes, ...]]] = []
-
-    def sendPacket(self, ptype: int, *args: bytes) -> None:
-        self.sent.append((ptype, args))
 
 
 class AdminTests(SynchronousTestCase):
@@ -41,18 +29,16 @@ class AdminTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.core = JobServer(self.clock, handlePrefix=b"H:a")
         self.admin = AdminCommands(self.core, version="1.2.3", getpid=lambda: 4242)
-        self.peers: dict[Session, Peer] = {}
+        self.peers: dict[Session, FakePeer] = {}
 
     def connect(self, host: str = "127.0.0.1", connectionId: int | None = None) -> Session:
-        peer = Peer()
+        peer = FakePeer()
         session = self.core.connect(peer, host, connectionId)
         self.peers[session] = peer
         return session
 
-    def sent(self, session: Session) -> list[tuple[int, tuple[bytes, ...]]]:
-        peer = self.peers[session]
-        sent, peer.sent = peer.sent, []
-        return sent
+    def sent(self, session: Session) -> list[tuple[P, tuple[bytes, ...]]]:
+        return self.peers[session].take()
 
     def submit(
         self,

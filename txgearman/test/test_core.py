@@ -519,6 +519,65 @@ class StoreTests(CoreTestCase):
         self.assertEqual(peerOf(client).take(), [(T.JOB_CREATED, (b"H:test:1",))])
         self.assertEqual(self.grabHandle(worker), b"H:test:1")
 
+    def test_answersInRequestOrder(self) -> None:
+        """
+        A client's answers come in the order of its requests: a foreground
+        submit made while a background one is being stored is answered
+        after it, and its job's results follow its JOB_CREATED.
+        """
+        client = self.client()
+        worker = self.worker(b"fg")
+        self.server.submitJob(client, b"bg", b"u", b"d", NORMAL, True)
+        self.server.submitJob(client, b"fg", b"", b"d", NORMAL, False)
+        self.assertEqual(self.grabHandle(worker), b"H:test:2")
+        self.server.workComplete(worker, b"H:test:2", b"done")
+        self.assertEqual(peerOf(client).take(), [])
+        self.store.succeedAdd()
+        self.assertEqual(
+            peerOf(client).take(),
+            [
+                (T.JOB_CREATED, (b"H:test:1",)),
+                (T.JOB_CREATED, (b"H:test:2",)),
+                (T.WORK_COMPLETE, (b"H:test:2", b"done")),
+            ],
+        )
+
+    def test_failureAnsweredInOrder(self) -> None:
+        """
+        A store failure's ERROR takes the place of the JOB_CREATED it
+        replaces, ahead of answers to later requests.
+        """
+        client = self.client()
+        self.server.submitJob(client, b"bg", b"u", b"d", NORMAL, True)
+        self.server.submitJob(client, b"fg", b"", b"d", NORMAL, False)
+        self.store.failAdd("disk on fire")
+        self.assertEqual(
+            peerOf(client).take(),
+            [
+                (T.ERROR, (b"QUEUE_ERROR", b"disk on fire")),
+                (T.JOB_CREATED, (b"H:test:2",)),
+            ],
+        )
+
+    def test_coalescedPlaceKept(self) -> None:
+        """
+        A submit that joins a job still being stored keeps its place too:
+        a later, already stored job's JOB_CREATED does not overtake it.
+        """
+        client = self.client()
+        other = self.client()
+        self.server.submitJob(other, b"bg", b"shared", b"d", NORMAL, True)
+        first = self.store.lastKey()
+        self.server.submitJob(client, b"bg", b"shared", b"d", NORMAL, True)
+        self.server.submitJob(client, b"bg", b"own", b"d", NORMAL, True)
+        self.store.succeedAdd()
+        self.assertEqual(peerOf(client).take(), [])
+        self.store.succeedAdd(first)
+        self.assertEqual(
+            peerOf(client).take(),
+            [(T.JOB_CREATED, (b"H:test:1",)), (T.JOB_CREATED, (b"H:test:2",))],
+        )
+
     def test_sleepersWokenAfterStore(self) -> None:
         """
         Sleeping workers are woken when the stored job becomes runnable,

@@ -25,7 +25,13 @@ from txgearman.codec import PacketType as P
 from txgearman.core import JobServer
 from txgearman.protocol import GearmanServerFactory
 from txgearman.service import GearmanServerService
-from txgearman.test.fakes import MemoryConnection, request, response, splitResponses
+from txgearman.test.fakes import (
+    FakeStore,
+    MemoryConnection,
+    request,
+    response,
+    splitResponses,
+)
 
 _HEADER = struct.Struct(">4sII")
 REQ = b"\0REQ"
@@ -641,6 +647,57 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         for ptype in P:
             conn.send(ptype, *[b"1"] * 8)
             self.assertFalse(conn.transport.disconnecting, ptype)
+
+
+class OrderTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    A connection's answers come in the order of its requests, even while a
+    background submit waits for the store.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = FakeStore(manual=True)
+        self.core = JobServer(self.clock, self.store, handlePrefix=b"H:test")
+        self.factory = GearmanServerFactory(self.core)
+
+    def test_echoWaitsForJobCreated(self) -> None:
+        """
+        ECHO_RES, OPTION_RES and a foreground submit's JOB_CREATED,
+        requested after a background submit, wait for its JOB_CREATED.
+        """
+        conn = self.connect()
+        conn.raw(
+            request(P.SUBMIT_JOB_BG, b"f", b"u", b"bg")
+            + request(P.SUBMIT_JOB, b"f", b"", b"fg")
+            + request(P.ECHO_REQ, b"ping")
+            + request(P.OPTION_REQ, b"exceptions")
+        )
+        self.assertEqual(conn.output(), b"")
+        self.store.succeedAdd()
+        self.assertEqual(
+            conn.replies(),
+            [
+                (P.JOB_CREATED, b"H:test:1"),
+                (P.JOB_CREATED, b"H:test:2"),
+                (P.ECHO_RES, b"ping"),
+                (P.OPTION_RES, b"exceptions"),
+            ],
+        )
+        # Nothing waits any more: answers go out at once again.
+        conn.send(P.ECHO_REQ, b"again")
+        self.assertEqual(conn.replies(), [(P.ECHO_RES, b"again")])
+
+    def test_otherConnectionsNotHeld(self) -> None:
+        """
+        Only the connection whose submit waits is held back.
+        """
+        waiting = self.connect()
+        other = self.connect()
+        waiting.send(P.SUBMIT_JOB_BG, b"f", b"u", b"bg")
+        other.send(P.ECHO_REQ, b"free")
+        self.assertEqual(other.replies(), [(P.ECHO_RES, b"free")])
+        self.assertEqual(waiting.output(), b"")
 
 
 class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
