@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -53,6 +53,29 @@ class _Server:
         self.rank = hashlib.sha1(name.encode()).digest()
         self.service = service
         self.protocol: GearmanClientProtocol | None = None
+        self._waiters: list[Deferred[GearmanClientProtocol]] = []
+
+    def connected(self, protocol: GearmanClientProtocol) -> None:
+        """
+        A new connection is up (from C{prepareConnection}).
+        """
+        self.protocol = protocol
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(protocol)
+
+    def whenConnected(self) -> Deferred[GearmanClientProtocol]:
+        """
+        The live connection, or the next one: never one that is going
+        away (C{ClientService.whenConnected} hands that one out until its
+        loss has been fully processed).
+        """
+        live = self.live
+        if live is not None:
+            return succeed(live)
+        d: Deferred[GearmanClientProtocol] = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(d)
+        return d
 
     @property
     def live(self) -> GearmanClientProtocol | None:
@@ -107,9 +130,10 @@ class GearmanClient(Service):
         def prepare(protocol: IProtocol) -> None:
             # ClientService hands over a proxy of the protocol, which passes
             # attribute access through.
-            client = entry.protocol = cast(GearmanClientProtocol, protocol)
+            client = cast(GearmanClientProtocol, protocol)
             if self.clientId is not None:
                 client.setClientId(self.clientId)
+            entry.connected(client)
 
         service = ClientService(
             endpointFor(self.reactor, server),
@@ -151,20 +175,32 @@ class GearmanClient(Service):
         return self._servers[start:] + self._servers[:start]
 
     async def _connection(
-        self, unique: bytes, skip: frozenset[str] = frozenset()
+        self,
+        unique: bytes,
+        skip: frozenset[str] = frozenset(),
+        deadline: float | None = None,
     ) -> tuple[_Server, GearmanClientProtocol]:
         """
-        The first live server for C{unique}, waiting up to C{timeout} for
-        one to connect.
+        The first live server for C{unique} not in C{skip}, waiting for one
+        to connect until C{deadline} (C{timeout} from now by default).
         """
+        now = self.reactor.seconds()
+        wait = self.timeout if deadline is None else deadline - now
         candidates = [s for s in self._candidates(unique) if s.name not in skip]
+        if not candidates:
+            # Every server failed this request already: wait for any of them
+            # to connect again, until the deadline.
+            candidates = self._candidates(unique)
+        if wait <= 0:
+            names = ", ".join(s.name for s in candidates)
+            raise NoServerAvailable(
+                f"no job server took the request within {self.timeout:g} s: {names}"
+            )
         for server in candidates:
             live = server.live
             if live is not None:
                 return server, live
-        if not candidates:
-            raise NoServerAvailable("every job server failed this request")
-        waits = [server.service.whenConnected() for server in candidates]
+        waits = [server.whenConnected() for server in candidates]
         first: Deferred[Any] = Deferred()
 
         def connected(protocol: GearmanClientProtocol, server: _Server) -> None:
@@ -181,7 +217,7 @@ class GearmanClient(Service):
                     NoServerAvailable(f"no job server reachable within {self.timeout:g} s: {names}")
                 )
 
-        timer = self.reactor.callLater(self.timeout, giveUp)
+        timer = self.reactor.callLater(wait, giveUp)
         try:
             result: tuple[_Server, GearmanClientProtocol] = await first
         finally:
@@ -238,8 +274,9 @@ class GearmanClient(Service):
         onStatus: Callable[[int, int], object] | None,
     ) -> bytes:
         tried: set[str] = set()
+        deadline = self.reactor.seconds() + self.timeout
         while True:
-            server, protocol = await self._connection(unique, frozenset(tried))
+            server, protocol = await self._connection(unique, frozenset(tried), deadline)
             callbacks = protocol.submitJob(
                 function, data, unique, priority, JobCallbacks(onData, onWarning, onStatus)
             )
@@ -278,8 +315,9 @@ class GearmanClient(Service):
         self, function: bytes, data: bytes, unique: bytes, priority: Priority, when: int | None
     ) -> bytes:
         tried: set[str] = set()
+        deadline = self.reactor.seconds() + self.timeout
         while True:
-            server, protocol = await self._connection(unique, frozenset(tried))
+            server, protocol = await self._connection(unique, frozenset(tried), deadline)
             try:
                 handle: bytes = await protocol.submitBackground(
                     function, data, unique, priority, when

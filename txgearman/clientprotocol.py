@@ -124,6 +124,7 @@ class GearmanClientProtocol(Protocol):
         self._jobs: dict[bytes, list[JobCallbacks]] = {}
         self.connected = False
         self._lost: Deferred[None] = Deferred()
+        self._aborted = False
 
     # -- connection --------------------------------------------------------
 
@@ -161,7 +162,7 @@ class GearmanClientProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         decoder = self._decoder
         decoder.feed(data)
-        while True:
+        while not self._aborted:
             try:
                 packet = decoder.next()
             except ProtocolError as e:
@@ -177,6 +178,7 @@ class GearmanClientProtocol(Protocol):
             self._received(packet)
 
     def _abort(self) -> None:
+        self._aborted = True
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
