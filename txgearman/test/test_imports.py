@@ -1,0 +1,49 @@
+"""
+The library modules leave the choice of reactor to the application: none
+installs the global reactor when imported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+#: Every module an application imports to use txgearman as a library.
+LIBRARY = [
+    "txgearman.client",
+    "txgearman.clientprotocol",
+    "txgearman.worker",
+    "txgearman.workerprotocol",
+    "txgearman.adminclient",
+    "txgearman.endpoints",
+    "txgearman.errors",
+    "txgearman.service",
+    "txgearman.core",
+    "txgearman.protocol",
+    "txgearman.store.memory",
+    "txgearman.store.redisaddress",
+    "txgearman.store.redislayout",
+]
+
+
+class ImportTests(SynchronousTestCase):
+    def test_noReactorInstalled(self) -> None:
+        """
+        Importing the library modules, in a fresh interpreter, installs no
+        reactor: an application may still install the asyncio reactor, say.
+        (Only L{txgearman.store.redis} does, through txredisapi.)
+        """
+        code = (
+            "import sys\n"
+            + "".join(f"import {name}\n" for name in LIBRARY)
+            + "assert 'twisted.internet.reactor' not in sys.modules, 'reactor installed'\n"
+            + "from twisted.internet import asyncioreactor\n"
+            + "asyncioreactor.install()\n"
+            + "print('ok')\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual((done.returncode, done.stdout), (0, "ok\n"), done.stderr)
