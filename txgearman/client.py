@@ -121,6 +121,8 @@ class GearmanClient(Service):
         self._servers = [self._makeServer(server) for server in servers]
         self._turn = itertools.count()
         self._handles: OrderedDict[bytes, _Server] = OrderedDict()
+        self._waitingForServer: set[Deferred[Any]] = set()
+        self._stopped = False
 
     def _makeServer(self, server: str | IStreamClientEndpoint) -> _Server:
         name = server if isinstance(server, str) else repr(server)
@@ -154,6 +156,11 @@ class GearmanClient(Service):
 
     def stopService(self) -> Deferred[Any]:
         super().stopService()
+        self._stopped = True
+        waiting, self._waitingForServer = self._waitingForServer, set()
+        for d in waiting:
+            if not d.called:
+                d.errback(NoServerAvailable("the client was stopped"))
         return DeferredList([server.service.stopService() for server in self._servers])
 
     # -- choosing a server -------------------------------------------------
@@ -184,6 +191,8 @@ class GearmanClient(Service):
         The first live server for C{unique} not in C{skip}, waiting for one
         to connect until C{deadline} (C{timeout} from now by default).
         """
+        if self._stopped:
+            raise NoServerAvailable("the client was stopped")
         now = self.reactor.seconds()
         wait = self.timeout if deadline is None else deadline - now
         candidates = [s for s in self._candidates(unique) if s.name not in skip]
@@ -218,9 +227,11 @@ class GearmanClient(Service):
                 )
 
         timer = self.reactor.callLater(wait, giveUp)
+        self._waitingForServer.add(first)
         try:
             result: tuple[_Server, GearmanClientProtocol] = await first
         finally:
+            self._waitingForServer.discard(first)
             if timer.active():
                 timer.cancel()
             for d in waits:

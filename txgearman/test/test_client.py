@@ -430,6 +430,20 @@ class ClientTests(ClientTestMixin, TestCase):
             await raised(d, NoServerAvailable)
         self.assertGreaterEqual(reactor.seconds() - started, 0.45)
 
+    async def test_stoppedWhileWaiting(self) -> None:
+        """
+        Stopping the client fails the requests that wait for a server at
+        once, with L{NoServerAvailable}, and any request made afterwards.
+        """
+        client = self.startClient([_freePort()], timeout=30)
+        started = reactor.seconds()
+        waiting = client.submit("f", b"x")
+        await pause(0.1)
+        await client.stopService()
+        await raised(waiting, NoServerAvailable)
+        await raised(client.echo(), NoServerAvailable)
+        self.assertLess(reactor.seconds() - started, 5)
+
     async def test_serverComesUp(self) -> None:
         """
         A request made while the server is down waits for it to come up
