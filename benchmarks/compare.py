@@ -3,13 +3,18 @@
 Compare txgearman with gearmand under the same load, on this machine.
 
 Starts a fresh server for every run, alternating between the servers so
-that a noisy machine hurts them alike, drives it with gearbench (the
-libgearman-based load generator; pass --gearbench or set GEARBENCH), and
+that a noisy machine hurts them alike, drives it with a load generator, and
 prints a table: jobs/s (median of the runs), latency percentiles for
 foreground jobs, server CPU time per job and the server's peak resident
 memory.
 
+The load generator is gearbench (built on libgearman) when it is found:
+--gearbench PATH, else $GEARBENCH, else C{gearbench} on the PATH.  Without
+it, the pure-Python benchmarks/load.py drives the same modes; its figures
+compare the servers with each other only.  The table says which was used.
+
     python benchmarks/compare.py --gearbench /path/to/gearbench --runs 3
+    python benchmarks/compare.py --driver load --runs 3
 
 Only loopback addresses are used.  Nothing here is a test: it measures.
 """
@@ -158,6 +163,13 @@ _GEARMAND_REDIS = ("-q", "redis", "--redis-server", "127.0.0.1", "--redis-port",
 SERVERS = {
     "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
     "gearmand-t4": Server("gearmand -t 4", _gearmand("4")),
+    # gearmand finds jobs (by unique id, by handle) in hash tables with a
+    # fixed number of buckets, 991 by default: with many jobs queued every
+    # lookup walks long chains.  This one is sized for a million jobs.
+    "gearmand-t1-hash": Server(
+        "gearmand -t 1 --hashtable-buckets 1000003",
+        _gearmand("1", "--hashtable-buckets", "1000003"),
+    ),
     "txgearman": Server("txgearman", _txgearman()),
     "gearmand-t1-redis": Server("gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True),
     "gearmand-t4-redis": Server("gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True),
@@ -176,10 +188,48 @@ class Result:
     cpuPerJob: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
     redisCpuPerJob: list[float] = field(default_factory=list)
+    driverBusy: list[float] = field(default_factory=list)
     failures: int = 0
 
 
-def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict[str, object]:
+def number(result: dict[str, object], key: str) -> float:
+    """
+    A number from a driver's JSON output; 0 if it is missing.
+    """
+    value = result.get(key)
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+LOAD_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
+
+
+def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
+    """
+    The load generator's command and a description of it for the table.
+
+    @param choice: C{auto} (gearbench when found, else load.py),
+        C{gearbench} or C{load}.
+    @param explicit: the --gearbench argument, if given.
+    @raise SystemExit: if gearbench was asked for and is not found.
+    """
+    if choice != "load":
+        candidates = [explicit] if explicit else []
+        if not explicit and os.environ.get("GEARBENCH"):
+            candidates.append(os.environ["GEARBENCH"])
+        candidates.append("gearbench")
+        for candidate in candidates:
+            found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+            if found:
+                return [found], f"gearbench ({found})"
+            if candidate is explicit or choice == "gearbench":
+                raise SystemExit(f"gearbench not found: {candidate}")
+    return (
+        [sys.executable, LOAD_PY],
+        "benchmarks/load.py (pure Python; its figures compare servers with each other only)",
+    )
+
+
+def runOnce(server: Server, mode: str, driver: list[str], extra: list[str]) -> dict[str, object]:
     port = freePort()
     with tempfile.TemporaryDirectory() as tmp:
         redis, redisPort = startRedis(tmp) if server.redis else (None, 0)
@@ -188,7 +238,7 @@ def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict
             before = cpuSeconds(proc.pid)
             redisBefore = cpuSeconds(redis.pid) if redis else 0.0
             out = subprocess.run(
-                [gearbench, mode, "--port", str(port), *MODES[mode], *extra],
+                [*driver, mode, "--port", str(port), *MODES[mode], *extra],
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -216,19 +266,22 @@ def runOnce(server: Server, mode: str, gearbench: str, extra: list[str]) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gearbench", default=os.environ.get("GEARBENCH", "gearbench"))
+    parser.add_argument("--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)")
+    parser.add_argument(
+        "--driver",
+        choices=["auto", "gearbench", "load"],
+        default="auto",
+        help="auto: gearbench when found, else benchmarks/load.py",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="bg,bg-split,fg")
     parser.add_argument("--servers", default="gearmand-t1,txgearman")
     parser.add_argument("--json", action="store_true", help="print every run as JSON too")
     args = parser.parse_args()
-    gearbench = shutil.which(args.gearbench) or args.gearbench
-    if not os.path.exists(gearbench):
-        print(
-            f"gearbench not found ({args.gearbench}); build it and pass --gearbench",
-            file=sys.stderr,
-        )
-        return 2
+    driver, driverName = findDriver(args.driver, args.gearbench)
+    print(f"driver: {driverName}", file=sys.stderr, flush=True)
+    # load.py is slower than gearbench; give it time to finish on a slow machine.
+    extra = ["--timeout", "240"] if driver[-1] == LOAD_PY else []
     modes = args.modes.split(",")
     servers = [SERVERS[name] for name in args.servers.split(",")]
     results: dict[tuple[str, str], Result] = {}
@@ -238,11 +291,12 @@ def main() -> int:
                 print(
                     f"run {run + 1}/{args.runs}: {server.name} {mode}", file=sys.stderr, flush=True
                 )
-                r = runOnce(server, mode, gearbench, [])
+                r = runOnce(server, mode, driver, extra)
                 if args.json:
                     print(json.dumps(r), file=sys.stderr)
                 res = results.setdefault((server.name, mode), Result())
                 if not r.get("ok"):
+                    print(f"run failed: {json.dumps(r)}", file=sys.stderr)
                     res.failures += 1
                     continue
                 # bg-split reports submit and drain rates; its "jobs/s" is the drain.
@@ -257,6 +311,11 @@ def main() -> int:
                 n = float(r["n"])  # type: ignore[arg-type]
                 res.cpuPerJob.append(float(r["server_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
                 res.rss.append(float(r["server_rss_mib"]))  # type: ignore[arg-type]
+                # The driver's CPU time over the timed wall time: near 100%
+                # (per thread it runs), the driver rather than the server
+                # sets the pace.
+                timed = number(r, "total_s") or number(r, "submit_s") + number(r, "drain_s")
+                res.driverBusy.append(number(r, "client_cpu_s") / timed)
                 if server.redis:
                     res.redisCpuPerJob.append(float(r["redis_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
 
@@ -276,9 +335,12 @@ def main() -> int:
         "server CPU us/job",
         "Redis CPU us/job",
         "peak RSS MiB",
+        "driver CPU",
         "ratio",
         "failed runs",
     ]
+    print()
+    print(f"Driver: {driverName}")
     print()
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -299,6 +361,7 @@ def main() -> int:
                 medf(res.cpuPerJob),
                 medf(res.redisCpuPerJob),
                 medf(res.rss),
+                f"{statistics.median(res.driverBusy):.0%}" if res.driverBusy else "-",
                 ratio,
                 str(res.failures),
             ]
