@@ -6,11 +6,8 @@ then real connections to an in-process txgearman and to gearmand.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -24,7 +21,7 @@ from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClie
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.python.failure import Failure
-from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import FailTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from txgearman import __version__
@@ -43,6 +40,7 @@ from txgearman.core import JobServer
 from txgearman.job import Priority
 from txgearman.service import GearmanServerService
 from txgearman.test.fakes import FakePeer
+from txgearman.test.test_worker import startGearmand
 
 # gearmand 1.1.20's replies (observed), one command per entry.
 GEARMAND = {
@@ -717,23 +715,7 @@ class GearmandTests(_Cleanups):
 
         @return: its port and process id.
         """
-        binary = shutil.which("gearmand") or ("/usr/sbin/gearmand")
-        if not os.access(binary, os.X_OK):
-            if os.environ.get("CI", "").strip().lower() == "true":
-                raise FailTest("gearmand is missing, and CI=true requires it")
-            raise SkipTest("gearmand is not installed")
-        directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory, True)
-        pidFile = os.path.join(directory, "gearmand.pid")
-        port = freePort()
-        argv = [binary, "-p", str(port), "-L", "127.0.0.1", "-t", "1"]
-        argv += ["-l", os.path.join(directory, "gearmand.log"), "-P", pidFile, "-d"]
-        subprocess.run(argv, check=True, timeout=30)
-        await poll(lambda: _pid(pidFile) is not None, "gearmand's pid file")
-        pid = cast(int, _pid(pidFile))
-        self.addCleanup(lambda: defer.ensureDeferred(_stop(pid)))
-        await poll(lambda: _listening(port), "gearmand to listen")
-        return port, pid
+        return await startGearmand(self)
 
     async def test_commands(self) -> None:
         """

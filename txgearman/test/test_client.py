@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from collections import Counter
 from typing import Any, TypeVar
@@ -37,12 +36,11 @@ from txgearman.service import GearmanServerService
 from txgearman.test.test_worker import (
     LOOPBACK,
     WorkerTestMixin,
-    _accepts,
-    _alive,
     _freePort,
     _gearmandBinary,
     pause,
     poll,
+    startGearmand,
 )
 from txgearman.worker import WorkerJob
 
@@ -758,48 +756,7 @@ class GearmandInteropTests(ClientTestMixin, TestCase):
     """
 
     async def startGearmand(self) -> int:
-        gearmand = _gearmandBinary("gearmand")
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        port = _freePort()
-        pidFile = os.path.join(directory, "gearmand.pid")
-        logFile = os.path.join(directory, "gearmand.log")
-        # With -d the command returns once gearmand has daemonized.
-        subprocess.run(
-            [
-                gearmand,
-                "-p",
-                str(port),
-                "-L",
-                LOOPBACK,
-                "-t",
-                "1",
-                "-l",
-                logFile,
-                "-P",
-                pidFile,
-                "-d",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=True,
-            timeout=30,
-        )
-        await poll(lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file")
-        with open(pidFile) as f:
-            pid = int(f.read().strip())
-
-        async def stop() -> None:
-            if _alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                try:
-                    await poll(lambda: not _alive(pid), "gearmand to exit", 10)
-                except FailTest:
-                    os.kill(pid, signal.SIGKILL)
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        await poll(lambda: _accepts(port), "gearmand to listen")
+        port, _pid = await startGearmand(self)
         return port
 
     async def workers(self, port: int, function: bytes, count: int) -> None:

@@ -521,6 +521,58 @@ def _alive(pid: int) -> bool:
     return True
 
 
+async def startGearmand(case: TestCase) -> tuple[int, int]:
+    """
+    Start Debian's gearmand on a free loopback port, stopped when C{case}
+    ends; skip (or fail under C{CI=true}) if it is missing.
+
+    @return: its port and process id.
+    """
+    gearmand = _gearmandBinary("gearmand")
+    directory = os.path.abspath(case.mktemp())
+    os.makedirs(directory)
+    port = _freePort()
+    pidFile = os.path.join(directory, "gearmand.pid")
+    # With -d the command returns once gearmand has daemonized.
+    logFile = os.path.join(directory, "gearmand.log")
+    subprocess.run(
+        [
+            gearmand,
+            "-p",
+            str(port),
+            "-L",
+            LOOPBACK,
+            "-t",
+            "1",
+            "-l",
+            logFile,
+            "-P",
+            pidFile,
+            "-d",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=30,
+    )
+    await poll(lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file")
+    with open(pidFile) as f:
+        pid = int(f.read().strip())
+
+    async def stop() -> None:
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            try:
+                await poll(lambda: not _alive(pid), "gearmand to exit", 10)
+            except FailTest:
+                os.kill(pid, signal.SIGKILL)
+
+    case.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    await poll(lambda: _accepts(port), "gearmand to listen")
+    return port, pid
+
+
 class GearmandInteropTests(WorkerTestMixin, TestCase):
     """
     A L{GearmanWorker} serving Debian's gearmand, with the C{gearman}
@@ -528,49 +580,8 @@ class GearmandInteropTests(WorkerTestMixin, TestCase):
     """
 
     async def startGearmand(self) -> int:
-        gearmand = _gearmandBinary("gearmand")
         self.gearmanCli = _gearmandBinary("gearman")
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        port = _freePort()
-        pidFile = os.path.join(directory, "gearmand.pid")
-        # With -d the command returns once gearmand has daemonized.
-        logFile = os.path.join(directory, "gearmand.log")
-        subprocess.run(
-            [
-                gearmand,
-                "-p",
-                str(port),
-                "-L",
-                LOOPBACK,
-                "-t",
-                "1",
-                "-l",
-                logFile,
-                "-P",
-                pidFile,
-                "-d",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=True,
-            timeout=30,
-        )
-        await poll(lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file")
-        with open(pidFile) as f:
-            pid = int(f.read().strip())
-
-        async def stop() -> None:
-            if _alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                try:
-                    await poll(lambda: not _alive(pid), "gearmand to exit", 10)
-                except FailTest:
-                    os.kill(pid, signal.SIGKILL)
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        await poll(lambda: _accepts(port), "gearmand to listen")
+        port, _pid = await startGearmand(self)
         return port
 
     async def gearman(self, port: int, *args: str) -> tuple[bytes, bytes, int]:
