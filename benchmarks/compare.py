@@ -68,6 +68,17 @@ def cpuSeconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rssMiB(pid: int) -> float:
+    """
+    The current resident set size of process C{pid}, in MiB.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def peakRssMiB(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -35,19 +35,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from compare import SERVERS, Server, cpuSeconds, freePort
+from compare import SERVERS, Server, cpuSeconds, freePort, rssMiB
 from load import ECHO_REQ, ECHO_RES, HEADER, RES, packet
-
-
-def rssMiB(pid: int) -> float:
-    """
-    The current resident set size of process C{pid}, in MiB.
-    """
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,16 +25,12 @@ import sys
 import tempfile
 import time
 
+from compare import freePort, rssMiB, twistd
+
 from txgearman.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
 
 CHUNK = 10000
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def resp(*args: bytes) -> bytes:
@@ -148,14 +143,6 @@ def queued(port: int) -> int:
     return 0
 
 
-def rssMiB(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def timeStart(
     argv: list[str], port: int, jobs: int, timeout: float, logPath: str
 ) -> tuple[float, float]:
@@ -185,11 +172,6 @@ def timeStart(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def twistd() -> str:
-    local = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
 
 
 def main() -> int:

@@ -43,24 +43,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from compare import LOAD_PY, SERVERS, Server, cpuSeconds, findDriver, freePort
+from compare import LOAD_PY, SERVERS, Server, cpuSeconds, findDriver, freePort, rssMiB
 from load import JOB_CREATED, SUBMIT_JOB_BG, adminStatus, packet, splitPackets
 
 FILL_FUNCTION = b"scale-fill"
 
 SCALE_SERVERS = {name: server for name, server in SERVERS.items() if not server.redis}
 CHUNK = 10000
-
-
-def rssMiB(pid: int) -> float:
-    """
-    The current resident set size of process C{pid}, in MiB.
-    """
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def prefill(port: int, count: int, size: int, timeout: float) -> float:
