@@ -442,8 +442,7 @@ class JobServer:
             job.clients.append(session)
             session.attached[job] = None
         if background:
-            job.waiters = []
-            self._wait(job, session)
+            job.waiters = [(session, None)] if session is not None else []
             self._persist(job)
         else:
             self._admit(job)
@@ -461,8 +460,7 @@ class JobServer:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
             job.background = True
-            job.waiters = []
-            self._wait(job, session)
+            job.waiters = [(session, None)] if session is not None else []
             self._persist(job)
             return
         if job.waiters is not None and (background or job.state is _PENDING):
@@ -480,6 +478,14 @@ class JobServer:
         if session is not None and job.waiters is not None:
             job.waiters.append((session, session.peer.reservePacket()))
 
+    def _answerWaiter(self, session: Session, place: object, ptype: int, *args: bytes) -> None:
+        if session.closed:
+            return
+        if place is None:
+            session.peer.sendPacket(ptype, *args)
+        else:
+            session.peer.sendReserved(place, ptype, *args)
+
     def _persist(self, job: Job) -> None:
         try:
             d = self.store.add(job.record())
@@ -489,6 +495,13 @@ class JobServer:
         d.addCallbacks(
             self._persisted, self._persistFailed, callbackArgs=(job,), errbackArgs=(job,)
         )
+        if job.waiters:
+            # The store answers later (a memory store answers at once, and
+            # then this is skipped): keep the submitter's place for it.
+            job.waiters = [
+                (session, place if place is not None else session.peer.reservePacket())
+                for session, place in job.waiters
+            ]
 
     def _persisted(self, key: object, job: Job) -> None:
         job.storeKey = key
@@ -501,8 +514,7 @@ class JobServer:
         elif job.state is _PENDING:
             self._admit(job)
         for session, place in waiters:
-            if not session.closed:
-                session.peer.sendReserved(place, _JOB_CREATED, job.handle)
+            self._answerWaiter(session, place, _JOB_CREATED, job.handle)
 
     def _persistFailed(self, failure: Failure, job: Job) -> None:
         reason = failure.getErrorMessage() or type(failure.value).__name__
@@ -516,8 +528,7 @@ class JobServer:
         job.waiters = None
         text = reason.encode("utf-8", "replace")
         for session, place in waiters:
-            if not session.closed:
-                session.peer.sendReserved(place, _ERROR, b"QUEUE_ERROR", text)
+            self._answerWaiter(session, place, _ERROR, b"QUEUE_ERROR", text)
         if job.state is _PENDING:
             self._releaseClients(job)
             job.state = _DONE
