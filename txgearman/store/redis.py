@@ -200,6 +200,7 @@ class RedisQueueStore:
         self.layout = Layout(prefix)
         self.timeout = timeout
         self.lockTTL = lockTTL
+        self._lockTTLms = b"%d" % (lockTTL * 1000,)
         self.startTimeout = startTimeout
         self.batchInterval = batchInterval
         self._lastSend = float("-inf")
@@ -295,7 +296,7 @@ class RedisQueueStore:
                 d = self._redis.eval(
                     ACQUIRE_SCRIPT,
                     [layout.lock, layout.version, layout.seq],
-                    [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION],
+                    [self.owner, self._lockTTLms, LAYOUT_VERSION],
                 )
                 answer = await d.addTimeout(wait, self.reactor)
             except Exception:
@@ -569,7 +570,7 @@ class RedisQueueStore:
         keys += [jobKey(number) for number, _record, _d in adds]
         keys += [jobKey(number) for number, _d in removes]
         last = b"%d" % (adds[-1][0],) if adds else b""
-        args = [self.owner, b"%d" % (self.lockTTL * 1000,), LAYOUT_VERSION, last]
+        args = [self.owner, self._lockTTLms, LAYOUT_VERSION, last]
         args += [record for _key, record, _d in adds]
         return keys, args
 
