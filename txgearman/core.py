@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import socket
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -162,8 +163,10 @@ class JobServer:
         session.jobs.clear()
         for function in session.functions:
             function.workers.pop(session, None)
+            function.watchers.pop(session, None)
             function.sleepers.pop(session, None)
         session.functions = []
+        session.ready = None
         session.timeouts.clear()
         if self.stopping:
             # Running jobs were not failed by their workers: they must not
@@ -232,8 +235,15 @@ class JobServer:
             session.timeouts.pop(function, None)
         if session in function.workers:
             return
-        session.functions.append(function)
+        functions = session.functions
+        functions.append(function)
         function.workers[session] = None
+        if len(functions) == 2:
+            session.ready = (OrderedDict(), OrderedDict(), OrderedDict())
+            for each in functions:
+                self._watch(session, each)
+        elif len(functions) > 2:
+            self._watch(session, function)
         if session.sleeping and not session.noopSent:
             if function.runnable:
                 self._noop(session)
@@ -255,11 +265,30 @@ class JobServer:
         for function in list(session.functions):
             self._forgetAbility(session, function)
 
+    def _watch(self, session: Session, function: Function) -> None:
+        """
+        Have a worker of several functions track when C{function} has
+        runnable jobs (see L{Session.ready}).
+        """
+        function.watchers[session] = None
+        assert session.ready is not None
+        for priority, ready in enumerate(session.ready):
+            if function.queued[priority]:
+                ready[function] = None
+
     def _forgetAbility(self, session: Session, function: Function) -> None:
-        session.functions.remove(function)
+        functions = session.functions
+        functions.remove(function)
         session.timeouts.pop(function, None)
         del function.workers[session]
         function.sleepers.pop(session, None)
+        if session.ready is not None:
+            del function.watchers[session]
+            for ready in session.ready:
+                ready.pop(function, None)
+            if len(functions) == 1:
+                del functions[0].watchers[session]
+                session.ready = None
         for handle, job in list(session.jobs.items()):
             if job.function is function:
                 del session.jobs[handle]
@@ -275,12 +304,23 @@ class JobServer:
         """
         session.sleeping = True
         session.noopSent = False
-        for function in session.functions:
-            if function.runnable:
-                self._noop(session)
-                return
+        if self._hasRunnable(session):
+            self._noop(session)
+            return
         for function in session.functions:
             function.sleepers[session] = None
+
+    def _hasRunnable(self, session: Session) -> bool:
+        """Whether any of the worker's functions has a runnable job."""
+        ready = session.ready
+        if ready is None:
+            return any(function.runnable for function in session.functions)
+        for priority, functions in enumerate(ready):
+            while functions:
+                if next(iter(functions)).queued[priority]:
+                    return True
+                functions.popitem(last=False)
+        return False
 
     def _noop(self, session: Session) -> None:
         session.noopSent = True
@@ -337,8 +377,16 @@ class JobServer:
             )
 
     def _nextJob(self, session: Session) -> Job | None:
-        functions = session.functions
-        if len(functions) == 1:
+        """
+        Take the job C{session} gets next out of its queue: the oldest of
+        the highest priority, rotating between the worker's functions.
+        Amortised constant time, whatever the number of functions.
+        """
+        ready = session.ready
+        if ready is None:
+            functions = session.functions
+            if not functions:
+                return None
             function = functions[0]
             if not function.runnable:
                 return None
@@ -347,15 +395,16 @@ class JobServer:
                 if job is not None:
                     return job
             return None
-        for priority in (0, 1, 2):
-            for index, function in enumerate(functions):
-                if function.queued[priority]:
-                    job = function.popRunnable(priority)
-                    if job is not None:
+        for priority, runnable in enumerate(ready):
+            while runnable:
+                function, _ = runnable.popitem(last=False)
+                job = function.popRunnable(priority)
+                if job is not None:
+                    if function.queued[priority]:
                         # Round-robin: the function that just supplied a
-                        # job goes to the back of this worker's list.
-                        functions.append(functions.pop(index))
-                        return job
+                        # job goes to the back of this worker's turn.
+                        runnable[function] = None
+                    return job
         return None
 
     def _timedOut(self, session: Session, job: Job) -> None:
@@ -550,8 +599,12 @@ class JobServer:
 
     def _enqueue(self, job: Job) -> None:
         """Append a job to the tail of its queue and wake workers for it."""
-        job.function.push(job)
-        self._wake(job.function)
+        function = job.function
+        if function.push(job) and function.watchers:
+            priority = job.priority
+            for session in function.watchers:
+                session.ready[priority][function] = None  # type: ignore[index]
+        self._wake(function)
 
     # -- scheduled jobs ----------------------------------------------------
 

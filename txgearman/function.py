@@ -5,7 +5,7 @@ A function: its three priority queues, its workers and its unique index.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from txgearman.job import Job, JobState
@@ -35,8 +35,14 @@ class Function:
     @ivar total: every job of the function the server holds: pending,
         scheduled, queued and running.
     @ivar workers: registered worker sessions, in registration order.
+    @ivar watchers: the workers that can do other functions too; each
+        keeps its own per-priority set of runnable functions
+        (L{Session.ready}), which the core updates when this function
+        becomes runnable at a priority.
     @ivar sleepers: workers asleep (PRE_SLEEP) that have not yet been sent
-        a NOOP, oldest first: the ones a new job wakes.
+        a NOOP, oldest first: the ones a new job wakes.  An OrderedDict,
+        because taking the oldest out of a plain dict again and again
+        costs time that grows with its size.
     @ivar maxQueue: admission limits per submitted priority (0: none).
     @ivar uniques: non-empty unique id to job, for coalescing.
     @ivar payloads: payload to job, for the unique C{-} (coalesce by data).
@@ -51,6 +57,7 @@ class Function:
         "total",
         "running",
         "workers",
+        "watchers",
         "sleepers",
         "maxQueue",
         "uniques",
@@ -66,7 +73,8 @@ class Function:
         self.total = 0
         self.running = 0
         self.workers: dict[Session, None] = {}
-        self.sleepers: dict[Session, None] = {}
+        self.watchers: dict[Session, None] = {}
+        self.sleepers: OrderedDict[Session, None] = OrderedDict()
         self.maxQueue = [0, 0, 0]
         self.uniques: dict[bytes, Job] = {}
         self.payloads: dict[bytes, Job] = {}
@@ -101,11 +109,19 @@ class Function:
         if table.get(key) is job:
             del table[key]
 
-    def push(self, job: Job) -> None:
-        """Append a runnable job to the tail of its priority's queue."""
+    def push(self, job: Job) -> bool:
+        """
+        Append a runnable job to the tail of its priority's queue.
+
+        @return: whether the function had no runnable job of that priority
+            before, so that the core tells the L{watchers}.
+        """
         job.state = _QUEUED
-        self.queues[job.priority].append(job)
-        self.queued[job.priority] += 1
+        p = job.priority
+        self.queues[p].append(job)
+        queued = self.queued
+        queued[p] += 1
+        return queued[p] == 1
 
     def discard(self, job: Job) -> None:
         """

@@ -9,6 +9,7 @@ core keeps both roles' state here and talks back through an L{IPeer}.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,8 +27,15 @@ class Session:
         C{workers} listing (the file descriptor where there is one).
     @ivar host: the peer's address, for the admin C{workers} listing.
     @ivar clientId: set by SET_CLIENT_ID; C{-} until then.
-    @ivar functions: the functions this worker can do, in the order it
-        prefers them now (rotated after each assignment).
+    @ivar functions: the functions this worker can do, in registration
+        order.
+    @ivar ready: for a worker of two or more functions, per priority, the
+        functions that may have a runnable job of that priority, in the
+        order the worker takes turns between them (an entry whose queue
+        ran empty is dropped when next seen).  A grab looks here instead
+        of asking each of the worker's functions, so its cost does not
+        grow with the number of functions.  C{None} for a worker of one
+        function or none.
     @ivar timeouts: CAN_DO_TIMEOUT limits in seconds, per function.
     @ivar sleeping: the worker sent PRE_SLEEP and has not grabbed since.
     @ivar noopSent: a NOOP went to the sleeping worker already.
@@ -43,6 +51,7 @@ class Session:
         "host",
         "clientId",
         "functions",
+        "ready",
         "timeouts",
         "sleeping",
         "noopSent",
@@ -58,6 +67,14 @@ class Session:
         self.host = host
         self.clientId = b"-"
         self.functions: list[Function] = []
+        self.ready: (
+            tuple[
+                OrderedDict[Function, None],
+                OrderedDict[Function, None],
+                OrderedDict[Function, None],
+            ]
+            | None
+        ) = None
         self.timeouts: dict[Function, float] = {}
         self.sleeping = False
         self.noopSent = False

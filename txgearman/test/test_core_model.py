@@ -26,7 +26,7 @@ from txgearman.session import Session
 from txgearman.test.fakes import FakePeer, FakeStore
 
 NOW = 1_700_000_000
-FUNCTIONS = [b"a", b"a", b"c-d"]
+FUNCTIONS = [b"a", b"a", b"c-d", b"e"]
 UNIQUES = [b"", b"u1", b"u1", b"u2", b"-"]
 PAYLOADS = [b"x", b"y", b"\x00z"]
 
@@ -41,8 +41,9 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
     """
     The server's bookkeeping agrees with itself and with the store:
     counters with the jobs they count, queues with job states, sleeper
-    dicts with sleeping workers, unique indexes with live jobs, and store
-    records with the live, stored background jobs.
+    dicts with sleeping workers, a worker's set of runnable functions with
+    the queues, unique indexes with live jobs, and store records with the
+    live, stored background jobs.
     """
     live = list(server.jobs.values())
     for function in server.functions.values():
@@ -60,12 +61,23 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             assert session.sleeping and not session.noopSent
             assert function in session.functions
             assert not session.closed
+        assert list(function.watchers) == [s for s in function.workers if len(s.functions) > 1]
+        for session in function.watchers:
+            assert session.ready is not None
+            for p in range(3):
+                if function.queued[p]:
+                    assert function in session.ready[p], (session, function, p)
         for unique, job in function.uniques.items():
             assert job.unique == unique and job.state is not JobState.DONE
             assert server.jobs.get(job.handle) is job
         for data, job in function.payloads.items():
             assert job.data == data and job.unique == b"-"
             assert server.jobs.get(job.handle) is job
+    for session in server.sessions:
+        assert (session.ready is None) == (len(session.functions) < 2), session
+        if session.ready is not None:
+            for ready in session.ready:
+                assert set(ready) <= set(session.functions), session
     for job in live:
         assert job.state is not JobState.DONE, job
         assert server.functions.get(job.function.name) is job.function
@@ -181,7 +193,26 @@ class JobServerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.workers)
     @rule(index=st.integers(0, 100), kind=st.sampled_from([T.GRAB_JOB, T.GRAB_JOB_UNIQ]))
     def grab(self, index: int, kind: T) -> None:
-        self.server.grabJob(self.workers[index % len(self.workers)], kind)
+        worker = self.workers[index % len(self.workers)]
+        runnable = [f for f in worker.functions if f.runnable]
+        best = min((p for f in runnable for p in range(3) if f.queued[p]), default=None)
+        peer = peerOf(worker)
+        before = len(peer.sent)
+        self.server.grabJob(worker, kind)
+        ptype, args = peer.sent[before]
+        if best is None:
+            assert ptype is T.NO_JOB, (ptype, args)
+        else:
+            # The job comes from one of the worker's functions, at the
+            # highest priority any of them has queued.
+            assert ptype is not T.NO_JOB
+            job = self.server.jobs[args[0]]
+            assert job.function in runnable and job.priority == best, (job, best)
+
+    @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100))
+    def resetAbilities(self, index: int) -> None:
+        self.server.resetAbilities(self.workers[index % len(self.workers)])
 
     @precondition(lambda self: self.workers)
     @rule(index=st.integers(0, 100))
