@@ -15,12 +15,13 @@ C{transport.write} as usual.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 
-__all__ = ["WriteBatcher", "writeNow"]
+__all__ = ["WriteBatcher", "writerFor"]
 
 
 class _Flushable(Protocol):
@@ -65,34 +66,46 @@ class WriteBatcher:
 directWrites = 0
 
 
-def writeNow(transport: ITransport, data: bytes) -> None:
+def writerFor(transport: ITransport) -> Callable[[bytes], None]:
     """
-    Write C{data}: straight to the socket if the transport is a TCP
-    connection with nothing buffered, with what the socket did not take (or
-    everything, for other transports) handed to C{transport.write}.
+    How to write to C{transport} now: for a TCP connection, a function
+    that sends straight to the socket when the transport has nothing
+    buffered, and hands what the socket did not take (or everything, when
+    something older is buffered) to C{transport.write}; for other
+    transports, C{transport.write}.
 
     Order is kept: the direct path is taken only when the transport holds
     nothing older.  Errors are left to the transport, which meets them on
-    its next write.
+    its next write.  Which path applies is decided once per connection.
     """
-    global directWrites
-    if isinstance(transport, tcp.Connection):
-        t: Any = transport
-        # Twisted's FileDescriptor buffer: dataBuffer[offset:] plus the
-        # _tempDataBuffer list (_tempDataLen bytes).  Should these ever
-        # change, getattr's defaults make this a plain transport.write.
+    t: Any = transport
+    # Twisted's FileDescriptor buffer: dataBuffer[offset:] plus the
+    # _tempDataBuffer list (_tempDataLen bytes).  Should these ever change,
+    # this falls back to plain transport.write.
+    if not (
+        isinstance(transport, tcp.Connection)
+        and all(hasattr(t, name) for name in ("_tempDataLen", "offset", "dataBuffer", "socket"))
+    ):
+        return transport.write
+    send = t.socket.send
+    write = transport.write
+
+    def writeNow(data: bytes) -> None:
+        global directWrites
         if (
-            getattr(t, "_tempDataLen", 1) == 0
-            and getattr(t, "offset", -1) == len(getattr(t, "dataBuffer", b"x"))
+            t._tempDataLen == 0
+            and t.offset == len(t.dataBuffer)
             and t.connected
             and not t.disconnecting
         ):
             try:
-                sent = t.socket.send(data)
+                sent = send(data)
             except OSError:
                 sent = 0
             directWrites += 1
             if sent == len(data):
                 return
             data = data[sent:]
-    transport.write(data)
+        write(data)
+
+    return writeNow

@@ -11,6 +11,7 @@ C{ERROR INVALID_COMMAND}, as gearmand answers.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -22,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.admin import AdminCommands
-from txgearman.batching import WriteBatcher, writeNow
+from txgearman.batching import WriteBatcher, writerFor
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
@@ -31,7 +32,6 @@ from txgearman.codec import (
     Decoder,
     Packet,
     PacketType,
-    ProtocolError,
     encode,
 )
 from txgearman.core import JobServer
@@ -44,8 +44,12 @@ from txgearman.session import Session
 __all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
 
 _P = PacketType
-_ENCODED_NOOP = encode(RES, _P.NOOP, ())
-_ENCODED_NO_JOB = encode(RES, _P.NO_JOB, ())
+_GRAB_JOB = _P.GRAB_JOB
+_GRAB_JOB_UNIQ = _P.GRAB_JOB_UNIQ
+_GRAB_JOB_ALL = _P.GRAB_JOB_ALL
+# Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
+_EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
+_packResponseHeader = struct.Struct(">4sII").pack
 
 # (priority, background) for each plain submit type.
 _SUBMITS = {
@@ -129,6 +133,7 @@ class GearmanServerProtocol(Protocol):
         self.session = self.core.connect(self, host, connectionId)
         self._made = True
         self._write = transport.write
+        self._writeNow = writerFor(transport)
         self._batcher = factory.batcher
         if self._batcher is not None:
             self._pending = []
@@ -208,12 +213,18 @@ class GearmanServerProtocol(Protocol):
     # -- IPeer -------------------------------------------------------------
 
     def sendPacket(self, ptype: int, *args: bytes) -> None:
-        if ptype == _P.NOOP:
-            self.send(_ENCODED_NOOP)
-        elif ptype == _P.NO_JOB:
-            self.send(_ENCODED_NO_JOB)
+        # The codec's encode() inlined, and the common case of send()
+        # (no answer's place kept) taken directly: this runs for every
+        # packet the server sends.
+        if args:
+            body = b"\0".join(args)
+            data = _packResponseHeader(RES, ptype, len(body)) + body
         else:
-            self.send(encode(RES, ptype, args))
+            data = _EMPTY_RESPONSES[ptype]
+        if self._ordered is None:
+            self._sendInOrder(data)
+        else:
+            self.send(data)
 
     def reservePacket(self) -> Place[bytes]:
         ordered = self._ordered
@@ -258,7 +269,7 @@ class GearmanServerProtocol(Protocol):
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         if self.transport is not None:
-            writeNow(self.transport, data)
+            self._writeNow(data)
 
     # -- input -------------------------------------------------------------
 
@@ -266,26 +277,21 @@ class GearmanServerProtocol(Protocol):
         if self._closing:
             return
         decoder = self.decoder
-        decoder.feed(data)
         handlers = self._handlers
-        try:
-            while True:
-                event = decoder.next()
-                if event is None:
-                    return
-                if type(event) is Packet:
-                    if event.magic != REQ:
-                        self.sendPacket(_P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
-                        continue
-                    handlers[event.type](self, event.args)
-                else:
-                    assert type(event) is AdminLine
-                    self.send(self.factory.admin.handle(event.line))
-        except ProtocolError as e:
+        for event in decoder.decode(data):
+            if type(event) is Packet:
+                if event[0] != REQ:
+                    self.sendPacket(_P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
+                    continue
+                handlers[event[1]](self, event[2])
+            else:
+                self.send(self.factory.admin.handle(event[0]))
+        error = decoder.failed
+        if error is not None:
             self.log.info(
-                "Closing connection from {host}: {error}", host=self.session.host, error=str(e)
+                "Closing connection from {host}: {error}", host=self.session.host, error=str(error)
             )
-            self.sendPacket(_P.ERROR, e.code, e.text)
+            self.sendPacket(_P.ERROR, error.code, error.text)
             self.close()
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:
@@ -316,13 +322,13 @@ class GearmanServerProtocol(Protocol):
         self.core.preSleep(self.session)
 
     def packet_GRAB_JOB(self, args: tuple[bytes, ...]) -> None:
-        self.core.grabJob(self.session, _P.GRAB_JOB)
+        self.core.grabJob(self.session, _GRAB_JOB)
 
     def packet_GRAB_JOB_UNIQ(self, args: tuple[bytes, ...]) -> None:
-        self.core.grabJob(self.session, _P.GRAB_JOB_UNIQ)
+        self.core.grabJob(self.session, _GRAB_JOB_UNIQ)
 
     def packet_GRAB_JOB_ALL(self, args: tuple[bytes, ...]) -> None:
-        self.core.grabJob(self.session, _P.GRAB_JOB_ALL)
+        self.core.grabJob(self.session, _GRAB_JOB_ALL)
 
     def packet_WORK_STATUS(self, args: tuple[bytes, ...]) -> None:
         self.core.workStatus(self.session, args[0], args[1], args[2])

@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txgearman import batching
-from txgearman.batching import WriteBatcher, writeNow
+from txgearman.batching import WriteBatcher, writerFor
 
 
 class Recorder:
@@ -63,7 +63,7 @@ class WriteBatcherTests(SynchronousTestCase):
         Transports other than TCP connections get a plain write.
         """
         transport = StringTransport()
-        writeNow(transport, b"hello")
+        writerFor(transport)(b"hello")
         self.assertEqual(transport.value(), b"hello")
 
 
@@ -88,7 +88,7 @@ class Hold(Protocol):
 
 class DirectWriteTests(TestCase):
     """
-    L{writeNow} over real loopback TCP.
+    L{writerFor} over real loopback TCP.
     """
 
     async def connection(self, expected: int) -> tuple[Hold, Collect]:
@@ -119,7 +119,7 @@ class DirectWriteTests(TestCase):
         server, client = await self.connection(5)
         before = batching.directWrites
         assert server.transport is not None
-        writeNow(server.transport, b"hello")
+        writerFor(server.transport)(b"hello")
         self.assertEqual(batching.directWrites, before + 1)
         self.assertEqual(await client.done, b"hello")
 
@@ -132,7 +132,7 @@ class DirectWriteTests(TestCase):
         assert server.transport is not None
         server.transport.write(b"old")
         before = batching.directWrites
-        writeNow(server.transport, b"new")
+        writerFor(server.transport)(b"new")
         self.assertEqual(batching.directWrites, before)
         self.assertEqual(await client.done, b"oldnew")
 
@@ -144,8 +144,8 @@ class DirectWriteTests(TestCase):
         payload = bytes(range(256)) * (16 * 4096)
         server, client = await self.connection(len(payload) + 4)
         assert server.transport is not None
-        writeNow(server.transport, payload)
-        writeNow(server.transport, b"tail")
+        writerFor(server.transport)(payload)
+        writerFor(server.transport)(b"tail")
         received = await client.done
         self.assertEqual(len(received), len(payload) + 4)
         self.assertTrue(received == payload + b"tail")
