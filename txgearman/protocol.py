@@ -28,7 +28,6 @@ from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
     RES,
-    AdminLine,
     Decoder,
     Packet,
     PacketType,
