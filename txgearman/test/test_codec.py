@@ -569,3 +569,82 @@ class DecoderPropertyTests(unittest.SynchronousTestCase):
         decoder = Decoder()
         self.assertEqual(decodeChunks(chunks, decoder), [Packet(RES, t, a) for t, a in packets])
         self.assertEqual(decoder.buffered, 0)
+
+
+class DecodeTests(unittest.SynchronousTestCase):
+    """
+    L{Decoder.decode}: every complete event of a read in one call, never
+    raising.
+    """
+
+    def test_severalPacketsAndALine(self) -> None:
+        """
+        Packets and lines complete in the bytes come back in order; a
+        partial packet waits for the rest.
+        """
+        decoder = Decoder()
+        noop = encodeRequest(PacketType.NOOP)
+        submit = encodeRequest(PacketType.SUBMIT_JOB, b"f", b"u", b"d\0ata")
+        events = decoder.decode(noop + b"status\r\n" + submit + submit[:5])
+        self.assertEqual(
+            events,
+            [
+                Packet(REQ, PacketType.NOOP, ()),
+                AdminLine(b"status"),
+                Packet(REQ, PacketType.SUBMIT_JOB, (b"f", b"u", b"d\0ata")),
+            ],
+        )
+        self.assertEqual(decoder.buffered, 5)
+        self.assertEqual(decoder.decode(submit[5:]), [events[2]])
+        self.assertEqual(decoder.buffered, 0)
+        self.assertIsNone(decoder.failed)
+
+    def test_faultAfterGoodPackets(self) -> None:
+        """
+        On a malformed stream the events before the fault are returned, and
+        L{Decoder.failed} tells why; the decoder stays spent.
+        """
+        decoder = Decoder()
+        noop = encodeRequest(PacketType.NOOP)
+        events = decoder.decode(noop + header(b"\0REQ", 200, 0) + noop)
+        self.assertEqual(events, [Packet(REQ, PacketType.NOOP, ())])
+        self.assertIsInstance(decoder.failed, UnknownPacketType)
+        self.assertEqual(decoder.decode(noop), [])
+        self.assertRaises(UnknownPacketType, decoder.next)
+
+    def test_mixedWithNext(self) -> None:
+        """
+        Events decoded by L{Decoder.next}'s look-ahead are not lost to a
+        later L{Decoder.decode}.
+        """
+        decoder = Decoder()
+        noop = encodeRequest(PacketType.NOOP)
+        decoder.feed(noop + noop)
+        self.assertEqual(decoder.next(), Packet(REQ, PacketType.NOOP, ()))
+        self.assertEqual(len(decoder.decode(noop)), 2)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(fragments, max_size=12), st.integers(1, 64))
+    def test_sameAsNext(self, pieces: list[bytes], chunk: int) -> None:
+        """
+        Over arbitrary bytes in arbitrary chunks, L{Decoder.decode} gives
+        the events L{Decoder.next} gives, and fails where it fails.
+        """
+        stream = b"".join(pieces)
+        one = Decoder(maxPacketSize=100, maxLineLength=50)
+        bulk = Decoder(maxPacketSize=100, maxLineLength=50)
+        viaNext: list[Packet | AdminLine] = []
+        viaDecode: list[Packet | AdminLine] = []
+        error: type[ProtocolError] | None = None
+        for start in range(0, len(stream), chunk):
+            piece = stream[start : start + chunk]
+            viaDecode.extend(bulk.decode(piece))
+            if error is None:
+                one.feed(piece)
+                try:
+                    while (event := one.next()) is not None:
+                        viaNext.append(event)
+                except ProtocolError as e:
+                    error = type(e)
+        self.assertEqual(viaDecode, viaNext)
+        self.assertEqual(type(bulk.failed) if bulk.failed else None, error)
