@@ -52,6 +52,7 @@ class JobState(Enum):
 
 
 _PENDING = JobState.PENDING
+_newTuple = tuple.__new__
 
 
 class Job:
@@ -124,13 +125,18 @@ class Job:
         """
         What the store keeps of this job.
         """
-        return StoredJob(
-            function=self.function.name,
-            unique=self.unique,
-            data=self.data,
-            priority=int(self.priority),
-            when=self.when,
-            reducer=self.reducer,
+        # tuple.__new__ skips the named tuple's keyword-binding __new__:
+        # this runs for every background job.
+        return _newTuple(
+            StoredJob,
+            (
+                self.function.name,
+                self.unique,
+                self.data,
+                int(self.priority),
+                self.when,
+                self.reducer,
+            ),
         )
 
     def __repr__(self) -> str:
