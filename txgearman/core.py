@@ -41,6 +41,9 @@ MAX_HANDLE_SIZE = 63
 MAX_CLIENT_ID_SIZE = 127
 #: Shortest CAN_DO_TIMEOUT, in seconds (gearmand raises smaller ones).
 MIN_WORKER_TIMEOUT = 1.0
+#: How long a worker woken for a job has to grab before another sleeping
+#: worker is woken in its place (with the default, "just enough" wake-ups).
+WAKE_PATIENCE = 1.0
 
 _P = PacketType
 _NOOP = _P.NOOP
@@ -106,7 +109,7 @@ class JobServer:
         clock: IReactorTime,
         store: IQueueStore | None = None,
         jobRetries: int = -1,
-        workerWakeup: int = 0,
+        workerWakeup: int | None = None,
         handlePrefix: bytes | None = None,
         exceptions: bool = False,
     ) -> None:
@@ -116,8 +119,11 @@ class JobServer:
         @param jobRetries: as gearmand master's C{--job-retries}: C{-1} retries a
             job whose worker failed it forever; C{0} or C{1} drop it at the
             first failure; C{N} after N failed attempts.
-        @param workerWakeup: how many sleeping workers one new job wakes
-            (C{0}: all of them).
+        @param workerWakeup: how many sleeping workers one new job wakes:
+            C{None} (the default) as many as there are jobs of the function
+            that no woken worker has come for yet, so that a job costs the
+            same with one idle worker or a thousand; C{0} all of them
+            (gearmand's default); C{N} at most N (gearmand's C{-w N}).
         @param handlePrefix: job handles are C{<prefix>:<n>}.
         @param exceptions: whether clients get WORK_EXCEPTION without asking
             for it (gearmand's C{--exceptions}).
@@ -179,6 +185,7 @@ class JobServer:
         session.functions = []
         session.ready = None
         session.timeouts.clear()
+        claimed = self._unclaim(session)
         if self.stopping:
             # Running jobs were not failed by their workers: they must not
             # count as a failed attempt, nor be dropped, nor leave the store.
@@ -186,6 +193,8 @@ class JobServer:
         for job in held:
             if job.state is _RUNNING:
                 self._requeue(job)
+        if claimed is not None:
+            self._wake(claimed)
 
     def _detach(self, job: Job, session: Session) -> None:
         """
@@ -293,6 +302,9 @@ class JobServer:
         session.timeouts.pop(function, None)
         del function.workers[session]
         function.sleepers.pop(session, None)
+        claimed = session.wokenFor is function
+        if claimed:
+            self._unclaim(session)
         if session.ready is not None:
             del function.watchers[session]
             for ready in session.ready:
@@ -305,6 +317,8 @@ class JobServer:
                 del session.jobs[handle]
                 if job.state is _RUNNING:
                     self._requeue(job)
+        if claimed:
+            self._wake(function)
 
     # -- sleeping and waking -----------------------------------------------
 
@@ -316,8 +330,11 @@ class JobServer:
         session.sleeping = True
         session.noopSent = False
         if self._hasRunnable(session):
+            # Woken at once; a claim it holds stays until it grabs.
             self._noop(session)
             return
+        # Nothing runnable, so nothing its claim could stand for.
+        self._unclaim(session)
         for function in session.functions:
             function.sleepers[session] = None
 
@@ -351,10 +368,64 @@ class JobServer:
         sleepers = function.sleepers
         if not sleepers:
             return
-        budget = self.workerWakeup or len(sleepers)
+        limit = self.workerWakeup
+        if limit is not None:
+            budget = limit or len(sleepers)
+            while sleepers and budget:
+                self._noop(next(iter(sleepers)))
+                budget -= 1
+            return
+        # Just enough: one worker per job no woken worker has come for yet.
+        # Each woken worker holds a claim on the function until it grabs
+        # (or leaves, or sleeps again, or WAKE_PATIENCE passes); then the
+        # claim goes and, if jobs still wait, another sleeper is woken.
+        queued = function.queued
+        woken = function.woken
+        budget = queued[0] + queued[1] + queued[2] - len(woken)
+        if budget <= 0:
+            return
+        now = self.clock.seconds()
         while sleepers and budget:
-            self._noop(next(iter(sleepers)))
+            session = next(iter(sleepers))
+            self._noop(session)
+            session.wokenFor = function
+            woken[session] = now
             budget -= 1
+        if function.wakeTimer is None:
+            function.wakeTimer = self.clock.callLater(WAKE_PATIENCE, self._claimsDue, function)
+
+    def _unclaim(self, session: Session) -> Function | None:
+        """
+        Drop the claim of a worker woken for a job: it grabbed, slept
+        again, gave up the function or left.
+
+        @return: the function it was woken for, which may need another
+            worker now.
+        """
+        function = session.wokenFor
+        if function is not None:
+            session.wokenFor = None
+            del function.woken[session]
+        return function
+
+    def _claimsDue(self, function: Function) -> None:
+        """
+        Workers woken for C{function} that have not come for a job within
+        L{WAKE_PATIENCE} lose their claim, so that a slow or stuck worker
+        cannot keep its jobs from the workers still asleep.
+        """
+        function.wakeTimer = None
+        woken = function.woken
+        expired = self.clock.seconds() - WAKE_PATIENCE
+        while woken:
+            session, when = next(iter(woken.items()))
+            if when > expired:
+                delay = when - expired
+                function.wakeTimer = self.clock.callLater(delay, self._claimsDue, function)
+                break
+            del woken[session]
+            session.wokenFor = None
+        self._wake(function)
 
     # -- grabbing ----------------------------------------------------------
 
@@ -371,6 +442,12 @@ class JobServer:
                     function.sleepers.pop(session, None)
             session.noopSent = False
         job = self._nextJob(session)
+        if session.wokenFor is not None:
+            # Came for a job: the claim goes; if the job it was woken for
+            # is still waiting (it took another), wake someone else.
+            claimed = self._unclaim(session)
+            if claimed is not None and claimed.runnable:
+                self._wake(claimed)
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
@@ -936,6 +1013,10 @@ class JobServer:
         if self._scheduleTimer is not None and self._scheduleTimer.active():
             self._scheduleTimer.cancel()
         self._scheduleTimer = None
+        for function in self.functions.values():
+            if function.wakeTimer is not None and function.wakeTimer.active():
+                function.wakeTimer.cancel()
+            function.wakeTimer = None
         for job in self.jobs.values():
             if job.timer is not None and job.timer.active():
                 job.timer.cancel()

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from txgearman.job import Job, JobState
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
     from txgearman.session import Session
 
 __all__ = ["Function"]
@@ -43,6 +45,11 @@ class Function:
         a NOOP, oldest first: the ones a new job wakes.  An OrderedDict,
         because taking the oldest out of a plain dict again and again
         costs time that grows with its size.
+    @ivar woken: workers woken for a job of this function that have not
+        grabbed since, with when they were woken, oldest first: each stands
+        for one waiting job, so that a new job wakes a sleeper only if
+        there are more jobs than such workers.
+    @ivar wakeTimer: takes the claims of workers woken too long ago.
     @ivar maxQueue: admission limits per submitted priority (0: none).
     @ivar uniques: non-empty unique id to job, for coalescing.
     @ivar payloads: payload to job, for the unique C{-} (coalesce by data).
@@ -59,6 +66,8 @@ class Function:
         "workers",
         "watchers",
         "sleepers",
+        "woken",
+        "wakeTimer",
         "maxQueue",
         "uniques",
         "payloads",
@@ -75,6 +84,8 @@ class Function:
         self.workers: dict[Session, None] = {}
         self.watchers: dict[Session, None] = {}
         self.sleepers: OrderedDict[Session, None] = OrderedDict()
+        self.woken: OrderedDict[Session, float] = OrderedDict()
+        self.wakeTimer: IDelayedCall | None = None
         self.maxQueue = [0, 0, 0]
         self.uniques: dict[bytes, Job] = {}
         self.payloads: dict[bytes, Job] = {}

@@ -67,7 +67,7 @@ class GearmanServerService(Service):
         reactor: Any = None,
         store: IQueueStore | None = None,
         jobRetries: int = -1,
-        workerWakeup: int = 0,
+        workerWakeup: int | None = None,
         handlePrefix: bytes | None = None,
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         exceptions: bool = False,

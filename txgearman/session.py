@@ -39,6 +39,8 @@ class Session:
     @ivar timeouts: CAN_DO_TIMEOUT limits in seconds, per function.
     @ivar sleeping: the worker sent PRE_SLEEP and has not grabbed since.
     @ivar noopSent: a NOOP went to the sleeping worker already.
+    @ivar wokenFor: the function whose job this worker was woken for, until
+        it grabs (see L{Function.woken}).
     @ivar jobs: jobs this worker holds, by handle.
     @ivar attached: foreground jobs this client waits for.
     @ivar exceptions: the client asked for WORK_EXCEPTION packets.
@@ -55,6 +57,7 @@ class Session:
         "timeouts",
         "sleeping",
         "noopSent",
+        "wokenFor",
         "jobs",
         "attached",
         "exceptions",
@@ -78,6 +81,7 @@ class Session:
         self.timeouts: dict[Function, float] = {}
         self.sleeping = False
         self.noopSent = False
+        self.wokenFor: Function | None = None
         self.jobs: dict[bytes, Job] = {}
         self.attached: dict[Job, None] = {}
         self.exceptions = exceptions

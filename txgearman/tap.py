@@ -28,6 +28,18 @@ __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 DRAIN_SIGNAL = signal.SIGUSR2
 
 
+def _workerWakeup(value: str) -> int | None:
+    """
+    Read C{--worker-wakeup}: C{auto} (C{None}) or a count of 0 or more.
+    """
+    if value == "auto":
+        return None
+    count = int(value)
+    if count < 0:
+        raise ValueError("must be auto, or 0 or more")
+    return count
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -55,9 +67,11 @@ class Options(usage.Options):
         [
             "worker-wakeup",
             "w",
-            0,
-            "How many sleeping workers one new job wakes (0: all).",
-            int,
+            None,
+            "How many sleeping workers one new job wakes: 'auto' (one per job "
+            "no woken worker has come for yet), 0 (all, as gearmand) or at most "
+            "N [default: auto]",
+            _workerWakeup,
         ],
         [
             "job-handle-prefix",
@@ -133,8 +147,6 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port {port!r} is not a strports description: {e}") from None
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
-        if self["worker-wakeup"] < 0:
-            raise usage.UsageError("--worker-wakeup must be 0 or more")
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
         prefix = self["job-handle-prefix"]

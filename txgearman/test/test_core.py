@@ -9,7 +9,7 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from txgearman.codec import PacketType
-from txgearman.core import JobServer
+from txgearman.core import WAKE_PATIENCE, JobServer
 from txgearman.interfaces import StoredJob, StoreError
 from txgearman.job import JobState, Priority
 from txgearman.session import Session
@@ -43,7 +43,7 @@ class CoreTestCase(unittest.SynchronousTestCase):
     """
 
     jobRetries = -1
-    workerWakeup = 0
+    workerWakeup: int | None = 0
     manualStore = False
 
     def setUp(self) -> None:
@@ -942,6 +942,139 @@ class WakeOneTests(CoreTestCase):
         self.assertEqual([peerOf(w).types() for w in (w1, w2, w3)], [[T.NOOP], [], []])
         self.submit()
         self.assertEqual([peerOf(w).types() for w in (w1, w2, w3)], [[], [], []])
+
+
+class JustEnoughWakeTests(CoreTestCase):
+    """
+    By default a new job wakes one sleeping worker for each job of the
+    function that no woken worker has come for yet: the cost of a job does
+    not grow with the number of idle workers, and no job waits while a
+    worker that could run it sleeps.
+    """
+
+    workerWakeup = None
+
+    def sleepers(self, count: int, *names: bytes) -> list[Session]:
+        return [self.sleeper(*(names or (b"fn",))) for _ in range(count)]
+
+    def woken(self, workers: list[Session]) -> list[int]:
+        """Which of C{workers} got a NOOP since the last look."""
+        return [i for i, w in enumerate(workers) if peerOf(w).types() == [T.NOOP]]
+
+    def test_oneJobOneNoop(self) -> None:
+        """
+        Among a thousand sleepers, one job wakes one, the longest asleep;
+        a second job wakes a second.
+        """
+        workers = self.sleepers(1000)
+        self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.submit()
+        self.assertEqual(self.woken(workers), [1])
+
+    def test_grabEndsTheClaim(self) -> None:
+        """
+        Once the woken worker has taken the job, the next job wakes the
+        next sleeper, and the worker that grabbed sleeps at the back of the
+        line.
+        """
+        workers = self.sleepers(3)
+        handle = self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.assertEqual(self.grabHandle(workers[0]), handle)
+        self.server.preSleep(workers[0])
+        self.submit()
+        self.assertEqual(self.woken(workers), [1])
+
+    def test_jobTakenByAnother(self) -> None:
+        """
+        When a busy worker takes the job first, the woken worker gets
+        NO_JOB and no one else is woken.
+        """
+        workers = self.sleepers(2)
+        busy = self.worker(b"fn")
+        handle = self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.assertEqual(self.grabHandle(busy), handle)
+        self.assertEqual(self.grab(workers[0])[0], T.NO_JOB)
+        self.assertEqual(self.woken(workers), [])
+
+    def test_wokenWorkerLeaves(self) -> None:
+        """
+        A woken worker that disconnects before grabbing hands its job's
+        wake-up to the next sleeper.
+        """
+        workers = self.sleepers(3)
+        self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.server.disconnect(workers[0])
+        self.assertEqual(self.woken(workers), [1])
+
+    def test_wokenWorkerGivesUp(self) -> None:
+        """
+        CANT_DO or RESET_ABILITIES from a woken worker wakes the next one.
+        """
+        workers = self.sleepers(3)
+        self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.server.cantDo(workers[0], b"fn")
+        self.assertEqual(self.woken(workers), [1])
+        self.server.resetAbilities(workers[1])
+        self.assertEqual(self.woken(workers), [2])
+
+    def test_wokenWorkerTakesAnotherFunction(self) -> None:
+        """
+        A worker woken for a job of C{a} that takes a job of C{b} instead
+        (a higher priority one) leaves the C{a} job to the next sleeper of
+        C{a}.
+        """
+        both = self.sleeper(b"a", b"b")
+        onlyA = self.sleeper(b"a")
+        self.submit(name=b"a")
+        self.assertEqual(self.woken([both, onlyA]), [0])
+        b = self.submit(name=b"b", priority=HIGH)
+        self.assertEqual(self.woken([both, onlyA]), [])
+        self.assertEqual(self.grabHandle(both), b)
+        self.assertEqual(self.woken([both, onlyA]), [1])
+
+    def test_slowWorkerReplaced(self) -> None:
+        """
+        A woken worker that has not grabbed within WAKE_PATIENCE loses its
+        claim: the next sleeper is woken, and the slow one may still grab.
+        """
+        workers = self.sleepers(3)
+        handle = self.submit()
+        self.assertEqual(self.woken(workers), [0])
+        self.clock.advance(WAKE_PATIENCE - 0.01)
+        self.assertEqual(self.woken(workers), [])
+        self.clock.advance(0.01)
+        self.assertEqual(self.woken(workers), [1])
+        self.assertEqual(self.grabHandle(workers[0]), handle)
+        self.assertEqual(self.grab(workers[1])[0], T.NO_JOB)
+        self.clock.advance(WAKE_PATIENCE * 3)
+        self.assertEqual(self.woken(workers), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_requeuedJobWakes(self) -> None:
+        """
+        A job that loses its worker wakes a sleeper.
+        """
+        runner = self.worker(b"fn")
+        handle = self.submit()
+        self.assertEqual(self.grabHandle(runner), handle)
+        workers = self.sleepers(2)
+        self.server.disconnect(runner)
+        self.assertEqual(self.woken(workers), [0])
+        self.assertEqual(self.grabHandle(workers[0]), handle)
+
+    def test_stopCancelsTimers(self) -> None:
+        """
+        Stopping the server cancels its patience timers.
+        """
+        self.sleepers(2)
+        self.submit()
+        self.server.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class GrabTests(CoreTestCase):

@@ -73,7 +73,18 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
         for data, job in function.payloads.items():
             assert job.data == data and job.unique == b"-"
             assert server.jobs.get(job.handle) is job
+        for session in function.woken:
+            assert session.wokenFor is function, (session, function)
+            assert session.noopSent and not session.closed
+            assert session in function.workers
+        if server.workerWakeup is None and function.sleepers:
+            # Just enough wake-ups, and never too few: no job waits while a
+            # worker of its function sleeps, unless a woken worker is
+            # coming for it.
+            assert sum(function.queued) <= len(function.woken), (function, function.woken)
     for session in server.sessions:
+        if session.wokenFor is not None:
+            assert session in session.wokenFor.woken, session
         assert (session.ready is None) == (len(session.functions) < 2), session
         if session.ready is not None:
             for ready in session.ready:

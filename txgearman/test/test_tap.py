@@ -33,14 +33,14 @@ class OptionsTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        Without arguments: port 4730, unlimited retries, wake every worker,
+        Without arguments: port 4730, unlimited retries, just enough wake-ups,
         the host-name handle prefix, 64 MiB packets, no exceptions, a
         five-minute drain.
         """
         options = parse()
         self.assertEqual(options["port"], "4730")
         self.assertEqual(options["job-retries"], -1)
-        self.assertEqual(options["worker-wakeup"], 0)
+        self.assertIsNone(options["worker-wakeup"])
         self.assertIsNone(options["job-handle-prefix"])
         self.assertEqual(options["max-packet-size"], DEFAULT_MAX_PACKET_SIZE)
         self.assertEqual(options["drain-timeout"], 300.0)
@@ -80,6 +80,7 @@ class OptionsTests(SynchronousTestCase):
         """
         parse("-j", "-1")
         parse("-w", "0")
+        self.assertIsNone(parse("-w", "auto")["worker-wakeup"])
         parse("--max-packet-size", "1024")
         parse("--drain-timeout", "0")
         parse("--job-handle-prefix", "p" * 52)
@@ -96,6 +97,7 @@ class OptionsTests(SynchronousTestCase):
             ("-j", "many"),
             ("-w", "-1"),
             ("-w", "1.5"),
+            ("-w", "all"),
             ("--job-handle-prefix", ""),
             ("--job-handle-prefix", "p" * 53),
             # Counted in bytes: 26 two-byte characters and one more byte.
