@@ -287,12 +287,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="bg,bg-split,fg")
     parser.add_argument("--servers", default="gearmand-t1,txgearman")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="workers per run instead of each mode's own (4), e.g. 64 to see "
+        "what idle workers cost",
+    )
     parser.add_argument("--json", action="store_true", help="print every run as JSON too")
     args = parser.parse_args()
     driver, driverName = findDriver(args.driver, args.gearbench)
     print(f"driver: {driverName}", file=sys.stderr, flush=True)
     # load.py is slower than gearbench; give it time to finish on a slow machine.
     extra = ["--timeout", "240"] if driver[-1] == LOAD_PY else []
+    if args.workers is not None:
+        # Both drivers take the last -w given.
+        extra += ["-w", str(args.workers)]
     modes = args.modes.split(",")
     servers = [SERVERS[name] for name in args.servers.split(",")]
     results: dict[tuple[str, str], Result] = {}

@@ -305,7 +305,10 @@ class Decoder:
         self._chunked = 0
         # How many more bytes must arrive before anything can be decoded.
         self._need = 0
-        self._ready: deque[Packet | AdminLine] = deque()
+        # Events decoded ahead by next(); made on first use, since the
+        # server decodes with decode() and a deque costs over 600 bytes
+        # per connection.
+        self._ready: deque[Packet | AdminLine] | None = None
         #: Why the stream cannot be decoded any further, once it cannot.
         self.failed: ProtocolError | None = None
 
@@ -360,6 +363,8 @@ class Decoder:
         @raise ProtocolError: the stream is malformed.
         """
         ready = self._ready
+        if ready is None:
+            ready = self._ready = deque()
         if not ready:
             self._decodeInto(ready)
             if not ready:
