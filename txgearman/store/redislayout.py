@@ -111,6 +111,9 @@ def encodeRecord(job: StoredJob) -> bytes:
     )
 
 
+_newTuple = tuple.__new__
+
+
 def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> StoredJob:
     """
     The job a Redis value stores.
@@ -135,8 +138,18 @@ def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> Store
         raise CorruptRecord(f"reducer field {reducer[:20]!r}")
     if names is not None:
         function = names.setdefault(function, function)
-    return StoredJob(
-        function, unique, data, _PRIORITIES[priority], int(when), reducer[1:] if reducer else None
+    # tuple.__new__ skips the named tuple's Python-level __new__: a replay
+    # decodes a million of these.
+    return _newTuple(
+        StoredJob,
+        (
+            function,
+            unique,
+            data,
+            _PRIORITIES[priority],
+            int(when),
+            reducer[1:] if reducer else None,
+        ),
     )
 
 
