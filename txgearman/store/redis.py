@@ -509,15 +509,17 @@ class RedisQueueStore:
         """
         if self._stopping:
             return
-        wait = 0.0
-        if not urgent or self._busy or self._lastBatch >= BUSY_BATCH:
-            wait = max(0.0, self._lastSend + self.batchInterval - self.reactor.seconds())
+        paced = not urgent or self._busy or self._lastBatch >= BUSY_BATCH
         call = self._flushCall
-        if call is None:
-            self._flushCall = self.reactor.callLater(wait, self._flush)
-        elif wait == 0.0 and call.getTime() > self.reactor.seconds():
-            # An urgent write: bring a paced flush forward.
-            call.reset(0)
+        if call is not None:
+            if not paced and call.getTime() > self.reactor.seconds():
+                # An urgent write: bring a paced flush forward.
+                call.reset(0)
+            return
+        wait = 0.0
+        if paced:
+            wait = max(0.0, self._lastSend + self.batchInterval - self.reactor.seconds())
+        self._flushCall = self.reactor.callLater(wait, self._flush)
 
     def _refreshLock(self) -> None:
         if self._unavailable is None and self._lost is None:
