@@ -406,18 +406,8 @@ class Decoder:
                         self._need = end - size
                         break
                     ptype, parts = spec
-                    body = buf[pos + HEADER_SIZE : end]
+                    args = _split(ptype, parts, buf[pos + HEADER_SIZE : end])
                     pos = end
-                    if parts == 1:
-                        args: tuple[bytes, ...] = (body,)
-                    elif parts == 0:
-                        args = ()
-                    else:
-                        args = tuple(body.split(b"\0", parts - 1))
-                        if len(args) != parts:
-                            raise MalformedPacket(
-                                f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
-                            )
                     append(_newTuple(Packet, (magic, ptype, args)))
                     continue
                 end = buf.find(b"\n", pos)
