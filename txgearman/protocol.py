@@ -11,7 +11,6 @@ C{ERROR INVALID_COMMAND}, as gearmand answers.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -48,7 +47,6 @@ _GRAB_JOB_UNIQ = _P.GRAB_JOB_UNIQ
 _GRAB_JOB_ALL = _P.GRAB_JOB_ALL
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
-_packResponseHeader = struct.Struct(">4sII").pack
 
 # (priority, background) for each plain submit type.
 _SUBMITS = {
@@ -212,14 +210,9 @@ class GearmanServerProtocol(Protocol):
     # -- IPeer -------------------------------------------------------------
 
     def sendPacket(self, ptype: int, *args: bytes) -> None:
-        # The codec's encode() inlined, and the common case of send()
-        # (no answer's place kept) taken directly: this runs for every
-        # packet the server sends.
-        if args:
-            body = b"\0".join(args)
-            data = _packResponseHeader(RES, ptype, len(body)) + body
-        else:
-            data = _EMPTY_RESPONSES[ptype]
+        # The common case of send() (no answer's place kept) is taken
+        # directly: this runs for every packet the server sends.
+        data = encode(RES, ptype, args) if args else _EMPTY_RESPONSES[ptype]
         if self._ordered is None:
             self._sendInOrder(data)
         else:
@@ -278,13 +271,13 @@ class GearmanServerProtocol(Protocol):
         decoder = self.decoder
         handlers = self._handlers
         for event in decoder.decode(data):
-            if type(event) is Packet:
-                if event[0] != REQ:
+            if isinstance(event, Packet):
+                if event.magic != REQ:
                     self.sendPacket(_P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
                     continue
-                handlers[event[1]](self, event[2])
+                handlers[event.type](self, event.args)
             else:
-                self.send(self.factory.admin.handle(event[0]))
+                self.send(self.factory.admin.handle(event.line))
         error = decoder.failed
         if error is not None:
             self.log.info(
