@@ -344,8 +344,7 @@ class JobServer:
         ready = session.ready
         if ready is None:
             for function in session.functions:
-                queued = function.queued
-                if queued[0] or queued[1] or queued[2]:
+                if function.runnable:
                     return True
             return False
         for priority, functions in enumerate(ready):
@@ -370,29 +369,26 @@ class JobServer:
         if not sleepers:
             return
         limit = self.workerWakeup
-        if limit is not None:
+        claims = limit is None
+        if claims:
+            # Just enough: one worker per job no woken worker has come for
+            # yet.  Each woken worker holds a claim on the function until
+            # it grabs (or leaves, or sleeps again, or WAKE_PATIENCE
+            # passes); then the claim goes and, if jobs still wait, another
+            # sleeper is woken.
+            queued = function.queued
+            budget = queued[0] + queued[1] + queued[2] - len(function.woken)
+            now = self.clock.seconds() if budget > 0 else 0.0
+        else:
             budget = limit or len(sleepers)
-            while sleepers and budget:
-                self._noop(next(iter(sleepers)))
-                budget -= 1
-            return
-        # Just enough: one worker per job no woken worker has come for yet.
-        # Each woken worker holds a claim on the function until it grabs
-        # (or leaves, or sleeps again, or WAKE_PATIENCE passes); then the
-        # claim goes and, if jobs still wait, another sleeper is woken.
-        queued = function.queued
-        woken = function.woken
-        budget = queued[0] + queued[1] + queued[2] - len(woken)
-        if budget <= 0:
-            return
-        now = self.clock.seconds()
-        while sleepers and budget:
+        while sleepers and budget > 0:
             session = next(iter(sleepers))
             self._noop(session)
-            session.wokenFor = function
-            woken[session] = now
+            if claims:
+                session.wokenFor = function
+                function.woken[session] = now
             budget -= 1
-        if function.wakeTimer is None:
+        if function.woken and function.wakeTimer is None:
             function.wakeTimer = self.clock.callLater(WAKE_PATIENCE, self._claimsDue, function)
 
     def _unclaim(self, session: Session) -> Function | None:
@@ -954,10 +950,8 @@ class JobServer:
         # A replay calls this a million times in a row: fields unpacked
         # once, no enum attribute lookups.
         name, unique, data, priority, when, reducer = record
-        function = self.functions.get(name)
-        if function is None:
-            function = self.function(name)
-        elif unique and function.findUnique(unique, data) is not None:
+        function = self.function(name)
+        if unique and function.findUnique(unique, data) is not None:
             self.log.warn(
                 "Dropping duplicate stored job for {function} unique {unique}",
                 function=name.decode("utf-8", "replace"),
