@@ -15,7 +15,7 @@ from typing import NamedTuple
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["StoredJob", "IQueueStore", "IPeer", "StoreError"]
+__all__ = ["StoredJob", "storedJob", "IQueueStore", "IPeer", "StoreError"]
 
 
 class StoredJob(NamedTuple):
@@ -40,6 +40,20 @@ class StoredJob(NamedTuple):
     priority: int = 1
     when: int = 0
     reducer: bytes | None = None
+
+
+_newTuple = tuple.__new__
+
+
+def storedJob(
+    function: bytes, unique: bytes, data: bytes, priority: int, when: int, reducer: bytes | None
+) -> StoredJob:
+    """
+    C{StoredJob(function, unique, data, priority, when, reducer)}, built
+    without the named tuple's Python-level C{__new__}: every background
+    job and every replayed record makes one.
+    """
+    return _newTuple(StoredJob, (function, unique, data, priority, when, reducer))
 
 
 class StoreError(Exception):

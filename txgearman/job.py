@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING
 
-from txgearman.interfaces import StoredJob
+from txgearman.interfaces import StoredJob, storedJob
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -52,7 +52,6 @@ class JobState(Enum):
 
 
 _PENDING = JobState.PENDING
-_newTuple = tuple.__new__
 
 
 class Job:
@@ -125,18 +124,13 @@ class Job:
         """
         What the store keeps of this job.
         """
-        # tuple.__new__ skips the named tuple's keyword-binding __new__:
-        # this runs for every background job.
-        return _newTuple(
-            StoredJob,
-            (
-                self.function.name,
-                self.unique,
-                self.data,
-                int(self.priority),
-                self.when,
-                self.reducer,
-            ),
+        return storedJob(
+            self.function.name,
+            self.unique,
+            self.data,
+            int(self.priority),
+            self.when,
+            self.reducer,
         )
 
     def __repr__(self) -> str:

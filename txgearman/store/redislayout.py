@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from txgearman.interfaces import StoredJob
+from txgearman.interfaces import StoredJob, storedJob
 
 __all__ = [
     "LAYOUT_VERSION",
@@ -111,9 +111,6 @@ def encodeRecord(job: StoredJob) -> bytes:
     )
 
 
-_newTuple = tuple.__new__
-
-
 def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> StoredJob:
     """
     The job a Redis value stores.
@@ -138,18 +135,8 @@ def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> Store
         raise CorruptRecord(f"reducer field {reducer[:20]!r}")
     if names is not None:
         function = names.setdefault(function, function)
-    # tuple.__new__ skips the named tuple's Python-level __new__: a replay
-    # decodes a million of these.
-    return _newTuple(
-        StoredJob,
-        (
-            function,
-            unique,
-            data,
-            _PRIORITIES[priority],
-            int(when),
-            reducer[1:] if reducer else None,
-        ),
+    return storedJob(
+        function, unique, data, _PRIORITIES[priority], int(when), reducer[1:] if reducer else None
     )
 
 
