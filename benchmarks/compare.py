@@ -100,6 +100,19 @@ class Server:
         return proc
 
 
+def stopProcess(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """
+    Stop a server as its operator would (SIGTERM), killing it only if it
+    has not exited within C{timeout} seconds.
+    """
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def twistd() -> str:
     local = os.path.join(os.path.dirname(sys.executable), "twistd")
     return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
@@ -259,14 +272,8 @@ def runOnce(server: Server, mode: str, driver: list[str], extra: list[str]) -> d
             rss = peakRssMiB(proc.pid)
         finally:
             for each in (proc, redis):
-                if each is None:
-                    continue
-                each.send_signal(signal.SIGTERM)
-                try:
-                    each.wait(10)
-                except subprocess.TimeoutExpired:
-                    each.kill()
-                    each.wait()
+                if each is not None:
+                    stopProcess(each, 10)
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
     result: dict[str, object] = json.loads(line)
     result["server_cpu_s"] = used

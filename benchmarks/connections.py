@@ -26,16 +26,14 @@ import argparse
 import errno
 import resource
 import selectors
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
 
-from compare import SERVERS, Server, cpuSeconds, freePort, rssMiB
+from compare import SERVERS, Server, cpuSeconds, freePort, rssMiB, stopProcess
 from load import ECHO_REQ, ECHO_RES, HEADER, RES, packet
 
 
@@ -217,12 +215,7 @@ def measure(server: Server, args: argparse.Namespace) -> Row:
         finally:
             for connection in connections:
                 connection.sock.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stopProcess(proc)
     return row
 
 

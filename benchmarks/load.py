@@ -607,18 +607,28 @@ def runBackground(bench: Bench) -> dict[str, object]:
     }
 
 
-def runSplit(bench: Bench) -> dict[str, object]:
-    if any(r[2] for r in bench.status().values()):
-        raise ProtocolError("workers already registered for the functions; bg-split needs none")
-    start, submitted = bench.runClients(BackgroundClient)
+def waitQueued(bench: Bench) -> tuple[bool, int]:
+    """
+    Wait (up to 5 s) until the server's C{status} shows every submitted
+    job queued.
+
+    @return: whether it did, and how many it showed last.
+    """
     queued: dict[bytes, StatusRow] = {}
 
     def full(rows: dict[bytes, StatusRow]) -> bool:
         queued.update(rows)
         return sum(r[0] for r in rows.values()) >= bench.n
 
-    ok = bench.waitStatus(full, 5)
-    queuedSeen = sum(r[0] for r in queued.values())
+    held = bench.waitStatus(full, 5)
+    return held, sum(r[0] for r in queued.values())
+
+
+def runSplit(bench: Bench) -> dict[str, object]:
+    if any(r[2] for r in bench.status().values()):
+        raise ProtocolError("workers already registered for the functions; bg-split needs none")
+    start, submitted = bench.runClients(BackgroundClient)
+    ok, queuedSeen = waitQueued(bench)
     if not ok:
         bench.errors.append(f"server reports {queuedSeen} queued, expected {bench.n}")
     workers = bench.startWorkers(grab=False)
@@ -644,14 +654,7 @@ def runSplit(bench: Bench) -> dict[str, object]:
 
 def runSubmit(bench: Bench) -> dict[str, object]:
     start, submitted = bench.runClients(BackgroundClient)
-    queued: dict[bytes, StatusRow] = {}
-
-    def full(rows: dict[bytes, StatusRow]) -> bool:
-        queued.update(rows)
-        return sum(r[0] for r in rows.values()) >= bench.n
-
-    held = bench.waitStatus(full, 5)
-    queuedSeen = sum(r[0] for r in queued.values())
+    held, queuedSeen = waitQueued(bench)
     ok = held and not bench.submitErr and bench.submitOk == bench.n
     if not ok:
         bench.errors.append(f"server reports {queuedSeen} queued, expected {bench.n}")

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from compare import freePort, rssMiB, twistd
+from compare import freePort, rssMiB, stopProcess, twistd
 
 from txgearman.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
@@ -166,12 +165,7 @@ def timeStart(
             time.sleep(0.05)
         return time.monotonic() - started, rssMiB(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stopProcess(proc)
 
 
 def main() -> int:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from compare import LOAD_PY, SERVERS, Server, cpuSeconds, findDriver, freePort, rssMiB
+from compare import (
+    LOAD_PY,
+    SERVERS,
+    Server,
+    cpuSeconds,
+    findDriver,
+    freePort,
+    rssMiB,
+    stopProcess,
+)
 from load import JOB_CREATED, SUBMIT_JOB_BG, adminStatus, packet, splitPackets
 
 FILL_FUNCTION = b"scale-fill"
@@ -113,15 +121,6 @@ def waitQueued(port: int, count: int, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"status shows {total} queued, expected {count}")
         time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass
@@ -233,7 +232,7 @@ def runOnce(
                     "driver_busy": float(result["client_cpu_s"]) / float(result["total_s"]),
                 }
         finally:
-            stop(proc)
+            stopProcess(proc, 60)
     return memory, results
 
 
