@@ -828,15 +828,7 @@ class JobServer:
 
     def _storeRemove(self, job: Job) -> None:
         key, job.storeKey = job.storeKey, None
-        d = self.store.remove(key)
-        d.addErrback(self._removeFailed, job.handle)
-
-    def _removeFailed(self, failure: Failure, handle: bytes) -> None:
-        self.log.failure(
-            "Could not remove job {handle} from the store",
-            failure,
-            handle=handle.decode("ascii", "replace"),
-        )
+        self.store.remove(key)
 
     # -- status and options ------------------------------------------------
 
@@ -957,7 +949,7 @@ class JobServer:
                 function=name.decode("utf-8", "replace"),
                 unique=unique.decode("utf-8", "replace"),
             )
-            self.store.remove(key).addErrback(self._removeFailed, b"(duplicate)")
+            self.store.remove(key)
             return
         job = self._newJob(
             function, unique, data, _PRIORITIES.get(priority, _NORMAL), True, when, reducer

@@ -68,9 +68,11 @@ class IQueueStore(Interface):
     Durable storage for background jobs.
 
     The core calls L{add} for every background job before it acknowledges
-    the job to its client, and L{remove} once the job has ended.  Every call
+    the job to its client, and L{remove} once the job has ended.  L{add}
     returns a L{Deferred}, so an implementation may talk to a remote
-    service; it may also batch the calls made in one reactor turn.  At
+    service; it may also batch the calls made in one reactor turn.  Nobody
+    waits for a L{remove}: it returns nothing, which spares a Deferred per
+    job, and L{flush} says when the deletions asked for have landed.  At
     start-up the service calls L{start}, then L{replay}, before it accepts
     connections.
     """
@@ -102,10 +104,21 @@ class IQueueStore(Interface):
             not be replayed later.
         """
 
-    def remove(key: object) -> Deferred[None]:
+    def remove(key: object) -> None:
         """
-        Forget a stored job.  An implementation that cannot reach its
-        storage retries on its own; the Deferred fires once the job is gone.
+        Forget a stored job, now or a little later.  An implementation
+        that cannot reach its storage retries on its own, and logs what it
+        cannot do; a deletion lost to a crash means the job runs once more
+        after a restart, which at-least-once delivery allows.
+        """
+
+    def flush() -> Deferred[None]:
+        """
+        Carry out what was asked before this call without delay.
+
+        @return: fires once every L{add} asked for so far is answered and
+            every L{remove} has landed; while the storage is out of reach,
+            only once it is back.
         """
 
     def stop() -> Deferred[None]:

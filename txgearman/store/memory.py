@@ -42,8 +42,10 @@ class MemoryQueueStore:
         self.jobs[self._next] = job
         return succeed(self._next)
 
-    def remove(self, key: object) -> Deferred[None]:
+    def remove(self, key: object) -> None:
         self.jobs.pop(key, None)
+
+    def flush(self) -> Deferred[None]:
         return succeed(None)
 
     def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:

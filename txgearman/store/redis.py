@@ -77,9 +77,6 @@ NAMED_SKIPS = 10
 
 #: A job to store: its number, its record, and the Deferred of its add.
 _Add = tuple[int, bytes, "Deferred[object]"]
-#: A job to delete: its number, and the Deferred of its remove (none for a
-#: clean-up the store does on its own).
-_Remove = tuple[int, "Deferred[None] | None"]
 
 
 class _FastCommands:
@@ -214,8 +211,11 @@ class RedisQueueStore:
         self._sentinel: Any = None
         self._seq = 0
         self._adds: list[_Add] = []
-        self._removes: list[_Remove] = []
-        self._retries: list[_Remove] = []
+        # Numbers of the jobs to delete, and of those whose deletion failed.
+        self._removes: list[int] = []
+        self._retries: list[int] = []
+        # Deferreds of flush(), fired once nothing is left to do.
+        self._flushWaiters: list[Deferred[None]] = []
         self._inFlight: set[Deferred[Any]] = set()
         self._flushCall: Any = None
         self._retryCall: Any = None
@@ -422,6 +422,12 @@ class RedisQueueStore:
                 "after the next start",
                 count=left,
             )
+        waiters, self._flushWaiters = self._flushWaiters, []
+        for d in waiters:
+            if left:
+                d.errback(StoreError(f"{left} deletions were not carried out"))
+            else:
+                d.callback(None)
         if self._lost is None and self._redis is not None:
             try:
                 await self._eval(RELEASE_SCRIPT, [self.layout.lock], [self.owner])
@@ -451,10 +457,6 @@ class RedisQueueStore:
             except Exception:
                 self._retries[:0] = batch
                 await deferLater(self.reactor, min(0.1, max(0.0, left)), lambda: None)
-            else:
-                for _key, removed in batch:
-                    if removed is not None:
-                        removed.callback(None)
 
     # -- adding and removing -----------------------------------------------
 
@@ -483,14 +485,33 @@ class RedisQueueStore:
             return "the Redis store is not running"
         return None
 
-    def remove(self, key: object) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
+    def remove(self, key: object) -> None:
         if not isinstance(key, int) or isinstance(key, bool):
-            d.errback(StoreError(f"not a Redis job number: {key!r}"))
-            return d
-        self._removes.append((key, d))
+            self.log.error("Not a Redis job number, not removed: {key!r}", key=key)
+            return
+        self._removes.append(key)
         self._scheduleFlush(urgent=False)
+
+    def flush(self) -> Deferred[None]:
+        if self._settled():
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._flushWaiters.append(d)
+        if self._adds or self._removes:
+            self._scheduleFlush()
         return d
+
+    def _settled(self) -> bool:
+        """
+        Whether everything asked of the store has been done.
+        """
+        return not (self._adds or self._removes or self._retries or self._inFlight)
+
+    def _fireFlushed(self) -> None:
+        if self._flushWaiters and self._settled():
+            waiters, self._flushWaiters = self._flushWaiters, []
+            for d in waiters:
+                d.callback(None)
 
     def _scheduleFlush(self, urgent: bool = True) -> None:
         """
@@ -559,7 +580,7 @@ class RedisQueueStore:
     def _send(
         self,
         adds: list[_Add],
-        removes: list[_Remove],
+        removes: list[int],
     ) -> None:
         keys, args = self._applyArguments(adds, removes)
         self._lastSend = self.reactor.seconds()
@@ -578,7 +599,7 @@ class RedisQueueStore:
     def _applyArguments(
         self,
         adds: list[_Add],
-        removes: list[_Remove],
+        removes: list[int],
     ) -> tuple[list[bytes], list[bytes]]:
         """
         The keys and arguments of the script that stores C{adds} and
@@ -588,7 +609,7 @@ class RedisQueueStore:
         keys = [layout.lock, layout.version, layout.seq]
         jobKey = layout.jobKey
         keys += [jobKey(number) for number, _record, _d in adds]
-        keys += [jobKey(number) for number, _d in removes]
+        keys += [jobKey(number) for number in removes]
         last = b"%d" % (adds[-1][0],) if adds else b""
         args = [self.owner, self._lockTTLms, LAYOUT_VERSION, last]
         args += [record for _key, record, _d in adds]
@@ -597,14 +618,14 @@ class RedisQueueStore:
     def _landed(self, result: Any, d: Deferred[Any]) -> Any:
         self._inFlight.discard(d)
         if not self._inFlight and (self._adds or self._removes or self._refreshDue):
-            self._scheduleFlush(urgent=bool(self._adds))
+            self._scheduleFlush(urgent=bool(self._adds or self._flushWaiters))
         return result
 
     def _applied(
         self,
         answer: Any,
         adds: list[_Add],
-        removes: list[_Remove],
+        removes: list[int],
     ) -> None:
         if answer == 2:
             self.log.error(
@@ -616,15 +637,13 @@ class RedisQueueStore:
             self.log.warn("The queue lock in Redis had expired; this server took it again")
         for key, _record, d in adds:
             d.callback(key)
-        for _key, removed in removes:
-            if removed is not None:
-                removed.callback(None)
+        self._fireFlushed()
 
     def _applyFailed(
         self,
         failure: Failure,
         adds: list[_Add],
-        removes: list[_Remove],
+        removes: list[int],
     ) -> None:
         reason = _reason(failure, self.timeout)
         if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(failure.value):
@@ -636,7 +655,7 @@ class RedisQueueStore:
             self.log.error("Redis refused a write: {reason}", reason=reason)
         # A write that timed out may still reach Redis: delete it, so that
         # a job whose client was told it failed never runs.
-        self._retries.extend((key, None) for key, _record, _d in adds)
+        self._retries.extend([key for key, _record, _d in adds])
         self._retries.extend(removes)
         for _key, _record, d in adds:
             d.errback(StoreError(reason))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -182,7 +182,6 @@ class FakeStore(MemoryQueueStore):
     @ivar removed: keys passed to L{remove}, in call order.
     @ivar records: jobs stored and not removed, by key: what a replay
         would restore.
-    @ivar removeFails: whether L{remove} returns a failed Deferred.
     """
 
     description = "fake store for tests"
@@ -191,7 +190,6 @@ class FakeStore(MemoryQueueStore):
         super().__init__()
         self.manual = manual
         self.raiseOnAdd: Exception | None = None
-        self.removeFails = False
         self.added: list[tuple[int, StoredJob]] = []
         self.pending: dict[int, Deferred[object]] = {}
         self.removed: list[object] = []
@@ -229,9 +227,6 @@ class FakeStore(MemoryQueueStore):
         key = self.lastKey() if key is None else key
         self.pending.pop(key).errback(StoreError(reason))
 
-    def remove(self, key: object) -> Deferred[None]:
+    def remove(self, key: object) -> None:
         self.removed.append(key)
         super().remove(key)
-        if self.removeFails:
-            return fail(StoreError("cannot remove"))
-        return succeed(None)

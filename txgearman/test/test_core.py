@@ -800,16 +800,6 @@ class StoreRemoveTests(CoreTestCase):
         self.server.workComplete(worker, handle, b"")
         self.assertEqual(self.store.removed, [1])
 
-    def test_removeFailureLogged(self) -> None:
-        """
-        A failing remove is logged, not raised.
-        """
-        self.store.removeFails = True
-        handle, worker = self.running()
-        self.server.workComplete(worker, handle, b"")
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
-        self.assertFalse(self.server.getStatus(handle)[1])
-
 
 class WakeupTests(CoreTestCase):
     """

@@ -110,7 +110,8 @@ class QueueStoreTestsMixin:
         """
         store = await self._fresh()
         keys = [await store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(3)]
-        await store.remove(keys[1])
+        store.remove(keys[1])
+        await store.flush()
         store = await self._reopened(store)
         replayed = [job.data for _, job in await self._replayed(store)]
         self.assertEqual(replayed, [b"0", b"2"])  # type: ignore[attr-defined]
@@ -123,7 +124,8 @@ class QueueStoreTestsMixin:
         await store.add(StoredJob(b"f", b"u", b"d"))
         store = await self._reopened(store)
         [(key, _)] = await self._replayed(store)
-        await store.remove(key)
+        store.remove(key)
+        await store.flush()
         store = await self._reopened(store)
         self.assertEqual(await self._replayed(store), [])  # type: ignore[attr-defined]
 
@@ -133,9 +135,40 @@ class QueueStoreTestsMixin:
         """
         store = await self._fresh()
         key = await store.add(StoredJob(b"f", b"u", b"d"))
-        await store.remove(key)
-        await store.remove(key)
+        store.remove(key)
+        await store.flush()
+        store.remove(key)
+        await store.flush()
         self.assertEqual(await self._replayed(store), [])  # type: ignore[attr-defined]
+
+    async def test_removeAnswersNothing(self) -> None:
+        """
+        Nobody waits for a removal: C{remove} returns nothing.
+        """
+        store = await self._fresh()
+        key = await store.add(StoredJob(b"f", b"u", b"d"))
+        self.assertIsNone(store.remove(key))  # type: ignore[attr-defined,func-returns-value]
+        await store.flush()
+
+    async def test_flushIdle(self) -> None:
+        """
+        A flush with nothing to do fires at once.
+        """
+        store = await self._fresh()
+        flushed = store.flush()
+        self.assertIsInstance(flushed, Deferred)  # type: ignore[attr-defined]
+        await flushed
+
+    async def test_flushAnswersAdds(self) -> None:
+        """
+        By the time a flush fires, every add asked for before it has been
+        answered.
+        """
+        store = await self._fresh()
+        added = [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(20)]
+        await store.flush()
+        self.assertEqual([d.called for d in added], [True] * 20)  # type: ignore[attr-defined]
+        self.assertEqual(len(await self._replayed(store)), 20)  # type: ignore[attr-defined]
 
     async def test_distinctKeys(self) -> None:
         """

@@ -119,8 +119,26 @@ class RedisLayoutTests(unittest.TestCase):
         store = await self.started()
         number = await store.add(StoredJob(b"f", b"u", b"d"))
         self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 1)
-        await store.remove(number)
+        store.remove(number)
+        await store.flush()
         self.assertIsNone(self.server.command("GET", self.layout.jobKey(1)))
+
+    async def test_removeForeignKey(self) -> None:
+        """
+        A key the store never handed out is logged as an error and ignored;
+        the store goes on working.
+        """
+        catcher = catchLogs(self)
+        store = await self.started()
+        store.remove(b"job:1")
+        store.remove(True)
+        logged = "\n".join(formatEvent(event) for event in catcher)
+        self.assertIn("Not a Redis job number, not removed: b'job:1'", logged)
+        self.assertIn("Not a Redis job number, not removed: True", logged)
+        number = await store.add(StoredJob(b"f", b"u", b"d"))
+        store.remove(number)
+        await store.flush()
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 0)
 
     async def test_oneCallPerTurn(self) -> None:
         """
@@ -136,7 +154,9 @@ class RedisLayoutTests(unittest.TestCase):
         calls = commandCalls(server)
         self.assertEqual(calls.get("evalsha", 0) + calls.get("eval", 0), 1, calls)
         server.command("CONFIG", "RESETSTAT")
-        await gatherResults([store.remove(key) for key in keys])
+        for key in keys:
+            store.remove(key)
+        await store.flush()
         calls = commandCalls(server)
         self.assertEqual(calls.get("evalsha", 0) + calls.get("eval", 0), 1, calls)
         self.assertEqual(calls.get("del"), 300, calls)

@@ -290,9 +290,9 @@ class OutageTests(unittest.TestCase):
 
     async def test_removeWhileDown(self) -> None:
         """
-        A job removed while Redis is down stays to be removed: the removal's
-        Deferred does not fire while Redis is away, and once Redis is back
-        the store deletes the record by itself and then fires it.
+        A job removed while Redis is down stays to be removed: a flush does
+        not fire while Redis is away, and once Redis is back the store
+        deletes the record by itself and then fires it.
         """
         catcher = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         server = startRedis(self, appendonly=True, appendfsync="always")
@@ -300,7 +300,8 @@ class OutageTests(unittest.TestCase):
         key = await added(store, job(b"finished"))
         server.kill()
 
-        removed = store.remove(store.layout.jobNumber(key))
+        store.remove(store.layout.jobNumber(key))
+        removed = store.flush()
         await poll(
             lambda: logged(catcher, LogLevel.error, "unavailable"),
             "the store to notice that Redis is down",
