@@ -175,6 +175,7 @@ class RedisQueueStore:
         lockTTL: float = 15.0,
         startTimeout: float = 60.0,
         batchInterval: float = 0.001,
+        deleteInterval: float = 0.01,
     ) -> None:
         """
         @param address: a L{RedisAddress} or C{--redis}'s text.
@@ -189,6 +190,9 @@ class RedisQueueStore:
         @param batchInterval: the least time between two writes to Redis:
             the most a background submit waits for others to share its
             write with.
+        @param deleteInterval: the least time between two writes that only
+            delete finished jobs: nobody waits for those, and while workers
+            drain a queue, each write then carries that long's deletions.
         """
         self.address = parseRedisAddress(address) if isinstance(address, str) else address
         self.reactor = reactor
@@ -200,6 +204,7 @@ class RedisQueueStore:
         self._lockTTLms = b"%d" % (lockTTL * 1000,)
         self.startTimeout = startTimeout
         self.batchInterval = batchInterval
+        self.deleteInterval = deleteInterval
         self._lastSend = float("-inf")
         self._lastBatch = 0
         # A job was added while a call was in flight: submitters are not
@@ -516,31 +521,34 @@ class RedisQueueStore:
     def _scheduleFlush(self, urgent: bool = True) -> None:
         """
         Flush at the end of this reactor turn, for an urgent write (a new
-        job, whose client waits for it).  Otherwise, and under load (jobs
-        were added while the last call was in flight, or it carried
-        C{BUSY_BATCH} jobs or more), wait until C{batchInterval} has passed
-        since the last call went out: every call then carries that many
-        seconds' worth of jobs, and what a call costs is paid per call, not
-        per job.  A lone client submitting one job at a time never waits.
+        job, whose client waits for it).  Under load (jobs were added while
+        the last call was in flight, or it carried C{BUSY_BATCH} jobs or
+        more), wait until C{batchInterval} has passed since the last call
+        went out: every call then carries that many seconds' worth of jobs,
+        and what a call costs is paid per call, not per job.  A lone client
+        submitting one job at a time never waits.
 
-        Deletions are never urgent: sent at once, the deletions of jobs
-        finishing one by one made calls of a few jobs each, back to back,
-        too small ever to count as load (five times as many calls as
-        needed, and a third less throughput).
+        Deletions are never urgent: they ride along with the next new jobs,
+        or go C{deleteInterval} after the last call.  Sent at once, the
+        deletions of jobs finishing one by one made calls of a few jobs
+        each, back to back, too small ever to count as load (five times as
+        many calls as needed, and a third less throughput).
         """
         if self._stopping:
             return
-        paced = not urgent or self._busy or self._lastBatch >= BUSY_BATCH
+        now = self.reactor.seconds()
+        if urgent and not self._busy and self._lastBatch < BUSY_BATCH:
+            due = now
+        elif self._adds or self._flushWaiters:
+            due = max(now, self._lastSend + self.batchInterval)
+        else:
+            due = max(now, self._lastSend + self.deleteInterval)
         call = self._flushCall
-        if call is not None:
-            if not paced and call.getTime() > self.reactor.seconds():
-                # An urgent write: bring a paced flush forward.
-                call.reset(0)
-            return
-        wait = 0.0
-        if paced:
-            wait = max(0.0, self._lastSend + self.batchInterval - self.reactor.seconds())
-        self._flushCall = self.reactor.callLater(wait, self._flush)
+        if call is None:
+            self._flushCall = self.reactor.callLater(due - now, self._flush)
+        elif call.getTime() > due:
+            # Something more pressing than what the call was set for.
+            call.reset(due - now)
 
     def _refreshLock(self) -> None:
         if self._unavailable is None and self._lost is None:

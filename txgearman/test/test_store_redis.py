@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import deferLater
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
@@ -139,6 +140,24 @@ class RedisLayoutTests(unittest.TestCase):
         store.remove(number)
         await store.flush()
         self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 0)
+
+    async def test_deletionsWait(self) -> None:
+        """
+        A deletion alone waits C{deleteInterval} after the last call; it
+        goes at once with a new job, or on a flush.
+        """
+        store = await self.started(deleteInterval=30.0)
+        first, second = [await store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(2)]
+        store.remove(first)
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 1)
+        await store.add(StoredJob(b"f", b"", b"new"))
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 0)
+        store.remove(second)
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(2)), 1)
+        await store.flush().addTimeout(5, reactor)
+        self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(2)), 0)
 
     async def test_oneCallPerTurn(self) -> None:
         """
