@@ -68,23 +68,29 @@ def cpuSeconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _statusMiB(pid: int, field: str) -> float:
+    """
+    A size in kB from C{/proc/<pid>/status}, in MiB.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rssMiB(pid: int) -> float:
     """
     The current resident set size of process C{pid}, in MiB.
     """
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _statusMiB(pid, "VmRSS:")
 
 
 def peakRssMiB(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """
+    The largest resident set size process C{pid} has had, in MiB.
+    """
+    return _statusMiB(pid, "VmHWM:")
 
 
 @dataclass
