@@ -233,6 +233,17 @@ def number(result: dict[str, object], key: str) -> float:
 LOAD_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
 
 
+def addDriverArguments(parser: argparse.ArgumentParser, auto: str) -> None:
+    """
+    The C{--gearbench} and C{--driver} options L{findDriver} reads;
+    C{auto} says what C{--driver auto} does in this script.
+    """
+    parser.add_argument("--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)")
+    parser.add_argument(
+        "--driver", choices=["auto", "gearbench", "load"], default="auto", help=f"auto: {auto}"
+    )
+
+
 def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
     """
     The load generator's command and a description of it for the table.
@@ -290,13 +301,7 @@ def runOnce(server: Server, mode: str, driver: list[str], extra: list[str]) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)")
-    parser.add_argument(
-        "--driver",
-        choices=["auto", "gearbench", "load"],
-        default="auto",
-        help="auto: gearbench when found, else benchmarks/load.py",
-    )
+    addDriverArguments(parser, "gearbench when found, else benchmarks/load.py")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="bg,bg-split,fg")
     parser.add_argument("--servers", default="gearmand-t1,txgearman")

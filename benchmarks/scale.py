@@ -46,6 +46,7 @@ from compare import (
     LOAD_PY,
     SERVERS,
     Server,
+    addDriverArguments,
     cpuSeconds,
     findDriver,
     freePort,
@@ -253,13 +254,7 @@ def main() -> int:
         default="gearmand-t1,gearmand-t1-hash,txgearman",
         help=f"some of {','.join(SCALE_SERVERS)}; ratios are to the first",
     )
-    parser.add_argument("--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)")
-    parser.add_argument(
-        "--driver",
-        choices=["auto", "gearbench", "load"],
-        default="auto",
-        help="auto: load.py, plus gearbench for one function when found",
-    )
+    addDriverArguments(parser, "load.py, plus gearbench for one function when found")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--jobs", "-n", type=int, default=100_000, help="timed jobs")
     parser.add_argument("--clients", "-c", type=int, default=2)
