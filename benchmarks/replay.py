@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from compare import freePort, rssMiB, stopProcess, twistd
+from load import adminStatus
 
 from txgearman.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
@@ -127,19 +128,8 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
 
 
 def queued(port: int) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"status\n")
-        buf = b""
-        while not buf.endswith(b".\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    for line in buf.decode().splitlines():
-        fields = line.split("\t")
-        if fields[0] == "bench":
-            return int(fields[1])
-    return 0
+    """How many jobs of the function the fill used the server holds."""
+    return adminStatus("127.0.0.1", port).get(b"bench", (0, 0, 0))[0]
 
 
 def timeStart(
