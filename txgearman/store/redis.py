@@ -600,7 +600,7 @@ class RedisQueueStore:
         d.addCallbacks(
             self._applied,
             self._applyFailed,
-            callbackArgs=(adds, removes),
+            callbackArgs=(adds,),
             errbackArgs=(adds, removes),
         )
 
@@ -629,12 +629,7 @@ class RedisQueueStore:
             self._scheduleFlush(urgent=bool(self._adds or self._flushWaiters))
         return result
 
-    def _applied(
-        self,
-        answer: Any,
-        adds: list[_Add],
-        removes: list[int],
-    ) -> None:
+    def _applied(self, answer: Any, adds: list[_Add]) -> None:
         if answer == 2:
             self.log.error(
                 "Redis had lost this queue's keys (restarted without persistence, or flushed): "
