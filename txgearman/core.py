@@ -580,8 +580,7 @@ class JobServer:
             job.clients.append(session)
             session.attached[job] = None
         if background:
-            job.waiters = [(session, None)] if session is not None else []
-            self._persist(job)
+            self._persist(job, session)
         else:
             self._admit(job)
             if session is not None:
@@ -598,8 +597,7 @@ class JobServer:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
             job.background = True
-            job.waiters = [(session, None)] if session is not None else []
-            self._persist(job)
+            self._persist(job, session)
             return
         if job.waiters is not None and (background or job.state is _PENDING):
             # The job exists only once stored: answer when it is.
@@ -624,7 +622,12 @@ class JobServer:
         else:
             session.peer.sendReserved(place, ptype, *args)
 
-    def _persist(self, job: Job) -> None:
+    def _persist(self, job: Job, submitter: Session | None) -> None:
+        """
+        Store a background job; C{submitter} gets its answer once the store
+        has answered.
+        """
+        job.waiters = [(submitter, None)] if submitter is not None else []
         try:
             d = self.store.add(job.record())
         except Exception:
@@ -633,13 +636,10 @@ class JobServer:
         d.addCallbacks(
             self._persisted, self._persistFailed, callbackArgs=(job,), errbackArgs=(job,)
         )
-        if job.waiters:
-            # The store answers later (a memory store answers at once, and
-            # then this is skipped): keep the submitter's place for it.
-            job.waiters = [
-                (session, place if place is not None else session.peer.reservePacket())
-                for session, place in job.waiters
-            ]
+        if submitter is not None and job.waiters is not None:
+            # The store answers later (a memory store has answered already,
+            # and the waiters are gone): keep the submitter's place for it.
+            job.waiters = [(submitter, submitter.peer.reservePacket())]
 
     def _persisted(self, key: object, job: Job) -> None:
         job.storeKey = key
