@@ -6,8 +6,6 @@ then real connections to an in-process txgearman and to gearmand.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -40,7 +38,7 @@ from txgearman.core import JobServer
 from txgearman.job import Priority
 from txgearman.service import GearmanServerService
 from txgearman.test.fakes import FakePeer
-from txgearman.test.test_worker import startGearmand
+from txgearman.test.test_worker import _freePort, startGearmand
 
 # gearmand 1.1.20's replies (observed), one command per entry.
 GEARMAND = {
@@ -694,14 +692,8 @@ class TxgearmanTests(_Cleanups):
         """
         Nothing listening: the command fails with the connection error.
         """
-        admin = self.adminClient(freePort())
+        admin = self.adminClient(_freePort())
         await rejects(admin.version(), ConnectionRefusedError)
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return cast(int, s.getsockname()[1])
 
 
 class GearmandTests(_Cleanups):
@@ -762,35 +754,3 @@ class GearmandTests(_Cleanups):
         await admin.cancelJob(handle)
         # gearmand keeps a cancelled job, flagged, until a worker reaps it.
         self.assertEqual(await admin.showJobs(), [JobInfo(handle, 0, 1, False)])
-
-
-def _pid(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-async def _stop(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    await poll(gone, "gearmand to exit")
