@@ -536,19 +536,24 @@ class RedisQueueStore:
         """
         if self._stopping:
             return
-        now = self.reactor.seconds()
         if urgent and not self._busy and self._lastBatch < BUSY_BATCH:
-            due = now
+            earliest = float("-inf")
         elif self._adds or self._flushWaiters:
-            due = max(now, self._lastSend + self.batchInterval)
+            earliest = self._lastSend + self.batchInterval
         else:
-            due = max(now, self._lastSend + self.deleteInterval)
+            earliest = self._lastSend + self.deleteInterval
         call = self._flushCall
+        if call is not None and call.getTime() <= earliest:
+            # The pending call is as soon as this write may go: the common
+            # case under load, settled without reading the clock.
+            return
+        now = self.reactor.seconds()
+        delay = max(0.0, earliest - now)
         if call is None:
-            self._flushCall = self.reactor.callLater(due - now, self._flush)
-        elif call.getTime() > due:
+            self._flushCall = self.reactor.callLater(delay, self._flush)
+        elif call.getTime() > now + delay:
             # Something more pressing than what the call was set for.
-            call.reset(due - now)
+            call.reset(delay)
 
     def _refreshLock(self) -> None:
         if self._unavailable is None and self._lost is None:
