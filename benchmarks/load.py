@@ -282,6 +282,13 @@ def adminStatus(host: str, port: int) -> dict[bytes, StatusRow]:
     return rows
 
 
+def adminQueued(host: str, port: int, function: bytes) -> int:
+    """
+    How many jobs of C{function} the server holds, by the admin C{status}.
+    """
+    return adminStatus(host, port).get(function, (0, 0, 0))[0]
+
+
 class Bench:
     """
     One run: its parameters, its counters, and the checks of every job.

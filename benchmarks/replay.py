@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from compare import freePort, rssMiB, stopProcess, twistd
-from load import adminStatus
+from load import adminQueued
 
 from txgearman.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
@@ -127,11 +127,6 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
         redis.pipeline(commands)
 
 
-def queued(port: int) -> int:
-    """How many jobs of the function the fill used the server holds."""
-    return adminStatus("127.0.0.1", port).get(b"bench", (0, 0, 0))[0]
-
-
 def timeStart(
     argv: list[str], port: int, jobs: int, timeout: float, logPath: str
 ) -> tuple[float, float]:
@@ -146,7 +141,7 @@ def timeStart(
                         error += "".join(log.readlines()[-5:])
                 raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {error}")
             try:
-                if queued(port) >= jobs:
+                if adminQueued("127.0.0.1", port, b"bench") >= jobs:
                     break
             except OSError:
                 pass

@@ -53,7 +53,7 @@ from compare import (
     rssMiB,
     stopProcess,
 )
-from load import JOB_CREATED, SUBMIT_JOB_BG, adminStatus, packet, splitPackets
+from load import JOB_CREATED, SUBMIT_JOB_BG, adminQueued, packet, splitPackets
 
 FILL_FUNCTION = b"scale-fill"
 
@@ -116,7 +116,7 @@ def waitQueued(port: int, count: int, timeout: float) -> None:
     """
     deadline = time.monotonic() + timeout
     while True:
-        total = adminStatus("127.0.0.1", port).get(FILL_FUNCTION, (0, 0, 0))[0]
+        total = adminQueued("127.0.0.1", port, FILL_FUNCTION)
         if total >= count:
             return
         if time.monotonic() > deadline:
@@ -211,7 +211,7 @@ def runOnce(
                     timeout=args.timeout + 120,
                 )
                 used = cpuSeconds(proc.pid) - before
-                left = adminStatus("127.0.0.1", port).get(FILL_FUNCTION, (0, 0, 0))[0]
+                left = adminQueued("127.0.0.1", port, FILL_FUNCTION)
                 lines = out.stdout.strip().splitlines()
                 result: dict[str, Any] = (
                     json.loads(lines[-1]) if lines else {"ok": False, "error": out.stderr[-500:]}
