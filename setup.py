@@ -25,6 +25,8 @@ setup(
     # __init__.py of ours.
     packages=[
         "txgearman",
+        "txgearman.client",
+        "txgearman.server",
         "txgearman.store",
         "txgearman.test",
         "twisted.plugins",

@@ -47,7 +47,9 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
-def waitForPort(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def waitForPort(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -101,7 +103,9 @@ class Server:
 
     def start(self, port: int, tmp: str, redisPort: int = 0) -> subprocess.Popen[bytes]:
         argv = [a.format(port=port, tmp=tmp, redis=redisPort) for a in self.command]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         waitForPort(port, proc)
         return proc
 
@@ -188,7 +192,14 @@ def _gearmand(threads: str, *extra: str) -> list[str]:
     ]
 
 
-_GEARMAND_REDIS = ("-q", "redis", "--redis-server", "127.0.0.1", "--redis-port", "{redis}")
+_GEARMAND_REDIS = (
+    "-q",
+    "redis",
+    "--redis-server",
+    "127.0.0.1",
+    "--redis-port",
+    "{redis}",
+)
 
 SERVERS = {
     "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
@@ -201,8 +212,12 @@ SERVERS = {
         _gearmand("1", "--hashtable-buckets", "1000003"),
     ),
     "txgearman": Server("txgearman", _txgearman()),
-    "gearmand-t1-redis": Server("gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True),
-    "gearmand-t4-redis": Server("gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True),
+    "gearmand-t1-redis": Server(
+        "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True
+    ),
+    "gearmand-t4-redis": Server(
+        "gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True
+    ),
     "txgearman-redis": Server(
         "txgearman --redis", _txgearman("--redis", "127.0.0.1:{redis}"), True
     ),
@@ -238,9 +253,14 @@ def addDriverArguments(parser: argparse.ArgumentParser, auto: str) -> None:
     The C{--gearbench} and C{--driver} options L{findDriver} reads;
     C{auto} says what C{--driver auto} does in this script.
     """
-    parser.add_argument("--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)")
     parser.add_argument(
-        "--driver", choices=["auto", "gearbench", "load"], default="auto", help=f"auto: {auto}"
+        "--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)"
+    )
+    parser.add_argument(
+        "--driver",
+        choices=["auto", "gearbench", "load"],
+        default="auto",
+        help=f"auto: {auto}",
     )
 
 
@@ -259,7 +279,9 @@ def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
             candidates.append(os.environ["GEARBENCH"])
         candidates.append("gearbench")
         for candidate in candidates:
-            found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+            found = shutil.which(candidate) or (
+                candidate if os.path.isfile(candidate) else None
+            )
             if found:
                 return [found], f"gearbench ({found})"
             if candidate is explicit or choice == "gearbench":
@@ -270,7 +292,9 @@ def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
     )
 
 
-def runOnce(server: Server, mode: str, driver: list[str], extra: list[str]) -> dict[str, object]:
+def runOnce(
+    server: Server, mode: str, driver: list[str], extra: list[str]
+) -> dict[str, object]:
     port = freePort()
     with tempfile.TemporaryDirectory() as tmp:
         redis, redisPort = startRedis(tmp) if server.redis else (None, 0)
@@ -311,7 +335,9 @@ def main() -> int:
         help="workers per run instead of each mode's own (4), e.g. 64 to see "
         "what idle workers cost",
     )
-    parser.add_argument("--json", action="store_true", help="print every run as JSON too")
+    parser.add_argument(
+        "--json", action="store_true", help="print every run as JSON too"
+    )
     args = parser.parse_args()
     driver, driverName = findDriver(args.driver, args.gearbench)
     print(f"driver: {driverName}", file=sys.stderr, flush=True)
@@ -327,7 +353,9 @@ def main() -> int:
         for mode in modes:
             for server in servers:
                 print(
-                    f"run {run + 1}/{args.runs}: {server.name} {mode}", file=sys.stderr, flush=True
+                    f"run {run + 1}/{args.runs}: {server.name} {mode}",
+                    file=sys.stderr,
+                    flush=True,
                 )
                 r = runOnce(server, mode, driver, extra)
                 if args.json:
@@ -352,7 +380,9 @@ def main() -> int:
                 # The driver's CPU time over the timed wall time: near 100%
                 # (per thread it runs), the driver rather than the server
                 # sets the pace.
-                timed = number(r, "total_s") or number(r, "submit_s") + number(r, "drain_s")
+                timed = number(r, "total_s") or number(r, "submit_s") + number(
+                    r, "drain_s"
+                )
                 res.driverBusy.append(number(r, "client_cpu_s") / timed)
                 if server.redis:
                     res.redisCpuPerJob.append(float(r["redis_cpu_s"]) / n * 1e6)  # type: ignore[arg-type]
@@ -388,7 +418,9 @@ def main() -> int:
             res = results[(server.name, mode)]
             ratio = "-"
             if base and base.jobs and res.jobs:
-                ratio = f"{statistics.median(res.jobs) / statistics.median(base.jobs):.2f}x"
+                ratio = (
+                    f"{statistics.median(res.jobs) / statistics.median(base.jobs):.2f}x"
+                )
             row = [
                 server.name,
                 mode,

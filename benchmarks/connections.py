@@ -79,7 +79,9 @@ def receive(connection: Connection) -> bool:
     connection.received += data
     expected = connection.expected()
     if not expected.startswith(connection.received):
-        raise Failed(f"connection {connection.index}: wrong answer {connection.received[:60]!r}")
+        raise Failed(
+            f"connection {connection.index}: wrong answer {connection.received[:60]!r}"
+        )
     if len(connection.received) == len(expected):
         connection.received = b""
         return True
@@ -104,17 +106,25 @@ def openAll(port: int, count: int, window: int, timeout: float) -> list[Connecti
             sock.setblocking(False)
             error = sock.connect_ex(("127.0.0.1", port))
             if error not in (0, errno.EINPROGRESS):
-                raise Failed(f"connect: {errno.errorcode.get(error, error)} after {len(held)}")
-            selector.register(sock, selectors.EVENT_WRITE, Connection(sock, waiting.popleft()))
+                raise Failed(
+                    f"connect: {errno.errorcode.get(error, error)} after {len(held)}"
+                )
+            selector.register(
+                sock, selectors.EVENT_WRITE, Connection(sock, waiting.popleft())
+            )
             inFlight += 1
         if time.monotonic() > deadline:
-            raise Failed(f"only {len(held)} of {count} connections open after {timeout} s")
+            raise Failed(
+                f"only {len(held)} of {count} connections open after {timeout} s"
+            )
         for key, events in selector.select(1.0):
             connection: Connection = key.data
             if events & selectors.EVENT_WRITE:
                 error = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if error:
-                    raise Failed(f"connect: {errno.errorcode.get(error, error)} after {len(held)}")
+                    raise Failed(
+                        f"connect: {errno.errorcode.get(error, error)} after {len(held)}"
+                    )
                 connection.sock.send(connection.request())
                 selector.modify(connection.sock, selectors.EVENT_READ, connection)
             elif receive(connection):
@@ -236,9 +246,15 @@ def raiseFileLimit(wanted: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--connections", type=int, default=10000)
-    parser.add_argument("--gearmand", action="store_true", help="also measure gearmand -t 1")
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds idle (default 5)")
-    parser.add_argument("--window", type=int, default=32, help="connects in flight at once")
+    parser.add_argument(
+        "--gearmand", action="store_true", help="also measure gearmand -t 1"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=5.0, help="seconds idle (default 5)"
+    )
+    parser.add_argument(
+        "--window", type=int, default=32, help="connects in flight at once"
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     wanted = args.connections
@@ -248,13 +264,21 @@ def main() -> int:
             f"the open-files hard limit allows only {args.connections} connections",
             file=sys.stderr,
         )
-    servers = [SERVERS["txgearman"]] + ([SERVERS["gearmand-t1"]] if args.gearmand else [])
+    servers = [SERVERS["txgearman"]] + (
+        [SERVERS["gearmand-t1"]] if args.gearmand else []
+    )
     rows = []
     for server in servers:
-        print(f"{server.name}: {args.connections} connections", file=sys.stderr, flush=True)
+        print(
+            f"{server.name}: {args.connections} connections",
+            file=sys.stderr,
+            flush=True,
+        )
         rows.append(measure(server, args))
     print()
-    print(f"{args.connections:,} idle connections (asked for {wanted:,}), {args.idle:g} s idle")
+    print(
+        f"{args.connections:,} idle connections (asked for {wanted:,}), {args.idle:g} s idle"
+    )
     print()
     print(
         "| server | open + first echo, s | echo on all again, s | answered | RSS fresh MiB "

@@ -196,7 +196,9 @@ class Connection:
             sent = 0
         if sent < len(data):
             self.outgoing += data[sent:]
-            self.loop.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+            self.loop.selector.modify(
+                self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self
+            )
 
     def writable(self) -> None:
         try:
@@ -353,7 +355,9 @@ class Bench:
         rows = adminStatus(self.host, self.port)
         return {name: rows.get(name, (0, 0, 0)) for name in self.functions}
 
-    def waitStatus(self, check: Callable[[dict[bytes, StatusRow]], bool], seconds: float) -> bool:
+    def waitStatus(
+        self, check: Callable[[dict[bytes, StatusRow]], bool], seconds: float
+    ) -> bool:
         """
         Poll the admin C{status} (keeping the connections served) until
         C{check} holds of it, for at most C{seconds}.
@@ -373,7 +377,9 @@ class Bench:
                 worker.connection.send(GRAB)
         return workers
 
-    def runClients(self, factory: Callable[[Bench, int, int], Client]) -> tuple[float, float]:
+    def runClients(
+        self, factory: Callable[[Bench, int, int], Client]
+    ) -> tuple[float, float]:
         """
         Connect C clients, then start them all at once and run until the
         last has had its last answer.
@@ -485,7 +491,9 @@ class Client:
         self.next = first
         self.end = first + count
         self.finished = 0.0
-        self.connection = Connection(bench.loop, connect(bench.host, bench.port), self.onPacket)
+        self.connection = Connection(
+            bench.loop, connect(bench.host, bench.port), self.onPacket
+        )
 
     def start(self) -> None:
         raise NotImplementedError()
@@ -510,7 +518,9 @@ class BackgroundClient(Client):
         stop = min(self.next + bench.args.b, self.end)
         self.connection.send(
             b"".join(
-                packet(SUBMIT_JOB_BG, bench.function(i), bench.unique(i), bench.payload(i))
+                packet(
+                    SUBMIT_JOB_BG, bench.function(i), bench.unique(i), bench.payload(i)
+                )
                 for i in range(self.next, stop)
             )
         )
@@ -522,7 +532,9 @@ class BackgroundClient(Client):
             self.bench.submitOk += 1
         else:
             self.bench.submitErr += 1
-            self.bench.errors.append(f"submission answered with type {kind}: {body[:100]!r}")
+            self.bench.errors.append(
+                f"submission answered with type {kind}: {body[:100]!r}"
+            )
         self.outstanding -= 1
         if not self.outstanding:
             self.start()
@@ -595,7 +607,9 @@ def empty(rows: dict[bytes, StatusRow]) -> bool:
 def runBackground(bench: Bench) -> dict[str, object]:
     workers = bench.startWorkers(grab=True)
     wanted = len(workers)
-    if not bench.waitStatus(lambda rows: all(r[2] >= wanted for r in rows.values()), 10):
+    if not bench.waitStatus(
+        lambda rows: all(r[2] >= wanted for r in rows.values()), 10
+    ):
         raise ProtocolError("workers did not register (admin status)")
     start, submitted = bench.runClients(BackgroundClient)
     bench.loop.runUntil(lambda: bench.done >= bench.n, bench.deadline)
@@ -633,7 +647,9 @@ def waitQueued(bench: Bench) -> tuple[bool, int]:
 
 def runSplit(bench: Bench) -> dict[str, object]:
     if any(r[2] for r in bench.status().values()):
-        raise ProtocolError("workers already registered for the functions; bg-split needs none")
+        raise ProtocolError(
+            "workers already registered for the functions; bg-split needs none"
+        )
     start, submitted = bench.runClients(BackgroundClient)
     ok, queuedSeen = waitQueued(bench)
     if not ok:
@@ -678,7 +694,9 @@ def runSubmit(bench: Bench) -> dict[str, object]:
 def runForeground(bench: Bench) -> dict[str, object]:
     workers = bench.startWorkers(grab=True)
     wanted = len(workers)
-    if not bench.waitStatus(lambda rows: all(r[2] >= wanted for r in rows.values()), 10):
+    if not bench.waitStatus(
+        lambda rows: all(r[2] >= wanted for r in rows.values()), 10
+    ):
         raise ProtocolError("workers did not register (admin status)")
     clients: list[ForegroundClient] = []
 
@@ -727,8 +745,12 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", "-p", type=int, default=4730)
     parser.add_argument("-n", type=int, default=10000, help="jobs (default 10000)")
-    parser.add_argument("-c", type=int, default=2, help="client connections (default 2)")
-    parser.add_argument("-w", type=int, default=2, help="worker connections (default 2)")
+    parser.add_argument(
+        "-c", type=int, default=2, help="client connections (default 2)"
+    )
+    parser.add_argument(
+        "-w", type=int, default=2, help="worker connections (default 2)"
+    )
     parser.add_argument("-s", type=int, default=100, help="payload bytes (default 100)")
     parser.add_argument("-b", type=int, default=100, help="bg submissions per batch")
     parser.add_argument(
@@ -741,7 +763,9 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
         metavar="K",
         help="spread the jobs over K functions named FUNC.0 ... FUNC.K-1",
     )
-    parser.add_argument("--timeout", type=float, default=55.0, help="seconds (default 55)")
+    parser.add_argument(
+        "--timeout", type=float, default=55.0, help="seconds (default 55)"
+    )
     parser.add_argument("--label", default="")
     args = parser.parse_args(argv)
     if args.n <= 0 or args.c <= 0 or args.w <= 0 or args.b <= 0 or args.s < 0:
@@ -757,7 +781,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         before = bench.status()
     except OSError as e:
-        print(f"load.py: cannot query admin status (is the server up?): {e}", file=sys.stderr)
+        print(
+            f"load.py: cannot query admin status (is the server up?): {e}",
+            file=sys.stderr,
+        )
         return 2
     if not empty(before):
         print(

@@ -27,7 +27,7 @@ import time
 from compare import freePort, rssMiB, stopProcess, twistd
 from load import adminQueued
 
-from txgearman.interfaces import StoredJob
+from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
 
 CHUNK = 10000
@@ -121,7 +121,12 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
             # unique fields, which 1.1.20 refuses to replay).
             commands.append(
                 resp(
-                    b"HMSET", b"_gear_-bench-" + unique, b"data", data, b"priority", b"%d" % (n % 3)
+                    b"HMSET",
+                    b"_gear_-bench-" + unique,
+                    b"data",
+                    data,
+                    b"priority",
+                    b"%d" % (n % 3),
                 )
             )
         redis.pipeline(commands)
@@ -135,11 +140,15 @@ def timeStart(
     try:
         while True:
             if proc.poll() is not None:
-                error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                error = (
+                    proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                )
                 if os.path.exists(logPath):
                     with open(logPath, errors="replace") as log:
                         error += "".join(log.readlines()[-5:])
-                raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {error}")
+                raise RuntimeError(
+                    f"{' '.join(argv)} exited with {proc.returncode}: {error}"
+                )
             try:
                 if adminQueued("127.0.0.1", port, b"bench") >= jobs:
                     break
@@ -157,7 +166,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=100)
-    parser.add_argument("--gearmand", action="store_true", help="also time gearmand -q redis")
+    parser.add_argument(
+        "--gearmand", action="store_true", help="also time gearmand -q redis"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     rows = []
@@ -183,7 +194,9 @@ def main() -> int:
                 "--redis",
                 f"127.0.0.1:{redis.port}",
             ]
-            seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/t.log")
+            seconds, rss = timeStart(
+                argv, port, args.jobs, args.timeout, f"{tmp}/t.log"
+            )
             rows.append(("txgearman --redis", seconds, rss))
             with open(f"{tmp}/t.log") as log:
                 progress = [line.rstrip() for line in log if "Replay" in line]
@@ -213,7 +226,9 @@ def main() -> int:
                     str(redis.port),
                 ]
                 try:
-                    seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/g.log")
+                    seconds, rss = timeStart(
+                        argv, port, args.jobs, args.timeout, f"{tmp}/g.log"
+                    )
                 except RuntimeError as e:
                     print(f"gearmand failed: {e}", file=sys.stderr)
                     seconds, rss = float("nan"), float("nan")

@@ -98,7 +98,12 @@ def prefill(port: int, count: int, size: int, timeout: float) -> float:
         for first in range(0, count, CHUNK):
             sock.sendall(
                 b"".join(
-                    packet(SUBMIT_JOB_BG, FILL_FUNCTION, b"fill-%d" % i, b"%010d" % i + payloadTail)
+                    packet(
+                        SUBMIT_JOB_BG,
+                        FILL_FUNCTION,
+                        b"fill-%d" % i,
+                        b"%010d" % i + payloadTail,
+                    )
                     for i in range(first, min(first + CHUNK, count))
                 )
             )
@@ -214,7 +219,9 @@ def runOnce(
                 left = adminQueued("127.0.0.1", port, FILL_FUNCTION)
                 lines = out.stdout.strip().splitlines()
                 result: dict[str, Any] = (
-                    json.loads(lines[-1]) if lines else {"ok": False, "error": out.stderr[-500:]}
+                    json.loads(lines[-1])
+                    if lines
+                    else {"ok": False, "error": out.stderr[-500:]}
                 )
                 if args.json:
                     print(json.dumps(result), file=sys.stderr)
@@ -230,7 +237,8 @@ def runOnce(
                     "jobs_s": float(result["jobs_s"]),
                     "submit_jobs_s": float(result["submit_jobs_s"]),
                     "cpu_us": used / args.jobs * 1e6,
-                    "driver_busy": float(result["client_cpu_s"]) / float(result["total_s"]),
+                    "driver_busy": float(result["client_cpu_s"])
+                    / float(result["total_s"]),
                 }
         finally:
             stopProcess(proc, 60)
@@ -247,7 +255,10 @@ def main() -> int:
         "--queued", type=numbers, default=[10, 1_000_000], help="jobs queued beforehand"
     )
     parser.add_argument(
-        "--functions", type=numbers, default=[1, 1000], help="functions the timed jobs use"
+        "--functions",
+        type=numbers,
+        default=[1, 1000],
+        help="functions the timed jobs use",
     )
     parser.add_argument(
         "--servers",
@@ -260,9 +271,13 @@ def main() -> int:
     parser.add_argument("--clients", "-c", type=int, default=2)
     parser.add_argument("--workers", "-w", type=int, default=4)
     parser.add_argument("--batch", "-b", type=int, default=100)
-    parser.add_argument("--size", "-s", type=int, default=100, help="payload bytes, all jobs")
+    parser.add_argument(
+        "--size", "-s", type=int, default=100, help="payload bytes, all jobs"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--json", action="store_true", help="print every run as JSON too")
+    parser.add_argument(
+        "--json", action="store_true", help="print every run as JSON too"
+    )
     args = parser.parse_args()
     servers = [SCALE_SERVERS[name] for name in args.servers.split(",")]
     program, _ = findDriver(args.driver, args.gearbench)
@@ -288,7 +303,9 @@ def main() -> int:
                 m.queuedRss.append(memory["queued_rss"])
                 m.fillSeconds.append(memory["fill_s"])
                 for driver, r in results.items():
-                    o = outcomes.setdefault((server.name, queued, functions, driver), Outcome())
+                    o = outcomes.setdefault(
+                        (server.name, queued, functions, driver), Outcome()
+                    )
                     if not r:
                         o.failures += 1
                         continue
@@ -325,7 +342,9 @@ def main() -> int:
             ]
             for queued, functions, o in rows:
                 base = rows[0][2]
-                first = outcomes.get((servers[0].name, queued, functions, driver), Outcome())
+                first = outcomes.get(
+                    (servers[0].name, queued, functions, driver), Outcome()
+                )
                 print(
                     f"| {server.name} | {queued:,} | {functions:,} | {driver} "
                     f"| {med(o.jobs):,.0f} | {med(o.submit):,.0f} | {med(o.cpuPerJob):.1f} "

@@ -13,7 +13,7 @@ import argparse
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from txgearman.adminclient import GearmanAdminClient
+from txgearman.client import GearmanAdminClient
 
 
 async def main(reactor: object, args: argparse.Namespace) -> None:

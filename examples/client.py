@@ -14,8 +14,7 @@ import sys
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from txgearman.client import GearmanClient
-from txgearman.errors import GearmanError
+from txgearman.client import GearmanClient, GearmanError
 
 
 async def main(reactor: object, args: argparse.Namespace) -> None:
@@ -31,7 +30,9 @@ async def main(reactor: object, args: argparse.Namespace) -> None:
             result = await client.submit(
                 args.function,
                 args.data.encode(),
-                onStatus=lambda done, total: print(f"progress {done}/{total}", file=sys.stderr),
+                onStatus=lambda done, total: print(
+                    f"progress {done}/{total}", file=sys.stderr
+                ),
             )
             print(result.decode("utf-8", "replace"))
     except GearmanError as e:

@@ -18,9 +18,8 @@ from twisted.application.service import MultiService
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from txgearman.client import GearmanClient
-from txgearman.service import GearmanServerService
-from txgearman.worker import GearmanWorker, WorkerJob
+from txgearman.client import GearmanClient, GearmanWorker, WorkerJob
+from txgearman.server.service import GearmanServerService
 
 
 async def main(reactor: object, args: argparse.Namespace) -> None:
@@ -29,7 +28,9 @@ async def main(reactor: object, args: argparse.Namespace) -> None:
         from txgearman.store.redis import RedisQueueStore
 
         store = RedisQueueStore(args.redis, reactor, prefix="embedded-example")
-    server = GearmanServerService("tcp:0:interface=127.0.0.1", reactor=reactor, store=store)
+    server = GearmanServerService(
+        "tcp:0:interface=127.0.0.1", reactor=reactor, store=store
+    )
     application = MultiService()
     server.setServiceParent(application)
     application.privilegedStartService()

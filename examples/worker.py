@@ -16,8 +16,7 @@ import argparse
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from txgearman.errors import JobFailed
-from txgearman.worker import GearmanWorker, WorkerJob
+from txgearman.client import GearmanWorker, JobFailed, WorkerJob
 
 
 def reverse(job: WorkerJob) -> bytes:

@@ -120,7 +120,10 @@ def freePort() -> int:
 
 
 def waitFor(
-    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "",
 ) -> Any:
     """
     Call C{predicate} until it returns something true, and return that.
@@ -133,7 +136,9 @@ def waitFor(
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise FailTest(f"timed out after {timeout}s waiting for {what or predicate!r}")
+            raise FailTest(
+                f"timed out after {timeout}s waiting for {what or predicate!r}"
+            )
         time.sleep(interval)
 
 
@@ -306,7 +311,9 @@ class TwistdServer:
                 if reply.startswith(b"OK "):
                     return
             if time.monotonic() >= deadline:
-                raise FailTest(f"twistd did not serve within {timeout}s\n{self.describe()}")
+                raise FailTest(
+                    f"twistd did not serve within {timeout}s\n{self.describe()}"
+                )
             time.sleep(0.05)
 
     def running(self) -> bool:
@@ -437,7 +444,11 @@ def adminCommand(port: int, line: bytes, timeout: float = 5.0) -> bytes:
         deadline = time.monotonic() + timeout
         while True:
             if listing:
-                if reply == b".\n" or reply.endswith(b"\n.\n") or reply.startswith(b"ERR "):
+                if (
+                    reply == b".\n"
+                    or reply.endswith(b"\n.\n")
+                    or reply.startswith(b"ERR ")
+                ):
                     if reply.endswith(b"\n"):
                         return reply
             elif reply.endswith(b"\n"):
@@ -446,9 +457,13 @@ def adminCommand(port: int, line: bytes, timeout: float = 5.0) -> bytes:
             try:
                 chunk = s.recv(65536)
             except TimeoutError:
-                raise FailTest(f"incomplete admin reply to {line!r}: {reply!r}") from None
+                raise FailTest(
+                    f"incomplete admin reply to {line!r}: {reply!r}"
+                ) from None
             if not chunk:
-                raise FailTest(f"connection closed during admin reply to {line!r}: {reply!r}")
+                raise FailTest(
+                    f"connection closed during admin reply to {line!r}: {reply!r}"
+                )
             reply += chunk
 
 
@@ -687,7 +702,9 @@ class PacketTap:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection((LOOPBACK, self.targetPort), timeout=5)
+                upstream = socket.create_connection(
+                    (LOOPBACK, self.targetPort), timeout=5
+                )
             except OSError:
                 client.close()
                 continue
@@ -702,7 +719,10 @@ class PacketTap:
             ).start()
 
     def _pump(
-        self, source: socket.socket, sink: socket.socket, record: list[tuple[int, bytes]]
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        record: list[tuple[int, bytes]],
     ) -> None:
         pending = b""
         try:
@@ -774,7 +794,11 @@ class GearmanTools:
         return [self.gearmanPath, "-h", LOOPBACK, "-p", str(port or self.port), *args]
 
     def gearman(
-        self, *args: str, input: bytes = b"", timeout: float = 15.0, port: int | None = None
+        self,
+        *args: str,
+        input: bytes = b"",
+        timeout: float = 15.0,
+        port: int | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         return runTool(self.gearmanArgv(*args, port=port), input, timeout)
 
@@ -789,13 +813,18 @@ class GearmanTools:
         """
         result = self.gearman(*args, input=input, port=port)
         self.testCase.assertEqual(
-            (result.returncode, result.stderr), (0, b""), f"gearman {args!r}: {result!r}"
+            (result.returncode, result.stderr),
+            (0, b""),
+            f"gearman {args!r}: {result!r}",
         )
         return result.stdout
 
-    def gearadmin(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[bytes]:
+    def gearadmin(
+        self, *args: str, timeout: float = 10.0
+    ) -> subprocess.CompletedProcess[bytes]:
         return runTool(
-            [self.gearadminPath, "-h", LOOPBACK, "-p", str(self.port), *args], timeout=timeout
+            [self.gearadminPath, "-h", LOOPBACK, "-p", str(self.port), *args],
+            timeout=timeout,
         )
 
     def admin(self, *args: str) -> bytes:
@@ -805,7 +834,9 @@ class GearmanTools:
         """
         result = self.gearadmin(*args)
         self.testCase.assertEqual(
-            (result.returncode, result.stderr), (0, b""), f"gearadmin {args!r}: {result!r}"
+            (result.returncode, result.stderr),
+            (0, b""),
+            f"gearadmin {args!r}: {result!r}",
         )
         return result.stdout
 

@@ -112,10 +112,19 @@ def uniqueLimits(servers: Servers) -> Transcript:
 def wrongParty(servers: Servers) -> Transcript:
     conn = servers.connect()
     answers: Transcript = []
-    for name in ("NOOP", "NO_JOB", "ALL_YOURS", "JOB_CREATED", "ECHO_RES", "OPTION_RES"):
+    for name in (
+        "NOOP",
+        "NO_JOB",
+        "ALL_YOURS",
+        "JOB_CREATED",
+        "ECHO_RES",
+        "OPTION_RES",
+    ):
         args = (b"x",) if name in ("JOB_CREATED", "ECHO_RES", "OPTION_RES") else ()
         answers.append(exchange(conn, (name, *args)))
-    conn.socket.sendall(b"\0RES" + (16).to_bytes(4, "big") + (2).to_bytes(4, "big") + b"hi")
+    conn.socket.sendall(
+        b"\0RES" + (16).to_bytes(4, "big") + (2).to_bytes(4, "big") + b"hi"
+    )
     answers.append(exchange(conn))
     return answers
 
@@ -160,7 +169,11 @@ def grabKinds(servers: Servers) -> Transcript:
     out: Transcript = []
     out.append(exchange(client, ("SUBMIT_JOB_BG", b"g", b"a", b"1")))
     out.append(exchange(client, ("SUBMIT_JOB_BG", b"g", b"b", b"2")))
-    out.append(exchange(client, ("SUBMIT_REDUCE_JOB_BACKGROUND", b"g", b"c", b"red", b"", b"3")))
+    out.append(
+        exchange(
+            client, ("SUBMIT_REDUCE_JOB_BACKGROUND", b"g", b"c", b"red", b"", b"3")
+        )
+    )
     out.append(exchange(client, ("SUBMIT_JOB_BG", b"g", b"d", b"4")))
     out.append(exchange(worker, ("CAN_DO", b"g")))
     out.append(exchange(worker, ("GRAB_JOB",)))
@@ -199,7 +212,11 @@ def failures(servers: Servers) -> Transcript:
     worker = servers.connect()
     out: Transcript = []
     out.append(exchange(client, ("OPTION_REQ", b"exceptions")))
-    out.append(exchange(client, ("SUBMIT_JOB", b"x", b"", b"1"), ("SUBMIT_JOB", b"x", b"", b"2")))
+    out.append(
+        exchange(
+            client, ("SUBMIT_JOB", b"x", b"", b"1"), ("SUBMIT_JOB", b"x", b"", b"2")
+        )
+    )
     out.append(exchange(worker, ("CAN_DO", b"x"), ("GRAB_JOB",), ("GRAB_JOB",)))
     out.append(exchange(worker, ("WORK_FAIL", b"H:diff:1")))
     out.append(exchange(worker, ("WORK_EXCEPTION", b"H:diff:2", b"boom")))
@@ -246,7 +263,12 @@ def maxqueue(servers: Servers) -> Transcript:
     client = servers.connect()
     out: Transcript = [exchange(client, ("SUBMIT_JOB_BG", b"mq", b"", b"0"))]
     out.append(servers.admin(b"maxqueue mq 3 2 1"))
-    for name in ("SUBMIT_JOB_LOW_BG", "SUBMIT_JOB_BG", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH_BG"):
+    for name in (
+        "SUBMIT_JOB_LOW_BG",
+        "SUBMIT_JOB_BG",
+        "SUBMIT_JOB_BG",
+        "SUBMIT_JOB_HIGH_BG",
+    ):
         out.append(exchange(client, (name, b"mq", b"", b"x")))
     out.append(exchange(client, ("SUBMIT_JOB_HIGH_BG", b"mq", b"", b"y")))
     out.append(servers.admin(b"maxqueue mq"))

@@ -27,7 +27,9 @@ class ExampleTests(TestCase):
         self.address = f"127.0.0.1:{self.server.port}"
 
     def startWorker(self, jobs: int) -> None:
-        worker = spawnTool(self, example("worker.py", self.address, "--jobs", str(jobs)))
+        worker = spawnTool(
+            self, example("worker.py", self.address, "--jobs", str(jobs))
+        )
         self.worker = worker
         self.server.waitForWorkers(b"reverse", 1)
 
@@ -54,9 +56,13 @@ class ExampleTests(TestCase):
         """
         examples/client.py --background queues a job and reports its status.
         """
-        queued = runTool(example("client.py", self.address, "reverse", "x", "--background"))
+        queued = runTool(
+            example("client.py", self.address, "reverse", "x", "--background")
+        )
         self.assertEqual(queued.returncode, 0, queued.stderr)
-        self.assertRegex(queued.stdout, rb"^queued as H:\S+:\d+\nknown=True running=False\n$")
+        self.assertRegex(
+            queued.stdout, rb"^queued as H:\S+:\d+\nknown=True running=False\n$"
+        )
 
     def test_adminStatus(self) -> None:
         """
@@ -77,7 +83,13 @@ class ExampleTests(TestCase):
         self.assertEqual(alone.returncode, 0, alone.stderr)
         self.assertTrue(alone.stdout.endswith(b"HELLO!\n"), alone.stdout)
         redis = startRedis(self)
-        durable = runTool(example("embedded_server.py", "--redis", redis.address), timeout=30)
+        durable = runTool(
+            example("embedded_server.py", "--redis", redis.address), timeout=30
+        )
         self.assertEqual(durable.returncode, 0, durable.stderr)
         self.assertTrue(durable.stdout.endswith(b"HELLO!\n"), durable.stdout)
-        waitFor(lambda: redis.keys(b"embedded-example:layout") != [], 5, what="the layout key")
+        waitFor(
+            lambda: redis.keys(b"embedded-example:layout") != [],
+            5,
+            what="the layout key",
+        )

@@ -72,7 +72,9 @@ class GearLibraryTests(TestCase):
             job = result.get(timeout=_TIMEOUT)
         except queue.Empty:
             worker.stopWaitingForJobs()
-            raise FailTest(f"no job assigned within {_TIMEOUT}s\n{self.server.log()}") from None
+            raise FailTest(
+                f"no job assigned within {_TIMEOUT}s\n{self.server.log()}"
+            ) from None
         if isinstance(job, BaseException):
             raise job
         assert isinstance(job, gear.WorkerJob)
@@ -129,7 +131,9 @@ class GearLibraryTests(TestCase):
         job = gear.Job("bgfunc", b"payload", unique="bg-1")
         client.submitJob(job, background=True, timeout=_TIMEOUT)
         self.assertEqual(job.handle, b"H:gear:1")
-        self.assertEqual(self.admin(client, gear.StatusAdminRequest()), b"bgfunc\t1\t0\t0\n.\n")
+        self.assertEqual(
+            self.admin(client, gear.StatusAdminRequest()), b"bgfunc\t1\t0\t0\n.\n"
+        )
         self.getStatus(client, job)
         self.assertEqual((job.known, job.running), (True, False))
 
@@ -138,7 +142,9 @@ class GearLibraryTests(TestCase):
         self.assertEqual((assigned.unique, assigned.arguments), (b"bg-1", b"payload"))
         self.getStatus(client, job)
         self.assertEqual((job.known, job.running), (True, True))
-        self.assertEqual(self.admin(client, gear.StatusAdminRequest()), b"bgfunc\t1\t1\t1\n.\n")
+        self.assertEqual(
+            self.admin(client, gear.StatusAdminRequest()), b"bgfunc\t1\t1\t1\n.\n"
+        )
         assigned.sendWorkComplete(b"ignored")
         waitFor(
             lambda: self.server.admin(b"status") == b"bgfunc\t0\t0\t1\n.\n",
@@ -161,7 +167,10 @@ class GearLibraryTests(TestCase):
             (b"high-2", gear.PRECEDENCE_HIGH),
         ):
             client.submitJob(
-                gear.Job("prio", name), background=True, precedence=precedence, timeout=_TIMEOUT
+                gear.Job("prio", name),
+                background=True,
+                precedence=precedence,
+                timeout=_TIMEOUT,
             )
         worker = self.worker("prio")
         order = []
@@ -269,11 +278,19 @@ class GearLibraryTests(TestCase):
         worker = self.worker("adm", clientId="gear-worker")
         client = self.client()
         job = gear.Job("adm", b"", unique="adm-1")
-        client.submitJob(job, background=True, precedence=gear.PRECEDENCE_LOW, timeout=_TIMEOUT)
+        client.submitJob(
+            job, background=True, precedence=gear.PRECEDENCE_LOW, timeout=_TIMEOUT
+        )
         assigned = self.getJob(worker)
-        self.assertEqual(self.admin(client, gear.StatusAdminRequest()), b"adm\t1\t1\t1\n.\n")
-        self.assertEqual(self.admin(client, gear.ShowJobsAdminRequest()), b"H:gear:1\t0\t0\t1\n.\n")
-        self.assertEqual(self.admin(client, gear.ShowUniqueJobsAdminRequest()), b"adm-1\n.\n")
+        self.assertEqual(
+            self.admin(client, gear.StatusAdminRequest()), b"adm\t1\t1\t1\n.\n"
+        )
+        self.assertEqual(
+            self.admin(client, gear.ShowJobsAdminRequest()), b"H:gear:1\t0\t0\t1\n.\n"
+        )
+        self.assertEqual(
+            self.admin(client, gear.ShowUniqueJobsAdminRequest()), b"adm-1\n.\n"
+        )
         workers = self.admin(client, gear.WorkersAdminRequest()).split(b"\n")
         self.assertEqual(workers[-2:], [b".", b""])
         self.assertEqual(
@@ -284,11 +301,16 @@ class GearLibraryTests(TestCase):
             self.admin(client, gear.VersionAdminRequest()),
             b"OK " + txgearman.__version__.encode() + b"\n",
         )
-        self.assertEqual(self.admin(client, gear.CancelJobAdminRequest("H:gear:1")), b"OK\r\n")
         self.assertEqual(
-            self.admin(client, gear.CancelJobAdminRequest("H:gear:1")), b"ERR UNKNOWN_JOB\r\n"
+            self.admin(client, gear.CancelJobAdminRequest("H:gear:1")), b"OK\r\n"
+        )
+        self.assertEqual(
+            self.admin(client, gear.CancelJobAdminRequest("H:gear:1")),
+            b"ERR UNKNOWN_JOB\r\n",
         )
         # The worker's late result for the cancelled job is discarded.
         assigned.sendWorkComplete(b"late")
-        self.assertEqual(self.admin(client, gear.StatusAdminRequest()), b"adm\t0\t0\t1\n.\n")
+        self.assertEqual(
+            self.admin(client, gear.StatusAdminRequest()), b"adm\t0\t0\t1\n.\n"
+        )
         self.assertEqual(self.admin(client, gear.ShowJobsAdminRequest()), b".\n")

@@ -15,7 +15,13 @@ import re
 from twisted.trial.unittest import TestCase
 
 import txgearman
-from tests.server import GearmanTools, RawConnection, TwistdServer, connectRaw, startServer
+from tests.server import (
+    GearmanTools,
+    RawConnection,
+    TwistdServer,
+    connectRaw,
+    startServer,
+)
 
 _QUEUED = b"Error: there are still queued jobs\r\n"
 _WORKERS = b"Error: there are still connected workers or executing clients\r\n"
@@ -66,7 +72,9 @@ class GearadminTests(TestCase):
         idle = self.connect()
         idle.send("CAN_DO", b"first")
         idle.sync()
-        self.assertEqual(self.tools.admin("--status"), b"first\t2\t1\t2\nsecond\t1\t0\t0\n.\n")
+        self.assertEqual(
+            self.tools.admin("--status"), b"first\t2\t1\t2\nsecond\t1\t0\t0\n.\n"
+        )
 
     def test_priorityStatus(self) -> None:
         """
@@ -142,7 +150,9 @@ class GearadminTests(TestCase):
         client.submit("SUBMIT_JOB_BG", b"su", b"img-1", b"")
         client.submit("SUBMIT_JOB_BG", b"su", b"", b"")
         client.submit("SUBMIT_JOB_LOW_BG", b"other", b"mail-1", b"")
-        self.assertEqual(self.tools.admin("--show-unique-jobs"), b"img-1\n\nmail-1\n.\n")
+        self.assertEqual(
+            self.tools.admin("--show-unique-jobs"), b"img-1\n\nmail-1\n.\n"
+        )
 
     def test_serverVersion(self) -> None:
         """
@@ -164,7 +174,9 @@ class GearadminTests(TestCase):
         """
         assert self.server.process is not None
         self.assertEqual(self.server.pid, self.server.process.pid)
-        self.assertEqual(self.tools.admin("--getpid"), b"%d\n" % (self.server.process.pid,))
+        self.assertEqual(
+            self.tools.admin("--getpid"), b"%d\n" % (self.server.process.pid,)
+        )
 
     def test_cancelQueuedJob(self) -> None:
         """
@@ -197,7 +209,9 @@ class GearadminTests(TestCase):
         """
         Cancelling an unknown handle prints C{Error: UNKNOWN_JOB}.
         """
-        self.assertEqual(self.errorOf("--cancel-job=H:adm:999"), b"Error: UNKNOWN_JOB\r\n")
+        self.assertEqual(
+            self.errorOf("--cancel-job=H:adm:999"), b"Error: UNKNOWN_JOB\r\n"
+        )
 
     def test_createFunction(self) -> None:
         """

@@ -65,7 +65,9 @@ class GearmanToolTests(TestCase):
         self.tools.submit("-f", "prio", "-b", "-L", input=b"low\n")
         self.tools.submit("-f", "prio", "-b", input=b"normal\n")
         self.tools.submit("-f", "prio", "-b", "-I", input=b"high\n")
-        self.assertEqual(self.tools.admin("--priority-status"), b"prio\t1\t1\t1\t0\n.\n")
+        self.assertEqual(
+            self.tools.admin("--priority-status"), b"prio\t1\t1\t1\t0\n.\n"
+        )
         output = self.tools.submit("-w", "-f", "prio", "-c", "3")
         self.assertEqual(output, b"high\nnormal\nlow\n")
         self.assertEqual(self.tools.status(), b"prio\t0\t0\t0\n.\n")
@@ -80,7 +82,15 @@ class GearmanToolTests(TestCase):
             self.tools.submit(*args, input=payload)
         log = self.server.directory / "order.txt"
         worker = self.tools.spawnGearman(
-            "-w", "-f", "order", "-c", "4", "--", "sh", "-c", f"cat >> {log}; echo >> {log}"
+            "-w",
+            "-f",
+            "order",
+            "-c",
+            "4",
+            "--",
+            "sh",
+            "-c",
+            f"cat >> {log}; echo >> {log}",
         )
         code, _, err = worker.finish()
         self.assertEqual((code, err), (0, b""))
@@ -127,12 +137,19 @@ class GearmanToolTests(TestCase):
         handle): one worker run answers both.
         """
         tap = startTap(self, self.server.port)
-        first = self.tools.spawnGearman("-f", "fguq", "-u", "shared", "data", port=tap.port)
-        second = self.tools.spawnGearman("-f", "fguq", "-u", "shared", "data", port=tap.port)
+        first = self.tools.spawnGearman(
+            "-f", "fguq", "-u", "shared", "data", port=tap.port
+        )
+        second = self.tools.spawnGearman(
+            "-f", "fguq", "-u", "shared", "data", port=tap.port
+        )
         created = waitFor(
             lambda: (
                 handles
-                if len(handles := [b for n, b in list(tap.responses) if n == JOB_CREATED]) == 2
+                if len(
+                    handles := [b for n, b in list(tap.responses) if n == JOB_CREATED]
+                )
+                == 2
                 else None
             ),
             what="two JOB_CREATED",
@@ -194,19 +211,24 @@ class GearmanToolTests(TestCase):
         self.server.waitForWorkers(b"fb", 1)
         # libgearman registers them in an order of its own choosing.
         self.assertEqual(
-            sorted(self.tools.status().splitlines()), [b".", b"fa\t0\t0\t1", b"fb\t0\t0\t1"]
+            sorted(self.tools.status().splitlines()),
+            [b".", b"fa\t0\t0\t1", b"fb\t0\t0\t1"],
         )
         listed = [
-            line.split(b" ", 1)[1] for line in self.tools.admin("--workers").splitlines()[:-1]
+            line.split(b" ", 1)[1]
+            for line in self.tools.admin("--workers").splitlines()[:-1]
         ]
-        self.assertTrue({b"127.0.0.1 - : fa fb", b"127.0.0.1 - : fb fa"} & set(listed), listed)
+        self.assertTrue(
+            {b"127.0.0.1 - : fa fb", b"127.0.0.1 - : fb fa"} & set(listed), listed
+        )
         self.tools.submit("-f", "fb", "-b", "to-b;")
         self.tools.submit("-f", "fa", "-b", "to-a;")
         code, out, err = worker.finish()
         self.assertEqual((code, err), (0, b""))
         self.assertEqual(sorted(out.split(b";")), [b"", b"to-a", b"to-b"])
         self.assertEqual(
-            sorted(self.tools.status().splitlines()), [b".", b"fa\t0\t0\t0", b"fb\t0\t0\t0"]
+            sorted(self.tools.status().splitlines()),
+            [b".", b"fa\t0\t0\t0", b"fb\t0\t0\t0"],
         )
 
     def test_oneJobPerLine(self) -> None:
@@ -227,7 +249,9 @@ class GearmanToolTests(TestCase):
         A worker whose command fails sends WORK_FAIL: the foreground client
         reports the failure and exits 1.
         """
-        worker = self.tools.spawnGearman("-w", "-f", "failing", "-c", "1", "--", "false")
+        worker = self.tools.spawnGearman(
+            "-w", "-f", "failing", "-c", "1", "--", "false"
+        )
         result = self.tools.gearman("-f", "failing", "x")
         self.assertEqual((result.returncode, result.stdout), (1, b""), result)
         self.assertIn(b"Job failed", result.stderr)

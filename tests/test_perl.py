@@ -9,7 +9,14 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import TwistdServer, missingPeer, peerBinary, runTool, spawnTool, startServer
+from tests.server import (
+    TwistdServer,
+    missingPeer,
+    peerBinary,
+    runTool,
+    spawnTool,
+    startServer,
+)
 
 PEERS = Path(__file__).parent / "peers"
 
@@ -23,11 +30,15 @@ class PerlTests(TestCase):
         self.perl = peerBinary("perl", "perl")
         probe = runTool([self.perl, "-MGearman::Client", "-MGearman::Worker", "-e1"])
         if probe.returncode != 0:
-            missingPeer("Perl has no Gearman::Client (Debian package libgearman-client-perl)")
+            missingPeer(
+                "Perl has no Gearman::Client (Debian package libgearman-client-perl)"
+            )
         self.server: TwistdServer = startServer(self, "--job-handle-prefix", "H:perl")
 
     def client(self, *args: str) -> bytes:
-        done = runTool([self.perl, str(PEERS / "client.pl"), str(self.server.port), *args])
+        done = runTool(
+            [self.perl, str(PEERS / "client.pl"), str(self.server.port), *args]
+        )
         self.assertEqual((done.returncode, done.stderr), (0, b""))
         return done.stdout
 
@@ -40,7 +51,14 @@ class PerlTests(TestCase):
         self.assertRegex(handle, rb"^127\.0\.0\.1:\d+//H:perl:1\n$")
         self.assertEqual(self.server.admin(b"show unique jobs"), b"perl-1\n.\n")
         code, _out, err = spawnTool(
-            self, [self.perl, str(PEERS / "worker.pl"), str(self.server.port), "perl-up", "1"]
+            self,
+            [
+                self.perl,
+                str(PEERS / "worker.pl"),
+                str(self.server.port),
+                "perl-up",
+                "1",
+            ],
         ).finish()
         self.assertEqual((code, err), (0, b""))
         self.assertEqual(self.server.admin(b"status"), b"perl-up\t0\t0\t0\n.\n")
@@ -51,7 +69,14 @@ class PerlTests(TestCase):
         comes back.
         """
         worker = spawnTool(
-            self, [self.perl, str(PEERS / "worker.pl"), str(self.server.port), "perl-fg", "1"]
+            self,
+            [
+                self.perl,
+                str(PEERS / "worker.pl"),
+                str(self.server.port),
+                "perl-fg",
+                "1",
+            ],
         )
         self.assertEqual(self.client("fg", "perl-fg", "hello"), b"HELLO\n")
         self.assertEqual(worker.finish()[0], 0)

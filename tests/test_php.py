@@ -44,7 +44,9 @@ class PHPTests(TestCase):
         self.server: TwistdServer = startServer(self, "--job-handle-prefix", "H:php")
 
     def client(self, *args: str) -> object:
-        done = runTool([self.php, str(PEERS / "client.php"), str(self.server.port), *args])
+        done = runTool(
+            [self.php, str(PEERS / "client.php"), str(self.server.port), *args]
+        )
         self.assertEqual(done.stderr, b"", done.stderr)
         self.assertEqual(done.returncode, 0)
         return json.loads(done.stdout)
@@ -76,7 +78,9 @@ class PHPTests(TestCase):
             self.assertEqual(answer["rc"], 0)
             self.assertTrue(answer["handle"].startswith("H:php:"))
             handles.append(answer["handle"])
-        self.assertEqual(self.server.admin(b"prioritystatus"), b"php-order\t1\t1\t1\t0\n.\n")
+        self.assertEqual(
+            self.server.admin(b"prioritystatus"), b"php-order\t1\t1\t1\t0\n.\n"
+        )
         self.assertEqual(self.client("status", handles[0]), [True, False, 0, 0])
         code, out, err = self.worker("php-order", 3, "log").finish()
         self.assertEqual((code, err), (0, b""))

@@ -134,7 +134,9 @@ def submitBackground(
     connection.send("SUBMIT_JOB_BG", function, b"", data)
     name, args = connection.receive(timeout)
     if name not in ("JOB_CREATED", "ERROR"):
-        raise FailTest(f"expected JOB_CREATED or ERROR for {data!r}, got {name} {args!r}")
+        raise FailTest(
+            f"expected JOB_CREATED or ERROR for {data!r}, got {name} {args!r}"
+        )
     return name, args
 
 
@@ -213,7 +215,9 @@ class RedisSystemTests(TestCase):
             bg = connection.expect("JOB_CREATED")
             fg = connection.expect("JOB_CREATED")
             self.assertEqual(connection.expect("ECHO_RES"), [b"ping"])
-            self.assertLess(int(bg[0].rsplit(b":", 1)[1]), int(fg[0].rsplit(b":", 1)[1]), (bg, fg))
+            self.assertLess(
+                int(bg[0].rsplit(b":", 1)[1]), int(fg[0].rsplit(b":", 1)[1]), (bg, fg)
+            )
         self.assertEqual(len(jobKeys(redis)), 20)
 
     # -- 2 -------------------------------------------------------------------
@@ -240,7 +244,9 @@ class RedisSystemTests(TestCase):
         ]
         for unique, data in normal:
             client.submit("SUBMIT_JOB_BG", function, unique, data)
-        client.send("SUBMIT_JOB_EPOCH", function, b"epoch", b"%d" % (when,), b"at\x00when")
+        client.send(
+            "SUBMIT_JOB_EPOCH", function, b"epoch", b"%d" % (when,), b"at\x00when"
+        )
         client.expect("JOB_CREATED")
         client.submit("SUBMIT_JOB_HIGH_BG", function, b"high", b"urgent")
         client.submit("SUBMIT_JOB_LOW_BG", function, b"low", b"whenever")
@@ -251,9 +257,13 @@ class RedisSystemTests(TestCase):
         worker = Worker(self, server.port, function)
         startedAt = time.time()
         self.assertLess(
-            startedAt, when, "the restart took so long that the epoch job is due already"
+            startedAt,
+            when,
+            "the restart took so long that the epoch job is due already",
         )
-        jobs = worker.drain(lambda jobs: len(jobs) >= 8, timeout=when - time.time() + 15)
+        jobs = worker.drain(
+            lambda jobs: len(jobs) >= 8, timeout=when - time.time() + 15
+        )
         self.assertEqual(
             [(job.function, job.unique, job.data) for job in jobs],
             [
@@ -305,7 +315,9 @@ class RedisSystemTests(TestCase):
         killer.start()
         try:
             while not back.is_set() or createdAfter < 50:
-                self.assertLess(time.monotonic(), deadline, "submits did not succeed again")
+                self.assertLess(
+                    time.monotonic(), deadline, "submits did not succeed again"
+                )
                 i += 1
                 data = b"job-%d" % (i,)
                 name, args = submitBackground(client, data)
@@ -327,7 +339,9 @@ class RedisSystemTests(TestCase):
         worker = Worker(self, server.port, b"stream")
         worker.drain(lambda jobs: set(created) <= {j.data for j in jobs}, settle=2.0)
         ran = set(worker.data())
-        self.assertEqual(ran - set(created), set(), "jobs that got ERROR (or were never sent) ran")
+        self.assertEqual(
+            ran - set(created), set(), "jobs that got ERROR (or were never sent) ran"
+        )
         self.assertEqual(set(created) - ran, set())
         self.noJobKeysLeft(redis)
         self.assertIn(b"stream\t0\t0\t1\n", server.admin(b"status"))
@@ -375,7 +389,9 @@ class RedisSystemTests(TestCase):
             finally:
                 connection.close()
 
-        threads = [threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)]
+        threads = [
+            threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -401,7 +417,9 @@ class RedisSystemTests(TestCase):
         worker.drain(lambda jobs: len(jobs) >= queued, settle=1.0)
         ran = worker.data()
         self.assertEqual(len(ran), len(set(ran)), "a job ran twice")
-        self.assertEqual(createdBeforeKill - set(ran), set(), "acknowledged jobs were lost")
+        self.assertEqual(
+            createdBeforeKill - set(ran), set(), "acknowledged jobs were lost"
+        )
         self.assertEqual(set(ran) - set(sent), set())
         self.noJobKeysLeft(redis)
 
@@ -515,7 +533,9 @@ class RedisSystemTests(TestCase):
         """
         redis = startRedis(self)
         first = startServer(self, *self.redisArgs(redis))
-        second = TwistdServer(self.mktemp(), self.redisArgs(redis, "--redis-start-timeout", "1"))
+        second = TwistdServer(
+            self.mktemp(), self.redisArgs(redis, "--redis-start-timeout", "1")
+        )
         self.addCleanup(second.stop)
         second.launch()
         self.assertEqual(second.wait(20), 1, second.log())
@@ -565,7 +585,9 @@ class RedisSystemTests(TestCase):
         )
         client = connectRaw(self, server.port)
         client.submit("SUBMIT_JOB_BG", b"sent", b"", b"before failover")
-        waitFor(lambda: len(jobKeys(replica)) == 1, 10, what="the job to reach the replica")
+        waitFor(
+            lambda: len(jobKeys(replica)) == 1, 10, what="the job to reach the replica"
+        )
 
         master.kill()
         assert replica.port is not None

@@ -201,7 +201,9 @@ class TwistdProcessTests(TestCase):
             raise SkipTest("dropping privileges needs root")
         uid = pwd.getpwnam("nobody").pw_uid
         gid = grp.getgrnam("nogroup").gr_gid
-        server = TwistdServer(self.mktemp(), twistdArgs=["-u", "nobody", "-g", "nogroup"])
+        server = TwistdServer(
+            self.mktemp(), twistdArgs=["-u", "nobody", "-g", "nogroup"]
+        )
         self.addCleanup(server.stop)
         server.start()
         assert server.pid is not None

@@ -24,7 +24,10 @@ __all__ = [
     "REQ",
     "RES",
     "PacketType",
+    "Priority",
     "ARGUMENTS",
+    "SUBMITS",
+    "submitType",
     "Packet",
     "AdminLine",
     "ProtocolError",
@@ -107,6 +110,40 @@ class PacketType(IntEnum):
 
 _T = PacketType
 
+
+class Priority(IntEnum):
+    """
+    Gearman's three job priorities, numbered as gearmand numbers them (and
+    as stores record them).
+    """
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+
+#: The six plain submit packet types, each with the priority and the
+#: background flag it stands for: the one table both ends of the wire read.
+SUBMITS: dict[PacketType, tuple[Priority, bool]] = {
+    _T.SUBMIT_JOB: (Priority.NORMAL, False),
+    _T.SUBMIT_JOB_BG: (Priority.NORMAL, True),
+    _T.SUBMIT_JOB_HIGH: (Priority.HIGH, False),
+    _T.SUBMIT_JOB_HIGH_BG: (Priority.HIGH, True),
+    _T.SUBMIT_JOB_LOW: (Priority.LOW, False),
+    _T.SUBMIT_JOB_LOW_BG: (Priority.LOW, True),
+}
+
+_SUBMIT_TYPES = {kind: ptype for ptype, kind in SUBMITS.items()}
+
+
+def submitType(priority: Priority, background: bool) -> PacketType:
+    """
+    The plain submit packet type for a job of C{priority}, in the
+    background or not.
+    """
+    return _SUBMIT_TYPES[(priority, background)]
+
+
 #: How each packet body splits into arguments: C{(count, hasData)}.  With
 #: C{hasData}, C{count} NUL-terminated arguments are followed by opaque data
 #: that may contain NULs; without it, the last of C{count} arguments runs to
@@ -161,7 +198,9 @@ ARGUMENTS: dict[PacketType, tuple[int, bool]] = {
 # tuple lookup is the cheapest way from an int to both facts on the
 # per-packet path.
 _BY_NUMBER: tuple[tuple[PacketType, int] | None, ...] = tuple(
-    (_T(n), ARGUMENTS[_T(n)][0] + ARGUMENTS[_T(n)][1]) if n in _T._value2member_map_ else None
+    (_T(n), ARGUMENTS[_T(n)][0] + ARGUMENTS[_T(n)][1])
+    if n in _T._value2member_map_
+    else None
     for n in range(max(_T) + 1)
 )
 
@@ -254,7 +293,9 @@ def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
         return (body,)
     args = body.split(b"\0", parts - 1)
     if len(args) != parts:
-        raise MalformedPacket(f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}")
+        raise MalformedPacket(
+            f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
+        )
     return tuple(args)
 
 
@@ -373,7 +414,9 @@ class Decoder:
                 return None
         return ready.popleft()
 
-    def _decodeInto(self, out: list[Packet | AdminLine] | deque[Packet | AdminLine]) -> None:
+    def _decodeInto(
+        self, out: list[Packet | AdminLine] | deque[Packet | AdminLine]
+    ) -> None:
         """
         Append every complete event in the buffer to C{out}; on a fault,
         spend the decoder.
@@ -413,7 +456,9 @@ class Decoder:
                 end = buf.find(b"\n", pos)
                 if end < 0:
                     if size - pos > self.maxLineLength:
-                        raise LineTooLong(f"text line exceeds {self.maxLineLength} bytes")
+                        raise LineTooLong(
+                            f"text line exceeds {self.maxLineLength} bytes"
+                        )
                     self._need = 1
                     break
                 if end - pos > self.maxLineLength:

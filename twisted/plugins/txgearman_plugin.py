@@ -6,7 +6,7 @@ from twisted.application.service import ServiceMaker
 
 txgearman = ServiceMaker(
     "txgearman",
-    "txgearman.tap",
+    "txgearman.server.tap",
     "A Gearman job server.",
     "gearman",
 )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from txgearman.interfaces import IQueueStore, StoredJob
+from txgearman.store.interfaces import IQueueStore, StoredJob
 
 __all__ = ["MemoryQueueStore"]
 

@@ -13,7 +13,7 @@ answer again.
 
 This is the only module that imports txredisapi, which installs the global
 reactor when imported: import it only once the reactor is chosen (twistd's
-L{txgearman.tap} does so from C{makeService}).
+L{txgearman.server.tap} does so from C{makeService}).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.interfaces import IQueueStore, StoredJob, StoreError
+from txgearman.store.interfaces import IQueueStore, StoredJob, StoreError
 from txgearman.store.redisaddress import RedisAddress, parseRedisAddress
 from txgearman.store.redislayout import (
     ACQUIRE_SCRIPT,
@@ -194,7 +194,9 @@ class RedisQueueStore:
             delete finished jobs: nobody waits for those, and while workers
             drain a queue, each write then carries that long's deletions.
         """
-        self.address = parseRedisAddress(address) if isinstance(address, str) else address
+        self.address = (
+            parseRedisAddress(address) if isinstance(address, str) else address
+        )
         self.reactor = reactor
         if isinstance(prefix, str):
             prefix = prefix.encode("utf-8")
@@ -210,8 +212,12 @@ class RedisQueueStore:
         # A job was added while a call was in flight: submitters are not
         # waiting for each other's answers, so the store is under load.
         self._busy = False
-        self.description = f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}".encode()
+        self.description = (
+            f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
+        )
+        self.owner = (
+            f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}".encode()
+        )
         self._redis: Any = None
         self._sentinel: Any = None
         self._seq = 0
@@ -249,12 +255,17 @@ class RedisQueueStore:
             self._sentinel = txredisapi.Sentinel(list(address.sentinels))
             self._sentinel.discovery_timeout = self.timeout
             self._redis = self._sentinel.master_for(
-                address.master, factory_class=_SentinelFactory, dbid=address.db, **options
+                address.master,
+                factory_class=_SentinelFactory,
+                dbid=address.db,
+                **options,
             )
             return
         endpoint: Any
         if address.kind == "unix":
-            endpoint = UNIXClientEndpoint(self.reactor, address.path, timeout=self.timeout)
+            endpoint = UNIXClientEndpoint(
+                self.reactor, address.path, timeout=self.timeout
+            )
         else:
             endpoint = HostnameEndpoint(
                 self.reactor, address.host, address.port, timeout=self.timeout
@@ -263,7 +274,9 @@ class RedisQueueStore:
         factory.startConnecting(endpoint)
         self._redis = factory.handler
 
-    def _call(self, command: bytes, *args: Any, timeout: float | None = None) -> Deferred[Any]:
+    def _call(
+        self, command: bytes, *args: Any, timeout: float | None = None
+    ) -> Deferred[Any]:
         """
         One Redis command, failing after C{timeout} (the store's by default).
         """
@@ -363,7 +376,9 @@ class RedisQueueStore:
                 expires=expires,
                 left=max(0.0, left),
             )
-            await deferLater(self.reactor, max(0.05, min(1.0, expires, left)), lambda: None)
+            await deferLater(
+                self.reactor, max(0.05, min(1.0, expires, left)), lambda: None
+            )
         self.log.info(
             "Holding the queue under prefix {prefix} in Redis at {address}",
             prefix=layout.prefix.decode("utf-8", "replace"),
@@ -455,7 +470,10 @@ class RedisQueueStore:
             left = deadline - self.reactor.seconds()
             if left <= 0:
                 return
-            batch, self._retries = self._retries[:BATCH_SIZE], self._retries[BATCH_SIZE:]
+            batch, self._retries = (
+                self._retries[:BATCH_SIZE],
+                self._retries[BATCH_SIZE:],
+            )
             keys, args = self._applyArguments([], batch)
             try:
                 await self._eval(APPLY_SCRIPT, keys, args, timeout=left)
@@ -574,7 +592,11 @@ class RedisQueueStore:
             return
         adds, self._adds = self._adds, []
         removes, self._removes = self._removes, []
-        if self._unavailable is not None or self._lost is not None or self._redis is None:
+        if (
+            self._unavailable is not None
+            or self._lost is not None
+            or self._redis is None
+        ):
             # Redis is away: nothing would get through; a probe resends.
             refused = self._refusal() or "the Redis store is not running"
             for _key, _record, d in adds:
@@ -642,7 +664,9 @@ class RedisQueueStore:
                 "lose them. Turn on appendonly in Redis."
             )
         elif answer == 1:
-            self.log.warn("The queue lock in Redis had expired; this server took it again")
+            self.log.warn(
+                "The queue lock in Redis had expired; this server took it again"
+            )
         for key, _record, d in adds:
             d.callback(key)
         self._fireFlushed()
@@ -654,7 +678,9 @@ class RedisQueueStore:
         removes: list[int],
     ) -> None:
         reason = _reason(failure, self.timeout)
-        if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(failure.value):
+        if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(
+            failure.value
+        ):
             self._loseQueue(reason)
             reason = self._lost or reason
         elif _connectionTrouble(failure):
@@ -810,13 +836,19 @@ class RedisQueueStore:
                 for i in range(0, len(big), 8):
                     batch = big[i : i + 8]
                     keys = [layout.jobKey(n) for n in batch]
-                    got = await self._call(b"MGET", *keys, timeout=max(self.timeout, 30.0))
-                    present = [(n, v) for n, v in zip(batch, got, strict=True) if v is not None]
+                    got = await self._call(
+                        b"MGET", *keys, timeout=max(self.timeout, 30.0)
+                    )
+                    present = [
+                        (n, v) for n, v in zip(batch, got, strict=True) if v is not None
+                    ]
                     parse([n for n, _ in present], [v for _, v in present])
             now = clock.seconds()
             if now - lastReport >= PROGRESS_INTERVAL:
                 lastReport = now
-                self.log.info("Replay: read {count} stored jobs so far", count=len(found))
+                self.log.info(
+                    "Replay: read {count} stored jobs so far", count=len(found)
+                )
         if skipped > NAMED_SKIPS:
             self.log.warn(
                 "Skipped {count} Redis keys in all under prefix {prefix}",

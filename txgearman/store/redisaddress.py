@@ -105,7 +105,9 @@ def _parse(text: str) -> RedisAddress:
     if text.startswith("sentinel://"):
         return _parseSentinel(text)
     if text.startswith("rediss://"):
-        raise ValueError("TLS to Redis (rediss://) is not supported; use a local TLS proxy")
+        raise ValueError(
+            "TLS to Redis (rediss://) is not supported; use a local TLS proxy"
+        )
     if text.startswith("redis://"):
         return _parseURL(text)
     if "://" in text:
@@ -201,7 +203,9 @@ def _parseSentinel(text: str) -> RedisAddress:
     if "?" in path or "#" in path:
         raise ValueError(f"query parameters are not supported in {text!r}")
     if not slash or not master:
-        raise ValueError(f"name the master group: sentinel://host:26379/mymaster, not {text!r}")
+        raise ValueError(
+            f"name the master group: sentinel://host:26379/mymaster, not {text!r}"
+        )
     sentinels = tuple(
         _splitHostPort(each, DEFAULT_SENTINEL_PORT) for each in hosts.split(",") if each
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from txgearman.interfaces import StoredJob, storedJob
+from txgearman.store.interfaces import StoredJob, storedJob
 
 __all__ = [
     "LAYOUT_VERSION",
@@ -136,7 +136,12 @@ def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> Store
     if names is not None:
         function = names.setdefault(function, function)
     return storedJob(
-        function, unique, data, _PRIORITIES[priority], int(when), reducer[1:] if reducer else None
+        function,
+        unique,
+        data,
+        _PRIORITIES[priority],
+        int(when),
+        reducer[1:] if reducer else None,
     )
 
 

@@ -15,9 +15,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.codec import PacketType
-from txgearman.interfaces import IPeer, StoredJob, StoreError
-from txgearman.ordering import OrderedOutput, Place
-from txgearman.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.server.interfaces import IPeer
+from txgearman.server.ordering import OrderedOutput, Place
+from txgearman.server.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = [

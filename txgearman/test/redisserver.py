@@ -69,7 +69,9 @@ class _Exited(Exception):
     """The process exited while we waited for it to answer."""
 
 
-def waitFor(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def waitFor(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
     """
     Poll C{condition} until it returns something true, and return that.
 
@@ -90,7 +92,9 @@ def waitFor(condition: Callable[[], Any], timeout: float = 10.0, what: str = "co
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise FailTest(f"timed out after {timeout}s waiting for {what} (last: {lastError!r})")
+            raise FailTest(
+                f"timed out after {timeout}s waiting for {what} (last: {lastError!r})"
+            )
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
 
@@ -197,13 +201,21 @@ class _RedisProcess:
         assert not self.running, f"{self!r} is already running"
         executable = self.executable
         if self.directory is None:
-            self.directory = tempfile.mkdtemp(prefix=f"txgearman-{type(self).__name__}-")
+            self.directory = tempfile.mkdtemp(
+                prefix=f"txgearman-{type(self).__name__}-"
+            )
         fixed = self.port is not None
         for attemptsLeft in reversed(range(1 if fixed else 5)):
             if not fixed:
                 self.port = _freePort()
             self._disconnect()
-            argv = [*self._arguments(executable), "--port", str(self.port), "--bind", self.host]
+            argv = [
+                *self._arguments(executable),
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+            ]
             argv += ["--dir", self.directory, "--logfile", self._path("redis.log")]
             with open(self._path("output.log"), "ab") as output:
                 self.process = subprocess.Popen(
@@ -234,7 +246,8 @@ class _RedisProcess:
             raise _Exited()
         # The PID check makes sure it is our process answering on the port.
         return self.command("PING", timeout=1.0) == "PONG" and (
-            b"process_id:%d\r\n" % self.pid in self.command("INFO", "server", timeout=1.0)
+            b"process_id:%d\r\n" % self.pid
+            in self.command("INFO", "server", timeout=1.0)
         )
 
     def waitUntilReady(self, timeout: float = 10.0) -> None:
@@ -382,7 +395,13 @@ class RedisServer(_RedisProcess):
         self.replicaOf = replicaOf
 
     def _arguments(self, executable: str) -> list[str]:
-        argv = [executable, "--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        argv = [
+            executable,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+        ]
         # Without a delay a replica's first full sync starts at once, not 5 s later.
         argv += ["--appendfsync", self.appendfsync, "--repl-diskless-sync-delay", "0"]
         if self.replicaOf is not None:
@@ -397,7 +416,9 @@ class RedisServer(_RedisProcess):
         found: set[bytes] = set()
         cursor = b"0"
         while True:
-            cursor, batch = self.command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor, batch = self.command(
+                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000
+            )
             found.update(batch)
             if cursor == b"0":
                 return sorted(found)
@@ -457,7 +478,9 @@ class RedisSentinel(_RedisProcess):
             return address if address is not None and address[1] == port else None
 
         try:
-            result: tuple[str, int] = waitFor(isMaster, timeout, f"port {port} to be master")
+            result: tuple[str, int] = waitFor(
+                isMaster, timeout, f"port {port} to be master"
+            )
         except FailTest as e:
             raise FailTest(f"{e}\n{self.log()}") from None
         return result

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.admin}: every admin command's reply, byte for byte.
+Tests for L{txgearman.server.admin}: every admin command's reply, byte for byte.
 """
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ import os
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from txgearman.admin import AdminCommands
 from txgearman.codec import PacketType as P
-from txgearman.core import JobServer
-from txgearman.job import Priority
-from txgearman.session import Session
+from txgearman.codec import Priority
+from txgearman.server.admin import AdminCommands
+from txgearman.server.core import JobServer
+from txgearman.server.session import Session
 from txgearman.test.fakes import FakePeer
 
 UNKNOWN = b"ERR UNKNOWN_COMMAND Unknown+server+command"
-INCOMPLETE = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+INCOMPLETE = (
+    b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+)
 
 
 class AdminTests(SynchronousTestCase):
@@ -31,7 +33,9 @@ class AdminTests(SynchronousTestCase):
         self.admin = AdminCommands(self.core, version="1.2.3", getpid=lambda: 4242)
         self.peers: dict[Session, FakePeer] = {}
 
-    def connect(self, host: str = "127.0.0.1", connectionId: int | None = None) -> Session:
+    def connect(
+        self, host: str = "127.0.0.1", connectionId: int | None = None
+    ) -> Session:
         peer = FakePeer()
         session = self.core.connect(peer, host, connectionId)
         self.peers[session] = peer
@@ -171,7 +175,9 @@ class AdminTests(SynchronousTestCase):
         alone is an unknown command.
         """
         for line in [b"show foo", b"show unique", b"show unique foo", b"show job"]:
-            self.assertEqual(self.admin.handle(line), b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n", line)
+            self.assertEqual(
+                self.admin.handle(line), b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n", line
+            )
         self.assertEqual(self.admin.handle(b"show"), UNKNOWN + b"show\r\n")
         self.assertEqual(self.admin.handle(b"SHOW"), UNKNOWN + b"SHOW\r\n")
 
@@ -186,7 +192,9 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.sent(client), [(P.WORK_FAIL, (handle,))])
         self.assertEqual(self.admin.handle(b"status"), b"f\t0\t0\t0\n.\n")
         self.assertEqual(self.admin.handle(b"show jobs"), b".\n")
-        self.assertEqual(self.admin.handle(b"cancel job " + handle), b"ERR UNKNOWN_JOB\r\n")
+        self.assertEqual(
+            self.admin.handle(b"cancel job " + handle), b"ERR UNKNOWN_JOB\r\n"
+        )
 
     def test_cancelScheduled(self) -> None:
         """
@@ -223,7 +231,9 @@ class AdminTests(SynchronousTestCase):
         """
         An unknown handle: C{ERR UNKNOWN_JOB}.
         """
-        self.assertEqual(self.admin.handle(b"cancel job H:a:99"), b"ERR UNKNOWN_JOB\r\n")
+        self.assertEqual(
+            self.admin.handle(b"cancel job H:a:99"), b"ERR UNKNOWN_JOB\r\n"
+        )
 
     def test_cancelArity(self) -> None:
         """
@@ -241,7 +251,12 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.admin.handle(b"create function foo"), b"OK\r\n")
         self.assertEqual(self.admin.handle(b"Create Function foo"), b"OK\r\n")
         self.assertEqual(self.admin.handle(b"status"), b"foo\t0\t0\t0\n.\n")
-        for line in [b"create", b"create function", b"create function a b", b"create job a"]:
+        for line in [
+            b"create",
+            b"create function",
+            b"create function a b",
+            b"create job a",
+        ]:
             self.assertEqual(self.admin.handle(line), INCOMPLETE + b"create\r\n", line)
 
     def test_dropFunction(self) -> None:
@@ -260,13 +275,22 @@ class AdminTests(SynchronousTestCase):
             b"ERR there are still connected workers or executing clients\r\n",
         )
         self.assertEqual(
-            self.admin.handle(b"drop function queued"), b"ERR there are still queued jobs\r\n"
+            self.admin.handle(b"drop function queued"),
+            b"ERR there are still queued jobs\r\n",
         )
-        self.assertEqual(self.admin.handle(b"drop function IDLE"), b"ERR function not found\r\n")
-        self.assertEqual(self.admin.handle(b"drop function nope"), b"ERR function not found\r\n")
+        self.assertEqual(
+            self.admin.handle(b"drop function IDLE"), b"ERR function not found\r\n"
+        )
+        self.assertEqual(
+            self.admin.handle(b"drop function nope"), b"ERR function not found\r\n"
+        )
         self.assertEqual(self.admin.handle(b"DROP FUNCTION idle"), b"OK\r\n")
-        self.assertEqual(self.admin.handle(b"drop function idle"), b"ERR function not found\r\n")
-        self.assertEqual(self.admin.handle(b"status"), b"busy\t0\t0\t1\nqueued\t1\t0\t0\n.\n")
+        self.assertEqual(
+            self.admin.handle(b"drop function idle"), b"ERR function not found\r\n"
+        )
+        self.assertEqual(
+            self.admin.handle(b"status"), b"busy\t0\t0\t1\nqueued\t1\t0\t0\n.\n"
+        )
         for line in [b"drop", b"drop function", b"drop function a b", b"drop job idle"]:
             self.assertEqual(self.admin.handle(line), INCOMPLETE + b"drop\r\n", line)
 
@@ -318,7 +342,9 @@ class AdminTests(SynchronousTestCase):
         self.admin.handle(b"maxqueue f 2 1 0")
         self.submit(client, b"f")
         self.core.submitJob(client, b"f", b"", b"", Priority.NORMAL, True)
-        self.assertEqual(self.sent(client), [(P.ERROR, (b"QUEUE_ERROR", b"Job queue is full"))])
+        self.assertEqual(
+            self.sent(client), [(P.ERROR, (b"QUEUE_ERROR", b"Job queue is full"))]
+        )
         self.submit(client, b"f", priority=Priority.HIGH)
         self.submit(client, b"f", priority=Priority.LOW)
 
@@ -329,7 +355,9 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.admin.handle(b"version"), b"OK 1.2.3\n")
         self.assertEqual(self.admin.handle(b"verbose"), b"OK INFO\n")
         self.assertEqual(self.admin.handle(b"getpid"), b"OK 4242\n")
-        self.assertEqual(AdminCommands(self.core).handle(b"getpid"), b"OK %d\n" % os.getpid())
+        self.assertEqual(
+            AdminCommands(self.core).handle(b"getpid"), b"OK %d\n" % os.getpid()
+        )
 
     def test_emptyLine(self) -> None:
         """
@@ -344,7 +372,9 @@ class AdminTests(SynchronousTestCase):
         do not separate words; C{shutdown} is not offered.
         """
         self.assertEqual(self.admin.handle(b"shutdown"), UNKNOWN + b"shutdown\r\n")
-        self.assertEqual(self.admin.handle(b"shutdown graceful"), UNKNOWN + b"shutdown\r\n")
+        self.assertEqual(
+            self.admin.handle(b"shutdown graceful"), UNKNOWN + b"shutdown\r\n"
+        )
         self.assertEqual(self.admin.handle(b"Frob x y"), UNKNOWN + b"Frob\r\n")
         self.assertEqual(self.admin.handle(b"status\tx"), UNKNOWN + b"status\tx\r\n")
         self.assertEqual(self.admin.handle(b"\xff\xfe"), UNKNOWN + b"\xff\xfe\r\n")

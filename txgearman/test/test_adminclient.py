@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.adminclient}: reply parsing on an in-memory transport,
+Tests for L{txgearman.client.admin}: reply parsing on an in-memory transport,
 then real connections to an in-process txgearman and to gearmand.
 """
 
@@ -13,9 +13,17 @@ from typing import Any, cast
 from twisted.internet import defer, reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.python.failure import Failure
@@ -23,20 +31,25 @@ from twisted.trial.unittest import FailTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from txgearman import __version__
-from txgearman.admin import AdminCommands
-from txgearman.adminclient import (
-    AdminConnectionLost,
-    AdminError,
+from txgearman.client.admin import (
     FunctionStatus,
     GearmanAdminClient,
     JobInfo,
     PriorityStatus,
     WorkerInfo,
 )
-from txgearman.codec import Decoder, Packet, PacketType, encodeRequest, encodeResponse
-from txgearman.core import JobServer
-from txgearman.job import Priority
-from txgearman.service import GearmanServerService
+from txgearman.client.errors import AdminConnectionLost, AdminError
+from txgearman.codec import (
+    Decoder,
+    Packet,
+    PacketType,
+    Priority,
+    encodeRequest,
+    encodeResponse,
+)
+from txgearman.server.admin import AdminCommands
+from txgearman.server.core import JobServer
+from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import FakePeer
 from txgearman.test.test_worker import _freePort, startGearmand
 
@@ -72,7 +85,9 @@ class MemoryEndpoint:
             return fail(ConnectionRefusedError())
         if self.pending:
             return Deferred(lambda d: setattr(self, "cancelled", self.cancelled + 1))
-        protocol = cast(Protocol, factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730)))
+        protocol = cast(
+            Protocol, factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        )
         transport = StringTransportWithDisconnection()
         transport.protocol = protocol
         protocol.makeConnection(transport)
@@ -111,7 +126,10 @@ class ParsingTests(SynchronousTestCase):
         sent = self.transport.value()
         self.transport.clear()
         self.assertTrue(sent.endswith(b"\r\n"), sent)
-        self.feed(b"".join(self.admin.handle(line) for line in sent.split(b"\r\n")[:-1]), chunk)
+        self.feed(
+            b"".join(self.admin.handle(line) for line in sent.split(b"\r\n")[:-1]),
+            chunk,
+        )
         return sent
 
     def test_listingsFromTxgearman(self) -> None:
@@ -141,13 +159,19 @@ class ParsingTests(SynchronousTestCase):
             self.answer(chunk=1),
             b"status\r\nprioritystatus\r\nworkers\r\nshow jobs\r\nshow unique jobs\r\n",
         )
-        status, priorities, workers, jobs, uniques = (self.successResultOf(d) for d in results)
+        status, priorities, workers, jobs, uniques = (
+            self.successResultOf(d) for d in results
+        )
         self.assertEqual(
-            status, [FunctionStatus(b"resize", 2, 0, 1), FunctionStatus(b"email", 1, 0, 1)]
+            status,
+            [FunctionStatus(b"resize", 2, 0, 1), FunctionStatus(b"email", 1, 0, 1)],
         )
         self.assertEqual(
             priorities,
-            [PriorityStatus(b"resize", 1, 0, 1, 1), PriorityStatus(b"email", 0, 1, 0, 1)],
+            [
+                PriorityStatus(b"resize", 1, 0, 1, 1),
+                PriorityStatus(b"email", 0, 1, 0, 1),
+            ],
         )
         self.assertEqual(
             workers,
@@ -200,7 +224,10 @@ class ParsingTests(SynchronousTestCase):
         )
         self.assertEqual(
             self.successResultOf(results[b"prioritystatus"]),
-            [PriorityStatus(b"email", 0, 0, 0, 1), PriorityStatus(b"resize", 1, 1, 1, 2)],
+            [
+                PriorityStatus(b"email", 0, 0, 0, 1),
+                PriorityStatus(b"resize", 1, 1, 1, 2),
+            ],
         )
         self.assertEqual(
             self.successResultOf(results[b"workers"]),
@@ -215,7 +242,8 @@ class ParsingTests(SynchronousTestCase):
             [JobInfo(b"H:demo:2", 0, 0, True), JobInfo(b"H:demo:4", 2, 1, False)],
         )
         self.assertEqual(
-            self.successResultOf(results[b"show unique jobs"]), [b"img-1", b"", b"mail-1"]
+            self.successResultOf(results[b"show unique jobs"]),
+            [b"img-1", b"", b"mail-1"],
         )
         self.assertEqual(self.successResultOf(results[b"version"]), "1.1.20+ds")
         self.assertEqual(self.successResultOf(results[b"verbose"]), "ERROR")
@@ -287,9 +315,12 @@ class ParsingTests(SynchronousTestCase):
         self.assertEqual(queued.text, "there are still queued jobs")
         unknown = self.failureResultOf(results[4], AdminError).value
         self.assertEqual(
-            (unknown.code, unknown.text), ("UNKNOWN_COMMAND", "Unknown server commandshutdown")
+            (unknown.code, unknown.text),
+            ("UNKNOWN_COMMAND", "Unknown server commandshutdown"),
         )
-        self.assertEqual(str(unknown), "UNKNOWN_COMMAND: Unknown server commandshutdown")
+        self.assertEqual(
+            str(unknown), "UNKNOWN_COMMAND: Unknown server commandshutdown"
+        )
         self.assertEqual(self.successResultOf(results[5]), 4242)
 
     def test_listingAnsweredWithError(self) -> None:
@@ -298,8 +329,12 @@ class ParsingTests(SynchronousTestCase):
         """
         d = self.client.priorityStatus()
         e = self.client.status()
-        self.feed(b"ERR UNKNOWN_COMMAND Unknown+server+commandprioritystatus\r\nf\t1\t0\t0\n.\n")
-        self.assertEqual(self.failureResultOf(d, AdminError).value.code, "UNKNOWN_COMMAND")
+        self.feed(
+            b"ERR UNKNOWN_COMMAND Unknown+server+commandprioritystatus\r\nf\t1\t0\t0\n.\n"
+        )
+        self.assertEqual(
+            self.failureResultOf(d, AdminError).value.code, "UNKNOWN_COMMAND"
+        )
         self.assertEqual(self.successResultOf(e), [FunctionStatus(b"f", 1, 0, 0)])
 
     def test_errorPacket(self) -> None:
@@ -344,7 +379,9 @@ class ParsingTests(SynchronousTestCase):
         self.assertIsNone(self.successResultOf(d))
         d = self.client.shutdown()
         version = self.client.version()
-        self.assertEqual(self.transport.value(), b"shutdown graceful\r\nshutdown\r\nversion\r\n")
+        self.assertEqual(
+            self.transport.value(), b"shutdown graceful\r\nshutdown\r\nversion\r\n"
+        )
         self.transport.loseConnection()
         self.assertIsNone(self.successResultOf(d))
         self.failureResultOf(version, AdminConnectionLost)
@@ -494,7 +531,10 @@ class RawPeer(Protocol):
         await self.expect(PacketType.ECHO_RES)
 
     async def submit(
-        self, function: bytes, unique: bytes, ptype: PacketType = PacketType.SUBMIT_JOB_BG
+        self,
+        function: bytes,
+        unique: bytes,
+        ptype: PacketType = PacketType.SUBMIT_JOB_BG,
     ) -> bytes:
         self.send(ptype, function, unique, b"payload")
         [handle] = await self.expect(PacketType.JOB_CREATED)
@@ -535,7 +575,9 @@ class _Cleanups(TestCase):
 
     def adminClient(self, port: int, timeout: float = 10.0) -> GearmanAdminClient:
         client = GearmanAdminClient(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", port), timeout=timeout, reactor=reactor
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+            timeout=timeout,
+            reactor=reactor,
         )
         self.addCleanup(client.close)
         return client
@@ -566,7 +608,9 @@ class TxgearmanTests(_Cleanups):
         worker.send(PacketType.CAN_DO, b"email")
         await worker.sync()
         submitter = await self.connect(port)
-        high = await submitter.submit(b"resize", b"img-1", PacketType.SUBMIT_JOB_HIGH_BG)
+        high = await submitter.submit(
+            b"resize", b"img-1", PacketType.SUBMIT_JOB_HIGH_BG
+        )
         normal = await submitter.submit(b"resize", b"img-2")
         low = await submitter.submit(b"resize", b"img-3", PacketType.SUBMIT_JOB_LOW_BG)
         admin = self.adminClient(port)
@@ -577,17 +621,26 @@ class TxgearmanTests(_Cleanups):
         )
         self.assertEqual(
             await admin.priorityStatus(),
-            [PriorityStatus(b"resize", 1, 1, 1, 1), PriorityStatus(b"email", 0, 0, 0, 1)],
+            [
+                PriorityStatus(b"resize", 1, 1, 1, 1),
+                PriorityStatus(b"email", 0, 0, 0, 1),
+            ],
         )
         workers = await admin.workers()
-        self.assertEqual({w.fd for w in workers}, {s.connectionId for s in service.core.sessions})
+        self.assertEqual(
+            {w.fd for w in workers}, {s.connectionId for s in service.core.sessions}
+        )
         self.assertEqual({w.address for w in workers}, {"127.0.0.1"})
         [named] = [w for w in workers if w.clientId == b"wk-A"]
         self.assertEqual(sorted(named.functions), [b"email", b"resize"])
         self.assertEqual(sorted(len(w.functions) for w in workers), [0, 0, 2])
         self.assertEqual(
             await admin.showJobs(),
-            [JobInfo(high, 0, 0, True), JobInfo(normal, 0, 0, True), JobInfo(low, 0, 0, True)],
+            [
+                JobInfo(high, 0, 0, True),
+                JobInfo(normal, 0, 0, True),
+                JobInfo(low, 0, 0, True),
+            ],
         )
         self.assertEqual(await admin.showUniqueJobs(), [b"img-1", b"img-2", b"img-3"])
         self.assertEqual(await admin.version(), __version__)
@@ -614,7 +667,9 @@ class TxgearmanTests(_Cleanups):
         await admin.dropFunction(b"fresh")
         self.assertNotIn(b"fresh", [f.function for f in await admin.status()])
         error = await rejects(admin.dropFunction(b"resize"), AdminError)
-        self.assertEqual(error.text, "there are still connected workers or executing clients")
+        self.assertEqual(
+            error.text, "there are still connected workers or executing clients"
+        )
         error = await rejects(admin.shutdown(), AdminError)
         self.assertEqual(error.code, "UNKNOWN_COMMAND")
 
@@ -629,7 +684,11 @@ class TxgearmanTests(_Cleanups):
         sent: list[Deferred[Any]] = [
             d
             for i in range(20)
-            for d in (admin.version(), admin.status(), admin.maxQueue(b"f%d" % (i,), i + 1))
+            for d in (
+                admin.version(),
+                admin.status(),
+                admin.maxQueue(b"f%d" % (i,), i + 1),
+            )
         ]
         results = await defer.gatherResults(sent)
         self.assertEqual(results[0::3], [__version__] * 20)
@@ -662,7 +721,9 @@ class TxgearmanTests(_Cleanups):
         admin = self.adminClient(port)
         self.assertEqual(await admin.getpid(), os.getpid())
         await admin.close()
-        await poll(lambda: len(service.factory.connections) == 0, "the server to see the close")
+        await poll(
+            lambda: len(service.factory.connections) == 0, "the server to see the close"
+        )
         self.assertEqual(await admin.getpid(), os.getpid())
         self.assertEqual(len(service.factory.connections), 1)
 
@@ -723,7 +784,9 @@ class GearmandTests(_Cleanups):
         admin = self.adminClient(port)
 
         self.assertEqual(await admin.status(), [FunctionStatus(b"resize", 1, 0, 1)])
-        self.assertEqual(await admin.priorityStatus(), [PriorityStatus(b"resize", 0, 1, 0, 1)])
+        self.assertEqual(
+            await admin.priorityStatus(), [PriorityStatus(b"resize", 0, 1, 0, 1)]
+        )
         workers = await admin.workers()
         self.assertEqual(len(workers), 3)
         self.assertEqual(

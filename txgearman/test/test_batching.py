@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.batching}: output is written once per reactor turn
+Tests for L{txgearman.server.batching}: output is written once per reactor turn
 and per connection, straight to the socket when nothing is buffered,
 always in order.
 """
@@ -7,14 +7,18 @@ always in order.
 from __future__ import annotations
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txgearman import batching
-from txgearman.batching import WriteBatcher, writerFor
+from txgearman.server import batching
+from txgearman.server.batching import WriteBatcher, writerFor
 
 
 class Recorder:
@@ -94,7 +98,9 @@ class DirectWriteTests(TestCase):
     async def connection(self, expected: int) -> tuple[Hold, Collect]:
         factory = Factory.forProtocol(Hold)
         factory.connected = defer.Deferred()  # type: ignore[attr-defined]
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            factory
+        )
         self.addCleanup(port.stopListening)
         client = Collect(expected)
         clientProto = await connectProtocol(

@@ -1,7 +1,7 @@
 """
 Integration tests for L{txgearman.client.GearmanClient} over real TCP:
 against txgearman servers running in this process (with a
-L{txgearman.worker.GearmanWorker} doing the jobs), against a scripted
+L{txgearman.client.worker.GearmanWorker} doing the jobs), against a scripted
 server that drops connections at chosen moments, and against Debian's
 gearmand 1.1.20 with its C{gearman -w} worker.
 
@@ -27,12 +27,18 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import FailTest, SkipTest, TestCase
 
-from txgearman.adminclient import GearmanAdminClient
-from txgearman.client import GearmanClient, JobStatus
-from txgearman.codec import Decoder, Packet, PacketType, encodeResponse
-from txgearman.errors import ConnectionLost, JobException, JobFailed, NoServerAvailable
-from txgearman.job import JobState, Priority
-from txgearman.service import GearmanServerService
+from txgearman.client.admin import GearmanAdminClient
+from txgearman.client.client import GearmanClient, JobStatus
+from txgearman.client.errors import (
+    GearmanConnectionLost,
+    JobException,
+    JobFailed,
+    NoServerAvailable,
+)
+from txgearman.client.worker import WorkerJob
+from txgearman.codec import Decoder, Packet, PacketType, Priority, encodeResponse
+from txgearman.server.job import JobState
+from txgearman.server.service import GearmanServerService
 from txgearman.test.test_worker import (
     LOOPBACK,
     WorkerTestMixin,
@@ -42,7 +48,6 @@ from txgearman.test.test_worker import (
     poll,
     startGearmand,
 )
-from txgearman.worker import WorkerJob
 
 _P = PacketType
 CLIENT_ID = b"client-under-test"
@@ -121,7 +126,9 @@ class ClientTestMixin(WorkerTestMixin):
     Servers with a handle prefix, clients, and what tests wait for.
     """
 
-    async def startServer(self, port: int = 0, **kwargs: Any) -> tuple[GearmanServerService, int]:
+    async def startServer(
+        self, port: int = 0, **kwargs: Any
+    ) -> tuple[GearmanServerService, int]:
         service = GearmanServerService(
             f"tcp:{port}:interface={LOOPBACK}", reactor=reactor, **kwargs
         )
@@ -183,7 +190,9 @@ class ClientTests(ClientTestMixin, TestCase):
         self.assertEqual(await client.submit("reverse", b"a\0bc"), b"cb\0a")
         self.assertEqual(await client.submit(b"reverse", b"xyz", unique="u-1"), b"zyx")
         for priority in Priority:
-            self.assertEqual(await client.submit("reverse", b"pr", priority=priority), b"rp")
+            self.assertEqual(
+                await client.submit("reverse", b"pr", priority=priority), b"rp"
+            )
         self.assertEqual(await client.echo(b"ping\0"), b"ping\0")
 
     def test_callbackStyle(self) -> Deferred[None]:
@@ -198,7 +207,9 @@ class ClientTests(ClientTestMixin, TestCase):
 
         def started(server: tuple[GearmanServerService, int]) -> Deferred[None]:
             _, port = server
-            self.startWorker([port], {"upper": lambda job: job.data.upper(), "fail": fail})
+            self.startWorker(
+                [port], {"upper": lambda job: job.data.upper(), "fail": fail}
+            )
             client = self.startClient([port])
             handles: list[bytes] = []
 
@@ -310,7 +321,9 @@ class ClientTests(ClientTestMixin, TestCase):
         [job] = hold.jobs
         self.assertEqual((job.handle, job.unique, job.data), (handle, b"bg-1", b"data"))
         job.sendStatus(2, 5)
-        await poll(lambda: server.core.jobs[handle].numerator == 2, "the status to arrive")
+        await poll(
+            lambda: server.core.jobs[handle].numerator == 2, "the status to arrive"
+        )
         self.assertEqual(
             await client.getStatus(handle), JobStatus(handle, b"", True, True, 2, 5, 0)
         )
@@ -321,7 +334,8 @@ class ClientTests(ClientTestMixin, TestCase):
         hold.release(handle, b"done")
         await poll(lambda: server.core.idle, "the job to end")
         self.assertEqual(
-            await client.getStatus(handle), JobStatus(handle, b"", False, False, 0, 0, 0)
+            await client.getStatus(handle),
+            JobStatus(handle, b"", False, False, 0, 0, 0),
         )
         self.assertFalse((await client.getStatusUnique(b"bg-1")).known)
 
@@ -360,7 +374,9 @@ class ClientTests(ClientTestMixin, TestCase):
         outcomes = Outcomes()
         for unique in uniques:
             for n, client in enumerate((first, first, second)):
-                outcomes.watch((unique, n), client.submit("hold", b"data", unique=unique))
+                outcomes.watch(
+                    (unique, n), client.submit("hold", b"data", unique=unique)
+                )
 
         def holding(service: GearmanServerService) -> dict[bytes, Any]:
             function = service.core.functions.get(b"hold")
@@ -374,7 +390,9 @@ class ClientTests(ClientTestMixin, TestCase):
         onOne, onTwo = set(holding(one)), set(holding(two))
         self.assertEqual(onOne | onTwo, {u.encode() for u in uniques})
         self.assertEqual(onOne & onTwo, set())
-        self.assertTrue(onOne and onTwo, "the unique ids were not spread over the servers")
+        self.assertTrue(
+            onOne and onTwo, "the unique ids were not spread over the servers"
+        )
         for unique in uniques:
             status = await second.getStatusUnique(unique)
             self.assertEqual((status.known, status.waiting), (True, 2), unique)
@@ -401,10 +419,14 @@ class ClientTests(ClientTestMixin, TestCase):
         client = self.startClient([port1, port2])
         await self.clientOn(one)
         await self.clientOn(two)
-        handles = [await client.submitBackground("nobody", b"%d" % n) for n in range(10)]
+        handles = [
+            await client.submitBackground("nobody", b"%d" % n) for n in range(10)
+        ]
         self.assertEqual(one.core.functions[b"nobody"].total, 5)
         self.assertEqual(two.core.functions[b"nobody"].total, 5)
-        self.assertEqual(sorted(h.split(b":")[0] for h in handles), [b"one"] * 5 + [b"two"] * 5)
+        self.assertEqual(
+            sorted(h.split(b":")[0] for h in handles), [b"one"] * 5 + [b"two"] * 5
+        )
         # The client asks the server that made each handle.
         for handle in handles:
             self.assertTrue((await client.getStatus(handle)).known, handle)
@@ -500,7 +522,7 @@ class ClientTests(ClientTestMixin, TestCase):
     async def test_requestFromLossCallback(self) -> None:
         """
         A request made by a callback of the connection's loss (a caller
-        that tries again when its job fails with L{ConnectionLost}) waits
+        that tries again when its job fails with L{GearmanConnectionLost}) waits
         for the next connection; it is not handed the connection that is
         going away.
         """
@@ -513,7 +535,7 @@ class ClientTests(ClientTestMixin, TestCase):
         outcomes = Outcomes()
 
         def again(failure: Failure) -> None:
-            failure.trap(ConnectionLost)
+            failure.trap(GearmanConnectionLost)
             outcomes.watch("echo", client.echo(b"again"))
 
         running = client.submit("hold", b"x")
@@ -573,14 +595,16 @@ class ClientTests(ClientTestMixin, TestCase):
         back, _ = await self.startServer(port1, store=one.store, handlePrefix=b"back")
         expected = {b"%d" % n for n in range(count)}
         await poll(lambda: set(runs) == expected, "every job to run", 60)
-        await poll(lambda: back.core.idle and two.core.idle, "both servers to be idle", 60)
+        await poll(
+            lambda: back.core.idle and two.core.idle, "both servers to be idle", 60
+        )
         self.assertEqual(set(runs), expected)
         self.assertEqual(one.store.jobs, {})  # type: ignore[attr-defined]
 
     async def test_failoverForegroundInFlight(self) -> None:
         """
         Foreground jobs running on a server that stops fail with
-        L{ConnectionLost} (they may have run, so they are not sent
+        L{GearmanConnectionLost} (they may have run, so they are not sent
         elsewhere); those on the other server go on and succeed.
         """
         one, port1 = await self.startServer(handlePrefix=b"one")
@@ -599,12 +623,14 @@ class ClientTests(ClientTestMixin, TestCase):
         onTwo = {job.data for job in hold.jobs if job.handle.startswith(b"two:")}
         self.assertEqual((len(onOne), len(onTwo)), (3, 3))
         await one.stopService()
-        await poll(lambda: outcomes.count() == 3, "the jobs of the stopped server to fail")
+        await poll(
+            lambda: outcomes.count() == 3, "the jobs of the stopped server to fail"
+        )
         self.assertEqual(set(outcomes.results), onOne)
         for data in onOne:
             failure = outcomes.results[data]
             assert isinstance(failure, Failure)
-            self.assertIsInstance(failure.value, ConnectionLost)
+            self.assertIsInstance(failure.value, GearmanConnectionLost)
             self.assertIn("one:", failure.getErrorMessage())
         for job in hold.jobs:
             if job.data in onTwo:
@@ -612,7 +638,9 @@ class ClientTests(ClientTestMixin, TestCase):
         await poll(lambda: outcomes.count() == 6, "the other jobs to end")
         for data in onTwo:
             self.assertEqual(outcomes.results[data], b"result " + data)
-        self.assertEqual(len(hold.jobs), 6, "a job that may have run was submitted again")
+        self.assertEqual(
+            len(hold.jobs), 6, "a job that may have run was submitted again"
+        )
 
 
 class DroppingServer(Factory):
@@ -637,7 +665,13 @@ class DroppingServer(Factory):
 
 
 _SUBMITS = frozenset(
-    (_P.SUBMIT_JOB, _P.SUBMIT_JOB_BG, _P.SUBMIT_JOB_HIGH, _P.SUBMIT_JOB_LOW_BG, _P.SUBMIT_JOB_EPOCH)
+    (
+        _P.SUBMIT_JOB,
+        _P.SUBMIT_JOB_BG,
+        _P.SUBMIT_JOB_HIGH,
+        _P.SUBMIT_JOB_LOW_BG,
+        _P.SUBMIT_JOB_EPOCH,
+    )
 )
 
 
@@ -673,7 +707,9 @@ class ResubmitTests(ClientTestMixin, TestCase):
     unique id goes to it) and a txgearman server.
     """
 
-    async def setUpServers(self, acceptFirst: bool) -> tuple[DroppingServer, GearmanServerService]:
+    async def setUpServers(
+        self, acceptFirst: bool
+    ) -> tuple[DroppingServer, GearmanServerService]:
         dropper = DroppingServer(acceptFirst)
         port = await TCP4ServerEndpoint(reactor, 0, interface=LOOPBACK).listen(dropper)
 
@@ -724,11 +760,13 @@ class ResubmitTests(ClientTestMixin, TestCase):
     async def test_foregroundLostAfterCreated(self) -> None:
         """
         A foreground job whose connection drops after JOB_CREATED fails
-        with L{ConnectionLost} naming its handle, and is not sent to the
+        with L{GearmanConnectionLost} naming its handle, and is not sent to the
         other server: it may have run.
         """
         dropper, real = await self.setUpServers(acceptFirst=True)
-        failure = await raised(self.gearmanClient.submit("reverse", b"abc"), ConnectionLost)
+        failure = await raised(
+            self.gearmanClient.submit("reverse", b"abc"), GearmanConnectionLost
+        )
         self.assertIn("dropper:1", str(failure))
         self.assertEqual(len(dropper.submits()), 1)
         await pause(0.2)
@@ -781,7 +819,18 @@ class GearmandInteropTests(ClientTestMixin, TestCase):
         """
         gearman = _gearmandBinary("gearman")
         process = subprocess.Popen(
-            [gearman, "-h", LOOPBACK, "-p", str(port), "-w", "-f", function, "--", *command],
+            [
+                gearman,
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(port),
+                "-w",
+                "-f",
+                function,
+                "--",
+                *command,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -817,7 +866,9 @@ class GearmandInteropTests(ClientTestMixin, TestCase):
             await client.getStatus(handle), JobStatus(handle, b"", True, False, 0, 0, 0)
         )
         status = await client.getStatusUnique("gm-1")
-        self.assertEqual((status.unique, status.known, status.running), (b"gm-1", True, False))
+        self.assertEqual(
+            (status.unique, status.known, status.running), (b"gm-1", True, False)
+        )
         self.assertFalse((await client.getStatus(b"H:nowhere:1")).known)
 
     async def test_progressAndException(self) -> None:
@@ -841,7 +892,10 @@ class GearmandInteropTests(ClientTestMixin, TestCase):
         client = self.startClient([port])
         events: list[object] = []
         result = await client.submit(
-            "chatty", b"", onData=events.append, onStatus=lambda n, d: events.append((n, d))
+            "chatty",
+            b"",
+            onData=events.append,
+            onStatus=lambda n, d: events.append((n, d)),
         )
         self.assertEqual((events, result), ([(1, 2), b"part"], b"whole"))
         exception = await raised(client.submit("broken", b"x"), JobException)

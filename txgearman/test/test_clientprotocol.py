@@ -1,5 +1,5 @@
 """
-Unit tests for L{txgearman.clientprotocol.GearmanClientProtocol} on an
+Unit tests for L{txgearman.client.clientprotocol.GearmanClientProtocol} on an
 in-memory transport.
 
 What the client must send is written with L{txgearman.test.fakes.request},
@@ -14,16 +14,19 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txgearman.clientprotocol import GearmanClientProtocol, JobCallbacks, JobStatus
-from txgearman.codec import RES, PacketType, encode
-from txgearman.errors import (
-    ConnectionLost,
+from txgearman.client.clientprotocol import (
+    GearmanClientProtocol,
+    JobCallbacks,
+    JobStatus,
+)
+from txgearman.client.errors import (
+    GearmanConnectionLost,
     GearmanError,
     JobException,
     JobFailed,
     ServerError,
 )
-from txgearman.job import Priority
+from txgearman.codec import RES, PacketType, Priority, encode
 from txgearman.test.fakes import request
 
 _P = PacketType
@@ -42,7 +45,9 @@ def connect(
     the transport's buffer emptied.
     """
     protocol = (
-        GearmanClientProtocol() if maxPacketSize is None else GearmanClientProtocol(maxPacketSize)
+        GearmanClientProtocol()
+        if maxPacketSize is None
+        else GearmanClientProtocol(maxPacketSize)
     )
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -105,21 +110,25 @@ class ConnectionTests(SynchronousTestCase):
     def test_notConnected(self) -> None:
         """
         Requests made before the connection is up fail at once with
-        L{ConnectionLost} and send nothing.
+        L{GearmanConnectionLost} and send nothing.
         """
         protocol = GearmanClientProtocol()
         self.assertFalse(protocol.connected)
-        self.failureResultOf(protocol.echo(b"x"), ConnectionLost)
-        self.failureResultOf(protocol.getStatus(b"H:1"), ConnectionLost)
-        self.failureResultOf(protocol.getStatusUnique(b"u"), ConnectionLost)
-        self.failureResultOf(protocol.submitBackground(b"f", b"x"), ConnectionLost)
-        self.failureResultOf(protocol.submitJob(b"f", b"x").result, ConnectionLost)
+        self.failureResultOf(protocol.echo(b"x"), GearmanConnectionLost)
+        self.failureResultOf(protocol.getStatus(b"H:1"), GearmanConnectionLost)
+        self.failureResultOf(protocol.getStatusUnique(b"u"), GearmanConnectionLost)
+        self.failureResultOf(
+            protocol.submitBackground(b"f", b"x"), GearmanConnectionLost
+        )
+        self.failureResultOf(
+            protocol.submitJob(b"f", b"x").result, GearmanConnectionLost
+        )
 
     def test_connectionLost(self) -> None:
         """
         When the connection goes, every request still waiting for its
         answer and every foreground job already created fail with
-        L{ConnectionLost}; L{GearmanClientProtocol.whenLost} fires; later
+        L{GearmanConnectionLost}; L{GearmanClientProtocol.whenLost} fires; later
         requests fail at once and write nothing.
         """
         protocol, transport = connect()
@@ -138,19 +147,21 @@ class ConnectionTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone("bye")))
 
         self.assertFalse(protocol.connected)
-        failure = self.failureResultOf(running.result, ConnectionLost)
+        failure = self.failureResultOf(running.result, GearmanConnectionLost)
         self.assertIn("H:1", failure.getErrorMessage())
         self.assertEqual(running.handle, b"H:1")
-        self.failureResultOf(notCreated.result, ConnectionLost)
+        self.failureResultOf(notCreated.result, GearmanConnectionLost)
         self.assertEqual(notCreated.handle, b"")
         for waiting in (background, status, statusUnique, echoed, option):
-            self.failureResultOf(waiting, ConnectionLost)
+            self.failureResultOf(waiting, GearmanConnectionLost)
         self.assertIsNone(self.successResultOf(lost))
         self.assertIsNone(self.successResultOf(protocol.whenLost()))
 
         transport.clear()
-        self.failureResultOf(protocol.echo(b"late"), ConnectionLost)
-        self.failureResultOf(protocol.submitJob(b"f", b"late").result, ConnectionLost)
+        self.failureResultOf(protocol.echo(b"late"), GearmanConnectionLost)
+        self.failureResultOf(
+            protocol.submitJob(b"f", b"late").result, GearmanConnectionLost
+        )
         self.assertEqual(transport.value(), b"")
 
     def test_setClientId(self) -> None:
@@ -192,7 +203,9 @@ class ForegroundTests(SynchronousTestCase):
             )
         protocol, transport = connect()
         protocol.submitJob(b"func", b"data")
-        self.assertEqual(transport.value(), request(_P.SUBMIT_JOB, b"func", b"", b"data"))
+        self.assertEqual(
+            transport.value(), request(_P.SUBMIT_JOB, b"func", b"", b"data")
+        )
 
     def test_lifecycle(self) -> None:
         """
@@ -262,7 +275,9 @@ class ForegroundTests(SynchronousTestCase):
         protocol.dataReceived(answer(_P.JOB_CREATED, b"H:8"))
         protocol.dataReceived(answer(_P.WORK_EXCEPTION, b"H:8", b"KeyError: 'k'"))
         failure = self.failureResultOf(callbacks.result, JobException)
-        self.assertEqual((failure.value.handle, failure.value.data), (b"H:8", b"KeyError: 'k'"))
+        self.assertEqual(
+            (failure.value.handle, failure.value.data), (b"H:8", b"KeyError: 'k'")
+        )
         self.assertEqual(str(failure.value), "KeyError: 'k'")
 
     def test_coalesced(self) -> None:
@@ -274,7 +289,9 @@ class ForegroundTests(SynchronousTestCase):
         first, second = Recorder(), Recorder()
         one = protocol.submitJob(b"f", b"x", b"same", callbacks=first.callbacks)
         two = protocol.submitJob(b"f", b"x", b"same", callbacks=second.callbacks)
-        protocol.dataReceived(answer(_P.JOB_CREATED, b"H:1") + answer(_P.JOB_CREATED, b"H:1"))
+        protocol.dataReceived(
+            answer(_P.JOB_CREATED, b"H:1") + answer(_P.JOB_CREATED, b"H:1")
+        )
         self.assertEqual((one.handle, two.handle), (b"H:1", b"H:1"))
         protocol.dataReceived(answer(_P.WORK_DATA, b"H:1", b"chunk"))
         protocol.dataReceived(answer(_P.WORK_COMPLETE, b"H:1", b"shared"))
@@ -292,7 +309,9 @@ class ForegroundTests(SynchronousTestCase):
         a, b = Recorder(), Recorder()
         ja = protocol.submitJob(b"f", b"a", callbacks=a.callbacks)
         jb = protocol.submitJob(b"f", b"b", callbacks=b.callbacks)
-        protocol.dataReceived(answer(_P.JOB_CREATED, b"H:a") + answer(_P.JOB_CREATED, b"H:b"))
+        protocol.dataReceived(
+            answer(_P.JOB_CREATED, b"H:a") + answer(_P.JOB_CREATED, b"H:b")
+        )
         protocol.dataReceived(
             answer(_P.WORK_DATA, b"H:b", b"to b")
             + answer(_P.WORK_DATA, b"H:nobody", b"lost")
@@ -304,7 +323,9 @@ class ForegroundTests(SynchronousTestCase):
         self.assertNoResult(ja.result)
         protocol.dataReceived(answer(_P.WORK_COMPLETE, b"H:a", b"A"))
         self.assertEqual(self.successResultOf(ja.result), b"A")
-        self.assertEqual((a.events, b.events), ([("data", b"to a")], [("data", b"to b")]))
+        self.assertEqual(
+            (a.events, b.events), ([("data", b"to a")], [("data", b"to b")])
+        )
 
     def test_failingCallback(self) -> None:
         """
@@ -322,19 +343,23 @@ class ForegroundTests(SynchronousTestCase):
             b"f",
             b"x",
             b"u",
-            callbacks=JobCallbacks(onData=broken, onStatus=lambda n, d: statuses.append((n, d))),
+            callbacks=JobCallbacks(
+                onData=broken, onStatus=lambda n, d: statuses.append((n, d))
+            ),
         )
         otherJob = protocol.submitJob(b"f", b"x", b"u", callbacks=other.callbacks)
         protocol.dataReceived(answer(_P.JOB_CREATED, b"H:1") * 2)
         protocol.dataReceived(
-            answer(_P.WORK_DATA, b"H:1", b"boom") + answer(_P.WORK_STATUS, b"H:1", b"1", b"2")
+            answer(_P.WORK_DATA, b"H:1", b"boom")
+            + answer(_P.WORK_STATUS, b"H:1", b"1", b"2")
         )
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertEqual(statuses, [(1, 2)])
         self.assertEqual(other.events, [("data", b"boom"), ("status", (1, 2))])
         echoed = protocol.echo(b"still here")
         protocol.dataReceived(
-            answer(_P.WORK_COMPLETE, b"H:1", b"done") + answer(_P.ECHO_RES, b"still here")
+            answer(_P.WORK_COMPLETE, b"H:1", b"done")
+            + answer(_P.ECHO_RES, b"still here")
         )
         self.assertEqual(self.successResultOf(brokenJob.result), b"done")
         self.assertEqual(self.successResultOf(otherJob.result), b"done")
@@ -374,7 +399,9 @@ class RequestTests(SynchronousTestCase):
         """
         for priority in Priority:
             protocol, transport = connect()
-            created = protocol.submitBackground(b"f", b"data", b"u", priority, when=1700000000)
+            created = protocol.submitBackground(
+                b"f", b"data", b"u", priority, when=1700000000
+            )
             self.assertEqual(
                 transport.value(),
                 request(_P.SUBMIT_JOB_EPOCH, b"f", b"u", b"1700000000", b"data"),
@@ -390,13 +417,16 @@ class RequestTests(SynchronousTestCase):
         running = protocol.getStatus(b"H:1")
         unknown = protocol.getStatus(b"H:2")
         self.assertEqual(
-            transport.value(), request(_P.GET_STATUS, b"H:1") + request(_P.GET_STATUS, b"H:2")
+            transport.value(),
+            request(_P.GET_STATUS, b"H:1") + request(_P.GET_STATUS, b"H:2"),
         )
         protocol.dataReceived(
             answer(_P.STATUS_RES, b"H:1", b"1", b"1", b"3", b"4")
             + answer(_P.STATUS_RES, b"H:2", b"0", b"0", b"0", b"0")
         )
-        self.assertEqual(self.successResultOf(running), JobStatus(b"H:1", b"", True, True, 3, 4, 0))
+        self.assertEqual(
+            self.successResultOf(running), JobStatus(b"H:1", b"", True, True, 3, 4, 0)
+        )
         self.assertEqual(
             self.successResultOf(unknown), JobStatus(b"H:2", b"", False, False, 0, 0, 0)
         )
@@ -409,7 +439,9 @@ class RequestTests(SynchronousTestCase):
         protocol, _ = connect()
         status = protocol.getStatus(b"H:3")
         protocol.dataReceived(answer(_P.STATUS_RES, b"H:3", b"1", b"0", b"", b"x"))
-        self.assertEqual(self.successResultOf(status), JobStatus(b"H:3", b"", True, False, 0, 0, 0))
+        self.assertEqual(
+            self.successResultOf(status), JobStatus(b"H:3", b"", True, False, 0, 0, 0)
+        )
 
     def test_getStatusUnique(self) -> None:
         """
@@ -418,12 +450,15 @@ class RequestTests(SynchronousTestCase):
         """
         protocol, transport = connect()
         status = protocol.getStatusUnique(b"the-unique")
-        self.assertEqual(transport.value(), request(_P.GET_STATUS_UNIQUE, b"the-unique"))
+        self.assertEqual(
+            transport.value(), request(_P.GET_STATUS_UNIQUE, b"the-unique")
+        )
         protocol.dataReceived(
             answer(_P.STATUS_RES_UNIQUE, b"the-unique", b"1", b"1", b"2", b"5", b"3")
         )
         self.assertEqual(
-            self.successResultOf(status), JobStatus(b"", b"the-unique", True, True, 2, 5, 3)
+            self.successResultOf(status),
+            JobStatus(b"", b"the-unique", True, True, 2, 5, 3),
         )
 
     def test_echo(self) -> None:
@@ -446,13 +481,17 @@ class RequestTests(SynchronousTestCase):
         refused = protocol.submitJob(b"f", b"x", b"u" * 100)
         background = protocol.submitBackground(b"f", b"x")
         echoed = protocol.echo(b"e")
-        protocol.dataReceived(answer(_P.ERROR, b"ARGUMENT_TOO_LARGE", b"Unique value too large"))
+        protocol.dataReceived(
+            answer(_P.ERROR, b"ARGUMENT_TOO_LARGE", b"Unique value too large")
+        )
         failure = self.failureResultOf(refused.result, ServerError)
         self.assertEqual(
             (failure.value.code, failure.value.text),
             (b"ARGUMENT_TOO_LARGE", b"Unique value too large"),
         )
-        self.assertEqual(str(failure.value), "ARGUMENT_TOO_LARGE: Unique value too large")
+        self.assertEqual(
+            str(failure.value), "ARGUMENT_TOO_LARGE: Unique value too large"
+        )
         self.assertNoResult(background)
         protocol.dataReceived(answer(_P.ERROR, b"QUEUE_ERROR", b"Job queue is full"))
         failure = self.failureResultOf(background, ServerError)
@@ -491,7 +530,8 @@ class RequestTests(SynchronousTestCase):
             self.successResultOf(status), JobStatus(b"H:bg", b"", True, False, 0, 0, 0)
         )
         self.assertEqual(
-            self.successResultOf(statusUnique), JobStatus(b"", b"u", False, False, 0, 0, 0)
+            self.successResultOf(statusUnique),
+            JobStatus(b"", b"u", False, False, 0, 0, 0),
         )
         self.assertEqual(self.successResultOf(echoed), b"\0echo\0")
 
@@ -524,7 +564,7 @@ class BrokenServerTests(SynchronousTestCase):
     def test_badMagic(self) -> None:
         """
         A packet with an unknown magic aborts the connection, and the
-        requests waiting fail with L{ConnectionLost} once it is lost.
+        requests waiting fail with L{GearmanConnectionLost} once it is lost.
         """
         protocol, transport = connect()
         echoed = protocol.echo(b"x")
@@ -532,7 +572,7 @@ class BrokenServerTests(SynchronousTestCase):
         self.assertAborted(transport)
         self.assertNoResult(echoed)
         protocol.connectionLost(Failure(ConnectionDone()))
-        self.failureResultOf(echoed, ConnectionLost)
+        self.failureResultOf(echoed, GearmanConnectionLost)
 
     def test_garbageInChunks(self) -> None:
         """
@@ -596,21 +636,23 @@ class BrokenServerTests(SynchronousTestCase):
         Once an answer of the wrong type has shown that answers and
         requests no longer match, the answers that follow it in the same
         read are not handed to the later requests: those fail with
-        L{ConnectionLost} when the aborted connection goes.
+        L{GearmanConnectionLost} when the aborted connection goes.
         """
         protocol, transport = connect()
         created = protocol.submitBackground(b"f", b"x")
         first = protocol.echo(b"first")
         second = protocol.echo(b"second")
         # The server skipped the JOB_CREATED: each echo answer is off by one.
-        protocol.dataReceived(answer(_P.ECHO_RES, b"first") + answer(_P.ECHO_RES, b"second"))
+        protocol.dataReceived(
+            answer(_P.ECHO_RES, b"first") + answer(_P.ECHO_RES, b"second")
+        )
         self.failureResultOf(created, ServerError)
         self.assertAborted(transport)
         self.assertNoResult(first)
         self.assertNoResult(second)
         protocol.connectionLost(Failure(ConnectionDone()))
-        self.failureResultOf(first, ConnectionLost)
-        self.failureResultOf(second, ConnectionLost)
+        self.failureResultOf(first, GearmanConnectionLost)
+        self.failureResultOf(second, GearmanConnectionLost)
 
 
 class ErrorTests(SynchronousTestCase):
@@ -626,7 +668,7 @@ class ErrorTests(SynchronousTestCase):
             ServerError(b"C", b"t"),
             JobFailed(b"H:1"),
             JobException(b"H:1", b"d"),
-            ConnectionLost("x"),
+            GearmanConnectionLost("x"),
         ):
             self.assertIsInstance(error, GearmanError)
 

@@ -62,7 +62,9 @@ def drain(decoder: Decoder) -> list[Packet | AdminLine]:
         out.append(event)
 
 
-def decodeChunks(chunks: list[bytes], decoder: Decoder | None = None) -> list[Packet | AdminLine]:
+def decodeChunks(
+    chunks: list[bytes], decoder: Decoder | None = None
+) -> list[Packet | AdminLine]:
     """Feed C{chunks} one by one, draining after each."""
     decoder = decoder if decoder is not None else Decoder()
     out: list[Packet | AdminLine] = []
@@ -158,7 +160,9 @@ class SplitArgumentsTests(unittest.SynchronousTestCase):
         """
         A body with too few NULs raises L{MalformedPacket}.
         """
-        self.assertRaises(MalformedPacket, splitArguments, PacketType.SUBMIT_JOB, b"fn\0uniq")
+        self.assertRaises(
+            MalformedPacket, splitArguments, PacketType.SUBMIT_JOB, b"fn\0uniq"
+        )
         self.assertRaises(MalformedPacket, splitArguments, PacketType.WORK_STATUS, b"")
 
 
@@ -198,7 +202,10 @@ class DecoderTests(unittest.SynchronousTestCase):
         stream = header(REQ, 9, 4) + b"abcd" + encodeRequest(PacketType.ECHO_REQ, b"x")
         self.assertEqual(
             decodeChunks([stream]),
-            [Packet(REQ, PacketType.GRAB_JOB, ()), Packet(REQ, PacketType.ECHO_REQ, (b"x",))],
+            [
+                Packet(REQ, PacketType.GRAB_JOB, ()),
+                Packet(REQ, PacketType.ECHO_REQ, (b"x",)),
+            ],
         )
 
     def test_emptyLastArgument(self) -> None:
@@ -207,7 +214,9 @@ class DecoderTests(unittest.SynchronousTestCase):
         """
         decoder = Decoder()
         decoder.feed(encodeRequest(PacketType.SUBMIT_JOB, b"f", b"", b""))
-        self.assertEqual(decoder.next(), Packet(REQ, PacketType.SUBMIT_JOB, (b"f", b"", b"")))
+        self.assertEqual(
+            decoder.next(), Packet(REQ, PacketType.SUBMIT_JOB, (b"f", b"", b""))
+        )
 
     def test_nulsInDataPreserved(self) -> None:
         """
@@ -260,14 +269,19 @@ class DecoderTests(unittest.SynchronousTestCase):
             + encodeRequest(PacketType.PRE_SLEEP)
             + b"workers\n"
             + encodeRequest(PacketType.ECHO_REQ, bytes(range(256)) * 4)
-            + encodeRequest(PacketType.SUBMIT_JOB_SCHED, b"f", b"u", *[b"*"] * 5, b"data")
+            + encodeRequest(
+                PacketType.SUBMIT_JOB_SCHED, b"f", b"u", *[b"*"] * 5, b"data"
+            )
         )
         expected = decodeChunks([stream])
         self.assertEqual(len(expected), 6)
         rng = random.Random(4730)
         for _ in range(200):
             cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 30)))
-            chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=False)]
+            chunks = [
+                stream[a:b]
+                for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=False)
+            ]
             self.assertEqual(decodeChunks(chunks), expected, cuts)
 
     def test_mixedTextAndBinary(self) -> None:
@@ -326,7 +340,9 @@ class DecoderTests(unittest.SynchronousTestCase):
             self.assertIsNone(decoder.next())
             self.assertEqual(decoder.buffered, fed)
         decoder.feed(stream[fed:] + encodeRequest(PacketType.NOOP))
-        self.assertEqual(decoder.next(), Packet(REQ, PacketType.SUBMIT_JOB_BG, (b"big", b"", data)))
+        self.assertEqual(
+            decoder.next(), Packet(REQ, PacketType.SUBMIT_JOB_BG, (b"big", b"", data))
+        )
         self.assertEqual(decoder.next(), Packet(REQ, PacketType.NOOP, ()))
         self.assertIsNone(decoder.next())
         self.assertEqual(decoder.buffered, 0)
@@ -443,7 +459,9 @@ class DecoderErrorTests(unittest.SynchronousTestCase):
         """
         decoder = Decoder(maxPacketSize=1000)
         decoder.feed(encodeRequest(PacketType.ECHO_REQ, b"x" * 1000))
-        self.assertEqual(decoder.next(), Packet(REQ, PacketType.ECHO_REQ, (b"x" * 1000,)))
+        self.assertEqual(
+            decoder.next(), Packet(REQ, PacketType.ECHO_REQ, (b"x" * 1000,))
+        )
 
     def test_malformed(self) -> None:
         """
@@ -457,7 +475,9 @@ class DecoderErrorTests(unittest.SynchronousTestCase):
         decoder.feed(encodeRequest(PacketType.STATUS_RES_UNIQUE))
         self.assertFails(decoder, MalformedPacket, b"INVALID_ARGUMENTS")
         decoder = Decoder()
-        decoder.feed(encodeRequest(PacketType.SUBMIT_REDUCE_JOB, b"f", b"u", b"r", b"data"))
+        decoder.feed(
+            encodeRequest(PacketType.SUBMIT_REDUCE_JOB, b"f", b"u", b"r", b"data")
+        )
         self.assertFails(decoder, MalformedPacket, b"INVALID_ARGUMENTS")
 
     def test_lineTooLongWithoutNewline(self) -> None:
@@ -491,7 +511,13 @@ class DecoderErrorTests(unittest.SynchronousTestCase):
         """
         Every specific error is a L{ProtocolError}.
         """
-        for error in (BadMagic, UnknownPacketType, PacketTooLarge, MalformedPacket, LineTooLong):
+        for error in (
+            BadMagic,
+            UnknownPacketType,
+            PacketTooLarge,
+            MalformedPacket,
+            LineTooLong,
+        ):
             self.assertTrue(issubclass(error, ProtocolError))
         self.assertEqual(ProtocolError.code, b"INVALID_PACKET")
         self.assertEqual(ProtocolError("caf\u00e9").text, "caf\u00e9".encode())
@@ -535,7 +561,9 @@ class DecoderPropertyTests(unittest.SynchronousTestCase):
 
     @settings(max_examples=300, deadline=None)
     @given(st.lists(fragments, max_size=12), st.integers(1, 64))
-    def test_arbitraryBytesOnlyProtocolError(self, pieces: list[bytes], chunk: int) -> None:
+    def test_arbitraryBytesOnlyProtocolError(
+        self, pieces: list[bytes], chunk: int
+    ) -> None:
         """
         Whatever bytes arrive, in whatever chunks, L{Decoder.next} returns
         events or C{None} or raises L{ProtocolError}, never anything else,
@@ -567,7 +595,9 @@ class DecoderPropertyTests(unittest.SynchronousTestCase):
         stream = b"".join(encode(RES, ptype, args) for ptype, args in packets)
         chunks = [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
         decoder = Decoder()
-        self.assertEqual(decodeChunks(chunks, decoder), [Packet(RES, t, a) for t, a in packets])
+        self.assertEqual(
+            decodeChunks(chunks, decoder), [Packet(RES, t, a) for t, a in packets]
+        )
         self.assertEqual(decoder.buffered, 0)
 
 

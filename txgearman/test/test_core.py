@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.core.JobServer}, the server's rules without sockets:
+Tests for L{txgearman.server.core.JobServer}, the server's rules without sockets:
 driven with fake peers, a fake store and a L{task.Clock}.
 """
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 from twisted.internet import task
 from twisted.trial import unittest
 
-from txgearman.codec import PacketType
-from txgearman.core import WAKE_PATIENCE, JobServer
-from txgearman.interfaces import StoredJob, StoreError
-from txgearman.job import JobState, Priority
-from txgearman.session import Session
+from txgearman.codec import PacketType, Priority
+from txgearman.server.core import WAKE_PATIENCE, JobServer
+from txgearman.server.job import JobState
+from txgearman.server.session import Session
+from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.test.fakes import FakePeer, FakeStore
 
 T = PacketType
@@ -94,7 +94,9 @@ class CoreTestCase(unittest.SynchronousTestCase):
         """
         if session is None:
             session = self.connect()
-        self.server.submitJob(session, name, unique, data, priority, background, when, reducer)
+        self.server.submitJob(
+            session, name, unique, data, priority, background, when, reducer
+        )
         sent = peerOf(session).take()
         self.assertEqual(len(sent), 1, sent)
         self.assertEqual(sent[0][0], T.JOB_CREATED, sent)
@@ -104,7 +106,9 @@ class CoreTestCase(unittest.SynchronousTestCase):
         """A new connection, to submit foreground jobs from."""
         return self.connect()
 
-    def grab(self, session: Session, kind: PacketType = T.GRAB_JOB) -> tuple[T, tuple[bytes, ...]]:
+    def grab(
+        self, session: Session, kind: PacketType = T.GRAB_JOB
+    ) -> tuple[T, tuple[bytes, ...]]:
         """Grab a job for C{session}; return the one packet it got."""
         self.server.grabJob(session, kind)
         sent = peerOf(session).take()
@@ -252,9 +256,16 @@ class PriorityTests(CoreTestCase):
         """
         Within a function, jobs go out by priority, then in submission order.
         """
-        order = [(LOW, b"l1"), (NORMAL, b"n1"), (HIGH, b"h1"), (LOW, b"l2"), (HIGH, b"h2")]
+        order = [
+            (LOW, b"l1"),
+            (NORMAL, b"n1"),
+            (HIGH, b"h1"),
+            (LOW, b"l2"),
+            (HIGH, b"h2"),
+        ]
         handles = {
-            data: self.submit(data=data, priority=p, background=p is LOW) for p, data in order
+            data: self.submit(data=data, priority=p, background=p is LOW)
+            for p, data in order
         }
         worker = self.worker(b"fn")
         got = self.grabAll(worker)
@@ -325,7 +336,9 @@ class CoalescingTests(CoreTestCase):
         client = self.client()
         self.assertEqual(self.submit(unique=b"u", session=client), handle)
         self.complete(handle)
-        self.assertEqual(peerOf(client).take(), [(T.WORK_COMPLETE, (handle, b"result"))])
+        self.assertEqual(
+            peerOf(client).take(), [(T.WORK_COMPLETE, (handle, b"result"))]
+        )
 
     def test_foregroundForeground(self) -> None:
         """
@@ -338,7 +351,9 @@ class CoalescingTests(CoreTestCase):
         worker = self.complete(handle)
         self.assertEqual(self.grabHandle(worker), None)
         for client in (c1, c2):
-            self.assertEqual(peerOf(client).take(), [(T.WORK_COMPLETE, (handle, b"result"))])
+            self.assertEqual(
+                peerOf(client).take(), [(T.WORK_COMPLETE, (handle, b"result"))]
+            )
 
     def test_sameClientTwice(self) -> None:
         """
@@ -409,7 +424,8 @@ class CoalescingTests(CoreTestCase):
         handle = self.submit(unique=b"-", data=b"p")
         worker = self.worker(b"fn")
         self.assertEqual(
-            self.grab(worker, T.GRAB_JOB_UNIQ), (T.JOB_ASSIGN_UNIQ, (handle, b"fn", b"-", b"p"))
+            self.grab(worker, T.GRAB_JOB_UNIQ),
+            (T.JOB_ASSIGN_UNIQ, (handle, b"fn", b"-", b"p")),
         )
         self.server.workComplete(worker, handle, b"")
         self.assertNotEqual(self.submit(unique=b"-", data=b"p"), handle)
@@ -425,7 +441,8 @@ class CoalescingTests(CoreTestCase):
         self.assertNotEqual(self.submit(unique=unique[:63]), handle)
         worker = self.worker(b"fn")
         self.assertEqual(
-            self.grab(worker, T.GRAB_JOB_UNIQ), (T.JOB_ASSIGN_UNIQ, (handle, b"fn", unique, b"d"))
+            self.grab(worker, T.GRAB_JOB_UNIQ),
+            (T.JOB_ASSIGN_UNIQ, (handle, b"fn", unique, b"d")),
         )
 
     def test_uniqueFreedAfterEnd(self) -> None:
@@ -474,7 +491,9 @@ class CoalescingTests(CoreTestCase):
         handle = self.submit(unique=b"u", data=b"d", session=client)
         self.assertEqual(self.store.added, [])
         self.assertEqual(self.submit(unique=b"u", background=True), handle)
-        self.assertEqual(self.store.added, [(1, StoredJob(b"fn", b"u", b"d", 1, 0, None))])
+        self.assertEqual(
+            self.store.added, [(1, StoredJob(b"fn", b"u", b"d", 1, 0, None))]
+        )
         self.server.disconnect(client)
         worker = self.worker(b"fn")
         self.assertEqual(self.grabHandle(worker), handle)
@@ -621,7 +640,9 @@ class StoreTests(CoreTestCase):
         self.assertEqual(self.server.jobs, {})
         self.assertEqual(self.server.functions[b"fn"].total, 0)
         self.assertEqual(c2.attached, {})
-        self.assertEqual(self.server.getStatus(b"H:test:1"), (b"H:test:1", False, False, 0, 0))
+        self.assertEqual(
+            self.server.getStatus(b"H:test:1"), (b"H:test:1", False, False, 0, 0)
+        )
         self.assertEqual(self.grab(self.worker(b"fn")), (T.NO_JOB, ()))
         self.assertEqual(self.store.removed, [])
         self.flushLoggedErrors()
@@ -636,7 +657,9 @@ class StoreTests(CoreTestCase):
         self.store.raiseOnAdd = StoreError("no store")
         client = self.client()
         self.server.submitJob(client, b"fn", b"", b"d", NORMAL, True)
-        self.assertEqual(peerOf(client).take(), [(T.ERROR, (b"QUEUE_ERROR", b"no store"))])
+        self.assertEqual(
+            peerOf(client).take(), [(T.ERROR, (b"QUEUE_ERROR", b"no store"))]
+        )
         self.assertEqual(self.server.jobs, {})
 
     def test_submitterGoneBeforeStore(self) -> None:
@@ -1077,7 +1100,8 @@ class GrabTests(CoreTestCase):
         """GRAB_JOB gets C{JOB_ASSIGN(handle, function, data)}."""
         handle = self.submit(unique=b"u", data=b"d")
         self.assertEqual(
-            self.grab(self.worker(b"fn"), T.GRAB_JOB), (T.JOB_ASSIGN, (handle, b"fn", b"d"))
+            self.grab(self.worker(b"fn"), T.GRAB_JOB),
+            (T.JOB_ASSIGN, (handle, b"fn", b"d")),
         )
 
     def test_grabJobUniq(self) -> None:
@@ -1089,10 +1113,12 @@ class GrabTests(CoreTestCase):
         h2 = self.submit(unique=b"", data=b"e")
         worker = self.worker(b"fn")
         self.assertEqual(
-            self.grab(worker, T.GRAB_JOB_UNIQ), (T.JOB_ASSIGN_UNIQ, (h1, b"fn", b"u", b"d"))
+            self.grab(worker, T.GRAB_JOB_UNIQ),
+            (T.JOB_ASSIGN_UNIQ, (h1, b"fn", b"u", b"d")),
         )
         self.assertEqual(
-            self.grab(worker, T.GRAB_JOB_UNIQ), (T.JOB_ASSIGN_UNIQ, (h2, b"fn", b"", b"e"))
+            self.grab(worker, T.GRAB_JOB_UNIQ),
+            (T.JOB_ASSIGN_UNIQ, (h2, b"fn", b"", b"e")),
         )
 
     def test_grabJobAll(self) -> None:
@@ -1108,7 +1134,8 @@ class GrabTests(CoreTestCase):
             (T.JOB_ASSIGN_ALL, (h1, b"fn", b"u", b"red", b"d")),
         )
         self.assertEqual(
-            self.grab(worker, T.GRAB_JOB_ALL), (T.JOB_ASSIGN_UNIQ, (h2, b"fn", b"v", b"e"))
+            self.grab(worker, T.GRAB_JOB_ALL),
+            (T.JOB_ASSIGN_UNIQ, (h2, b"fn", b"v", b"e")),
         )
 
     def test_reducerNotSentToOtherGrabs(self) -> None:
@@ -1116,7 +1143,9 @@ class GrabTests(CoreTestCase):
         A reduce job grabbed with GRAB_JOB is a plain JOB_ASSIGN.
         """
         handle = self.submit(reducer=b"red", data=b"d")
-        self.assertEqual(self.grab(self.worker(b"fn")), (T.JOB_ASSIGN, (handle, b"fn", b"d")))
+        self.assertEqual(
+            self.grab(self.worker(b"fn")), (T.JOB_ASSIGN, (handle, b"fn", b"d"))
+        )
 
     def test_noJob(self) -> None:
         """Nothing runnable: NO_JOB, for every kind of grab."""
@@ -1477,7 +1506,9 @@ class ResultTests(CoreTestCase):
         """
         self.assertTrue(self.server.setOption(self.c1, b"exceptions"))
         self.server.workException(self.worker_, self.handle, b"boom")
-        self.assertEqual(peerOf(self.c1).take(), [(T.WORK_EXCEPTION, (self.handle, b"boom"))])
+        self.assertEqual(
+            peerOf(self.c1).take(), [(T.WORK_EXCEPTION, (self.handle, b"boom"))]
+        )
         self.assertEqual(peerOf(self.c2).take(), [(T.WORK_FAIL, (self.handle,))])
         self.assertFalse(self.server.getStatus(self.handle)[1])
 
@@ -1495,7 +1526,9 @@ class ResultTests(CoreTestCase):
         A server made with C{exceptions=True} sends WORK_EXCEPTION to every
         client.
         """
-        server = JobServer(self.clock, store=self.store, exceptions=True, handlePrefix=b"H:x")
+        server = JobServer(
+            self.clock, store=self.store, exceptions=True, handlePrefix=b"H:x"
+        )
         client = server.connect(FakePeer())
         server.submitJob(client, b"fn", b"", b"", NORMAL, False)
         handle = peerOf(client).take()[0][1][0]
@@ -1681,7 +1714,9 @@ class StatusTests(CoreTestCase):
         """
         Unknown, queued, running with progress, and finished.
         """
-        self.assertEqual(self.server.getStatus(b"H:test:1"), (b"H:test:1", False, False, 0, 0))
+        self.assertEqual(
+            self.server.getStatus(b"H:test:1"), (b"H:test:1", False, False, 0, 0)
+        )
         handle = self.submit(background=True)
         self.assertEqual(self.server.getStatus(handle), (handle, True, False, 0, 0))
         worker = self.worker(b"fn")
@@ -1697,19 +1732,25 @@ class StatusTests(CoreTestCase):
         Found by unique id in any function, with the number of attached
         foreground clients.
         """
-        self.assertEqual(self.server.getStatusUnique(b"u"), (b"u", False, False, 0, 0, 0))
+        self.assertEqual(
+            self.server.getStatusUnique(b"u"), (b"u", False, False, 0, 0, 0)
+        )
         self.submit(name=b"other", unique=b"x")
         handle = self.submit(name=b"fn", unique=b"u")
         self.submit(name=b"fn", unique=b"u")
         self.submit(name=b"fn", unique=b"u", background=True)
-        self.assertEqual(self.server.getStatusUnique(b"u"), (b"u", True, False, 0, 0, 2))
+        self.assertEqual(
+            self.server.getStatusUnique(b"u"), (b"u", True, False, 0, 0, 2)
+        )
         worker = self.worker(b"fn")
         self.grabHandle(worker)
         self.server.workStatus(worker, handle, b"5", b"6")
         self.assertEqual(self.server.getStatusUnique(b"u"), (b"u", True, True, 5, 6, 2))
         self.assertEqual(self.server.getStatusUnique(b"x")[:2], (b"x", True))
         self.server.workComplete(worker, handle, b"")
-        self.assertEqual(self.server.getStatusUnique(b"u"), (b"u", False, False, 0, 0, 0))
+        self.assertEqual(
+            self.server.getStatusUnique(b"u"), (b"u", False, False, 0, 0, 0)
+        )
 
     def test_getStatusUniqueDashOrEmpty(self) -> None:
         """
@@ -1739,7 +1780,9 @@ class StatusTests(CoreTestCase):
         Sessions are numbered in connection order unless given an id.
         """
         self.assertEqual(self.connect().connectionId, 1)
-        self.assertEqual(self.server.connect(FakePeer(), connectionId=40).connectionId, 40)
+        self.assertEqual(
+            self.server.connect(FakePeer(), connectionId=40).connectionId, 40
+        )
         self.assertEqual(self.connect().connectionId, 2)
 
 
@@ -1841,7 +1884,9 @@ class MaxQueueTests(CoreTestCase):
     def refused(self, priority: Priority = NORMAL, background: bool = False) -> None:
         client = self.client()
         self.server.submitJob(client, b"fn", b"", b"", priority, background)
-        self.assertEqual(peerOf(client).take(), [(T.ERROR, (b"QUEUE_ERROR", b"Job queue is full"))])
+        self.assertEqual(
+            peerOf(client).take(), [(T.ERROR, (b"QUEUE_ERROR", b"Job queue is full"))]
+        )
 
     def test_oneValue(self) -> None:
         """
@@ -2114,7 +2159,9 @@ class RestoreTests(CoreTestCase):
             "k5": StoredJob(b"fn", b"bad", b"5", priority=7),
         }
         self.store.records.update(records)
-        self.assertEqual(self.successResultOf(self.store.replay(self.server.restore)), 5)
+        self.assertEqual(
+            self.successResultOf(self.store.replay(self.server.restore)), 5
+        )
         self.assertEqual(
             [job.handle for job in self.server.iterJobs()],
             [b"H:test:%d" % i for i in range(1, 6)],

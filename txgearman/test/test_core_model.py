@@ -1,5 +1,5 @@
 """
-Stateful property tests for L{txgearman.core.JobServer}: random sequences of
+Stateful property tests for L{txgearman.server.core.JobServer}: random sequences of
 submits, grabs, results, disconnects, cancels, store answers and clock
 steps, after each of which the server's bookkeeping must agree with itself
 and no acknowledged background job may have vanished.
@@ -20,9 +20,10 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from txgearman.codec import PacketType as T
-from txgearman.core import JobServer
-from txgearman.job import JobState, Priority
-from txgearman.session import Session
+from txgearman.codec import Priority
+from txgearman.server.core import JobServer
+from txgearman.server.job import JobState
+from txgearman.server.session import Session
 from txgearman.test.fakes import FakePeer, FakeStore
 
 NOW = 1_700_000_000
@@ -55,13 +56,17 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             assert function.queued[p] == len(queued), (function, p, queued)
             inQueue = [j for j in function.queues[p] if j.state is JobState.QUEUED]
             assert sorted(id(j) for j in inQueue) == sorted(id(j) for j in queued)
-            scheduled = [j for j in mine if j.state is JobState.SCHEDULED and j.priority == p]
+            scheduled = [
+                j for j in mine if j.state is JobState.SCHEDULED and j.priority == p
+            ]
             assert function.scheduled[p] == len(scheduled)
         for session in function.sleepers:
             assert session.sleeping and not session.noopSent
             assert function in session.functions
             assert not session.closed
-        assert list(function.watchers) == [s for s in function.workers if len(s.functions) > 1]
+        assert list(function.watchers) == [
+            s for s in function.workers if len(s.functions) > 1
+        ]
         for session in function.watchers:
             assert session.ready is not None
             for p in range(3):
@@ -81,7 +86,10 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             # Just enough wake-ups, and never too few: no job waits while a
             # worker of its function sleeps, unless a woken worker is
             # coming for it.
-            assert sum(function.queued) <= len(function.woken), (function, function.woken)
+            assert sum(function.queued) <= len(function.woken), (
+                function,
+                function.woken,
+            )
     for session in server.sessions:
         if session.wokenFor is not None:
             assert session in session.wokenFor.woken, session
@@ -202,7 +210,9 @@ class JobServerMachine(RuleBasedStateMachine):
         self.workers.append(session)
 
     @precondition(lambda self: self.workers)
-    @rule(index=st.integers(0, 100), kind=st.sampled_from([T.GRAB_JOB, T.GRAB_JOB_UNIQ]))
+    @rule(
+        index=st.integers(0, 100), kind=st.sampled_from([T.GRAB_JOB, T.GRAB_JOB_UNIQ])
+    )
     def grab(self, index: int, kind: T) -> None:
         worker = self.workers[index % len(self.workers)]
         runnable = [f for f in worker.functions if f.runnable]
@@ -231,7 +241,10 @@ class JobServerMachine(RuleBasedStateMachine):
         self.server.preSleep(self.workers[index % len(self.workers)])
 
     @precondition(lambda self: any(w.jobs for w in self.workers))
-    @rule(index=st.integers(0, 100), outcome=st.sampled_from(["complete", "fail", "exception"]))
+    @rule(
+        index=st.integers(0, 100),
+        outcome=st.sampled_from(["complete", "fail", "exception"]),
+    )
     def finish(self, index: int, outcome: str) -> None:
         busy = [w for w in self.workers if w.jobs]
         worker = busy[index % len(busy)]

@@ -1,14 +1,18 @@
 """
-Tests for L{txgearman.endpoints}: the forms a job server can be named in.
+Tests for L{txgearman.client.endpoints}: the forms a job server can be named in.
 """
 
 from __future__ import annotations
 
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    UNIXClientEndpoint,
+)
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txgearman.endpoints import endpointFor
+from txgearman.client.endpoints import endpointFor
 
 
 class EndpointForTests(SynchronousTestCase):
@@ -21,7 +25,9 @@ class EndpointForTests(SynchronousTestCase):
         """
         endpoint = endpointFor(self.reactor, "tcp:gearman.example:4731")
         self.assertIsInstance(endpoint, TCP4ClientEndpoint)
-        self.assertIsInstance(endpointFor(self.reactor, "unix:/run/g.sock"), UNIXClientEndpoint)
+        self.assertIsInstance(
+            endpointFor(self.reactor, "unix:/run/g.sock"), UNIXClientEndpoint
+        )
 
     def test_hostPort(self) -> None:
         """

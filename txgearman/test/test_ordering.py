@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.ordering}: a connection's output stays in request
+Tests for L{txgearman.server.ordering}: a connection's output stays in request
 order while a late answer's place is kept.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txgearman.ordering import OrderedOutput
+from txgearman.server.ordering import OrderedOutput
 
 
 class OrderedOutputTests(SynchronousTestCase):

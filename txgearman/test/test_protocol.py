@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.protocol}: every packet type over an in-memory
+Tests for L{txgearman.server.protocol}: every packet type over an in-memory
 transport, framing errors, flow control, and real TCP connections.
 """
 
@@ -20,11 +20,11 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txgearman.batching import WriteBatcher
 from txgearman.codec import PacketType as P
-from txgearman.core import JobServer
-from txgearman.protocol import GearmanServerFactory
-from txgearman.service import GearmanServerService
+from txgearman.server.batching import WriteBatcher
+from txgearman.server.core import JobServer
+from txgearman.server.protocol import GearmanServerFactory
+from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import (
     FakeStore,
     MemoryConnection,
@@ -127,7 +127,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         # STORED column: background jobs only.
         self.assertEqual(
             client.admin(b"show jobs"),
-            b"".join(b"H:test:%d\t0\t0\t%d\n" % (n, n % 2 == 0) for n in range(1, 7)) + b".\n",
+            b"".join(b"H:test:%d\t0\t0\t%d\n" % (n, n % 2 == 0) for n in range(1, 7))
+            + b".\n",
         )
         # High first, then normal, then low; FIFO inside a priority.
         worker = self.worker(b"f")
@@ -138,7 +139,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
             self.assertEqual(kind, P.JOB_ASSIGN)
             order.append(body.split(b"\0", 2)[2])
         self.assertEqual(
-            order, [b"fg-high", b"bg-high", b"fg-normal", b"bg-normal", b"fg-low", b"bg-low"]
+            order,
+            [b"fg-high", b"bg-high", b"fg-normal", b"bg-normal", b"fg-low", b"bg-low"],
         )
 
     def test_foregroundAndBackgroundResults(self) -> None:
@@ -187,7 +189,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         worker.send(P.WORK_FAIL, handle)
         self.assertEqual(client.output(), response(P.WORK_FAIL, handle))
         client.send(P.GET_STATUS, handle)
-        self.assertEqual(client.output(), response(P.STATUS_RES, handle, b"0", b"0", b"0", b"0"))
+        self.assertEqual(
+            client.output(), response(P.STATUS_RES, handle, b"0", b"0", b"0", b"0")
+        )
 
     def test_workException(self) -> None:
         """
@@ -216,7 +220,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         worker = self.worker(b"f")
         result = b"JOB_NOT_FOUND\0Job given in work result not found"
         data = b"JOB_NOT_FOUND\0Job does not exist on server"
-        exception = b"JOB_NOT_FOUND\0An exception was received for a job that does not exist"
+        exception = (
+            b"JOB_NOT_FOUND\0An exception was received for a job that does not exist"
+        )
         for ptype, args, text in [
             (P.WORK_STATUS, (b"H:x", b"1", b"2"), result),
             (P.WORK_COMPLETE, (b"H:x", b"r"), result),
@@ -265,8 +271,12 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         with its reducer, and a plain job as JOB_ASSIGN_UNIQ.
         """
         client = self.connect()
-        fg = self.submit(client, P.SUBMIT_REDUCE_JOB, b"map", b"u1", b"red", b"agg", b"x\0y")
-        bg = self.submit(client, P.SUBMIT_REDUCE_JOB_BACKGROUND, b"map", b"u2", b"red2", b"", b"z")
+        fg = self.submit(
+            client, P.SUBMIT_REDUCE_JOB, b"map", b"u1", b"red", b"agg", b"x\0y"
+        )
+        bg = self.submit(
+            client, P.SUBMIT_REDUCE_JOB_BACKGROUND, b"map", b"u2", b"red2", b"", b"z"
+        )
         plain = self.submit(client, P.SUBMIT_JOB, b"map", b"u3", b"p")
         self.assertEqual(
             client.admin(b"show jobs"),
@@ -290,7 +300,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         client = self.connect()
         client.send(P.SUBMIT_REDUCE_JOB, b"map", b"u", b"r" * 65, b"", b"x")
         self.assertEqual(
-            client.replies(), [(P.ERROR, b"ARGUMENT_TOO_LARGE\0Reducer value too large")]
+            client.replies(),
+            [(P.ERROR, b"ARGUMENT_TOO_LARGE\0Reducer value too large")],
         )
         self.assertFalse(client.transport.disconnecting)
 
@@ -349,7 +360,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         for bad in [b"soon", b"", b"12x", b"%d" % 2**63, b"-%d" % (2**63 + 1)]:
             client.send(P.SUBMIT_JOB_EPOCH, b"f", b"", bad, b"d")
             self.assertEqual(
-                client.replies(), [(P.ERROR, b"INVALID_ARGUMENT\0Epoch is not a 64-bit integer")]
+                client.replies(),
+                [(P.ERROR, b"INVALID_ARGUMENT\0Epoch is not a 64-bit integer")],
             )
         self.assertEqual(self.core.jobs, {})
         self.assertFalse(client.transport.disconnecting)
@@ -363,7 +375,16 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         self.clock.advance(1_700_000_000)
         client = self.connect()
         handle = self.submit(
-            client, P.SUBMIT_JOB_SCHED, b"f", b"s", b"30", b"22", b"", b"*", b"", b"d\0d"
+            client,
+            P.SUBMIT_JOB_SCHED,
+            b"f",
+            b"s",
+            b"30",
+            b"22",
+            b"",
+            b"*",
+            b"",
+            b"d\0d",
         )
         self.assertEqual(client.admin(b"prioritystatus"), b"f\t0\t1\t0\t0\n.\n")
         worker = self.worker(b"f")
@@ -409,18 +430,26 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         )
         handle = self.submit(client, P.SUBMIT_JOB_BG, b"f", b"", b"")
         client.send(P.GET_STATUS, handle)
-        self.assertEqual(client.output(), response(P.STATUS_RES, handle, b"1", b"0", b"0", b"0"))
+        self.assertEqual(
+            client.output(), response(P.STATUS_RES, handle, b"1", b"0", b"0", b"0")
+        )
         worker = self.worker(b"f")
         worker.send(P.GRAB_JOB)
         worker.send(P.WORK_STATUS, handle, b"7", b"9")
         client.send(P.GET_STATUS, handle)
-        self.assertEqual(client.output(), response(P.STATUS_RES, handle, b"1", b"1", b"7", b"9"))
+        self.assertEqual(
+            client.output(), response(P.STATUS_RES, handle, b"1", b"1", b"7", b"9")
+        )
         worker.send(P.WORK_COMPLETE, handle, b"")
         client.send(P.GET_STATUS, handle)
-        self.assertEqual(client.output(), response(P.STATUS_RES, handle, b"0", b"0", b"0", b"0"))
+        self.assertEqual(
+            client.output(), response(P.STATUS_RES, handle, b"0", b"0", b"0", b"0")
+        )
         long = b"H:" + b"z" * 200
         client.send(P.GET_STATUS, long)
-        self.assertEqual(client.output(), response(P.STATUS_RES, long, b"0", b"0", b"0", b"0"))
+        self.assertEqual(
+            client.output(), response(P.STATUS_RES, long, b"0", b"0", b"0", b"0")
+        )
 
     def test_getStatusUnique(self) -> None:
         """
@@ -431,7 +460,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         other = self.connect()
         client.send(P.GET_STATUS_UNIQUE, b"U")
         self.assertEqual(
-            client.output(), response(P.STATUS_RES_UNIQUE, b"U", b"0", b"0", b"0", b"0", b"0")
+            client.output(),
+            response(P.STATUS_RES_UNIQUE, b"U", b"0", b"0", b"0", b"0", b"0"),
         )
         handle = self.submit(client, P.SUBMIT_JOB, b"f", b"U", b"")
         self.submit(other, P.SUBMIT_JOB, b"f", b"U", b"")
@@ -441,12 +471,14 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         client.output()
         client.send(P.GET_STATUS_UNIQUE, b"U")
         self.assertEqual(
-            client.output(), response(P.STATUS_RES_UNIQUE, b"U", b"1", b"1", b"1", b"3", b"2")
+            client.output(),
+            response(P.STATUS_RES_UNIQUE, b"U", b"1", b"1", b"1", b"3", b"2"),
         )
         long = b"u" * 100
         client.send(P.GET_STATUS_UNIQUE, long)
         self.assertEqual(
-            client.output(), response(P.STATUS_RES_UNIQUE, long, b"0", b"0", b"0", b"0", b"0")
+            client.output(),
+            response(P.STATUS_RES_UNIQUE, long, b"0", b"0", b"0", b"0", b"0"),
         )
 
     def test_optionReq(self) -> None:
@@ -488,7 +520,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         worker = self.worker(b"resize", b"email", b"resize")
         self.assertEqual(worker.output(), b"")
         self.assertEqual(worker.admin(b"workers"), b"1 127.0.0.1 - : resize email\n.\n")
-        self.assertEqual(worker.admin(b"status"), b"resize\t0\t0\t1\nemail\t0\t0\t1\n.\n")
+        self.assertEqual(
+            worker.admin(b"status"), b"resize\t0\t0\t1\nemail\t0\t0\t1\n.\n"
+        )
 
     def test_cantDoRequeues(self) -> None:
         """
@@ -506,7 +540,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(first.output(), response(P.NO_JOB))
         first.send(P.WORK_COMPLETE, handle, b"late")
         self.assertEqual(
-            first.replies(), [(P.ERROR, b"JOB_NOT_FOUND\0Job given in work result not found")]
+            first.replies(),
+            [(P.ERROR, b"JOB_NOT_FOUND\0Job given in work result not found")],
         )
         second = self.worker(b"f")
         second.send(P.GRAB_JOB)
@@ -528,7 +563,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         worker.send(P.RESET_ABILITIES)
         worker.send(P.GRAB_JOB)
         self.assertEqual(worker.output(), response(P.NO_JOB))
-        self.assertEqual(worker.admin(b"workers"), b"1 127.0.0.1 - :\n2 127.0.0.1 - :\n.\n")
+        self.assertEqual(
+            worker.admin(b"workers"), b"1 127.0.0.1 - :\n2 127.0.0.1 - :\n.\n"
+        )
         other = self.worker(b"a")
         other.send(P.GRAB_JOB)
         self.assertEqual(other.output(), response(P.JOB_ASSIGN, h1, b"a", b""))
@@ -567,7 +604,8 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(client.admin(b"status"), b"f\t1\t0\t1\n.\n")
         slow.send(P.WORK_COMPLETE, handle, b"")
         self.assertEqual(
-            slow.replies(), [(P.ERROR, b"JOB_NOT_FOUND\0Job given in work result not found")]
+            slow.replies(),
+            [(P.ERROR, b"JOB_NOT_FOUND\0Job given in work result not found")],
         )
         plain = self.connect()
         plain.send(P.CAN_DO_TIMEOUT, b"g", b"soon")
@@ -590,7 +628,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertNotEqual(self.submit(client, P.SUBMIT_JOB_BG, b"f", b"", b"1"), e1)
         d1 = self.submit(client, P.SUBMIT_JOB_BG, b"f", b"-", b"same")
         self.assertEqual(self.submit(client, P.SUBMIT_JOB_BG, b"f", b"-", b"same"), d1)
-        self.assertNotEqual(self.submit(client, P.SUBMIT_JOB_BG, b"f", b"-", b"other"), d1)
+        self.assertNotEqual(
+            self.submit(client, P.SUBMIT_JOB_BG, b"f", b"-", b"other"), d1
+        )
 
     def test_maxQueue(self) -> None:
         """
@@ -601,7 +641,9 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(client.admin(b"maxqueue f 1"), b"OK\r\n")
         self.submit(client, P.SUBMIT_JOB_BG, b"f", b"", b"")
         client.send(P.SUBMIT_JOB_BG, b"f", b"", b"")
-        self.assertEqual(client.replies(), [(P.ERROR, b"QUEUE_ERROR\0Job queue is full")])
+        self.assertEqual(
+            client.replies(), [(P.ERROR, b"QUEUE_ERROR\0Job queue is full")]
+        )
 
     def test_requestsNotExpected(self) -> None:
         """
@@ -708,7 +750,9 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
 
     maxPacketSize = 1024
 
-    def assertClosedWith(self, conn: Connection, code: bytes, text: bytes | None = None) -> None:
+    def assertClosedWith(
+        self, conn: Connection, code: bytes, text: bytes | None = None
+    ) -> None:
         [(kind, body)] = conn.replies()
         self.assertEqual(kind, P.ERROR)
         gotCode, _, gotText = body.partition(b"\0")
@@ -731,7 +775,10 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         the next packet.
         """
         conn = self.connect()
-        conn.raw(request(P.SUBMIT_JOB, b"f", b"", b"data", magic=RES) + request(P.ECHO_REQ, b"ok"))
+        conn.raw(
+            request(P.SUBMIT_JOB, b"f", b"", b"data", magic=RES)
+            + request(P.ECHO_REQ, b"ok")
+        )
         self.assertEqual(
             conn.output(),
             response(P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
@@ -756,7 +803,9 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         for ptype in [0, 43, 1000, 2**32 - 1]:
             conn = self.connect()
             conn.raw(request(ptype, b"x"))
-            self.assertClosedWith(conn, b"INVALID_COMMAND", b"unknown packet type %d" % ptype)
+            self.assertClosedWith(
+                conn, b"INVALID_COMMAND", b"unknown packet type %d" % ptype
+            )
 
     def test_malformed(self) -> None:
         """
@@ -764,7 +813,11 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         then closed, even if the next packet's bytes follow at once.
         """
         conn = self.connect()
-        conn.raw(_HEADER.pack(REQ, P.SUBMIT_JOB_BG, 8) + b"funconly" + request(P.ECHO_REQ, b"x"))
+        conn.raw(
+            _HEADER.pack(REQ, P.SUBMIT_JOB_BG, 8)
+            + b"funconly"
+            + request(P.ECHO_REQ, b"x")
+        )
         self.assertClosedWith(conn, b"INVALID_ARGUMENTS")
         self.assertEqual(self.core.jobs, {})
 
@@ -778,7 +831,9 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(conn.output(), response(P.ECHO_RES, b"x" * 1024))
         conn.raw(_HEADER.pack(REQ, P.ECHO_REQ, 1025))
         self.assertClosedWith(
-            conn, b"ARGUMENT_TOO_LARGE", b"packet of 1025 bytes exceeds the limit of 1024 bytes"
+            conn,
+            b"ARGUMENT_TOO_LARGE",
+            b"packet of 1025 bytes exceeds the limit of 1024 bytes",
         )
 
     def test_longTextLine(self) -> None:
@@ -789,7 +844,8 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         conn = self.connect()
         conn.raw(b"x" * 8192 + b"\n")
         self.assertEqual(
-            conn.output(), b"ERR UNKNOWN_COMMAND Unknown+server+command" + b"x" * 8192 + b"\r\n"
+            conn.output(),
+            b"ERR UNKNOWN_COMMAND Unknown+server+command" + b"x" * 8192 + b"\r\n",
         )
         conn.raw(b"y" * 8193)
         self.assertClosedWith(conn, b"ARGUMENT_TOO_LARGE")
@@ -846,11 +902,13 @@ class FramingTests(ProtocolTestsMixin, SynchronousTestCase):
         whole.raw(stream)
         expected = whole.output()
         self.assertIn(
-            response(P.JOB_ASSIGN_UNIQ, b"H:test:1", b"f", b"u", b"\0payload\0"), expected
+            response(P.JOB_ASSIGN_UNIQ, b"H:test:1", b"f", b"u", b"\0payload\0"),
+            expected,
         )
         # A fresh server for the byte-by-byte run, so handles match.
         fresh = GearmanServerFactory(
-            JobServer(task.Clock(), handlePrefix=b"H:test"), maxPacketSize=self.maxPacketSize
+            JobServer(task.Clock(), handlePrefix=b"H:test"),
+            maxPacketSize=self.maxPacketSize,
         )
         pieces = Connection(fresh, 40000)
         for i in range(len(stream)):
@@ -968,7 +1026,9 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
         # The worker holds the foreground job; requeue the background one
         # to it by taking it too.
         worker.send(P.GRAB_JOB)
-        self.assertEqual(worker.output(), response(P.JOB_ASSIGN, running, b"f", b"kept"))
+        self.assertEqual(
+            worker.output(), response(P.JOB_ASSIGN, running, b"f", b"kept")
+        )
         self.assertEqual(len(self.factory.connections), 2)
         client.lose()
         worker.lose()
@@ -1148,7 +1208,9 @@ class TCPTests(TestCase):
     timeout = 20
 
     async def setUp(self) -> None:  # type: ignore[override]
-        self.service = GearmanServerService("tcp:0:interface=127.0.0.1", handlePrefix=b"H:tcp")
+        self.service = GearmanServerService(
+            "tcp:0:interface=127.0.0.1", handlePrefix=b"H:tcp"
+        )
         self.service.privilegedStartService()
         self.service.startService()
         await self.service.ready
@@ -1168,7 +1230,9 @@ class TCPTests(TestCase):
     async def connect(self, keep: bool = True) -> RecordingClient:
         before = set(self.service.factory.connections)
         client = RecordingClient(keep)
-        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.portNumber), client)
+        await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", self.portNumber), client
+        )
         self.clients.append(client)
         await _eventually(lambda: len(self.service.factory.connections - before) == 1)
         [client.server] = self.service.factory.connections - before  # type: ignore[attr-defined]
@@ -1268,7 +1332,9 @@ class TCPTests(TestCase):
         flooder = await self.connect(keep=False)
         server = flooder.server  # type: ignore[attr-defined]
         # Small socket buffers, so the server's side fills up quickly.
-        server.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        server.transport.getHandle().setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 65536
+        )
         flooder.transport.getHandle().setsockopt(  # type: ignore[union-attr]
             socket.SOL_SOCKET, socket.SO_RCVBUF, 65536
         )

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.trial import unittest
 
-from txgearman.batching import WriteBatcher
 from txgearman.codec import ARGUMENTS, PacketType, encodeRequest, splitArguments
-from txgearman.core import JobServer
-from txgearman.protocol import GearmanServerFactory
+from txgearman.server.batching import WriteBatcher
+from txgearman.server.core import JobServer
+from txgearman.server.protocol import GearmanServerFactory
 from txgearman.test.fakes import FakeStore, MemoryConnection
 from txgearman.test.test_core_model import assertConsistent
 
@@ -72,12 +72,16 @@ def requests(draw: st.DrawFn) -> tuple[int, bytes]:
 
 
 class ProtocolFuzzTests(unittest.SynchronousTestCase):
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         st.lists(
             st.one_of(
                 *[requests()] * 10,
-                st.tuples(st.integers(0, 3), st.sampled_from([b"status\n", b"show jobs\n"])),
+                st.tuples(
+                    st.integers(0, 3), st.sampled_from([b"status\n", b"show jobs\n"])
+                ),
                 st.tuples(st.integers(0, 3), st.sampled_from([b"<lose>", b"<tick>"])),
             ),
             min_size=20,

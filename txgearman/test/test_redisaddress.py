@@ -64,7 +64,8 @@ class HostPortTests(unittest.SynchronousTestCase):
         Without a port, Redis's own port is meant.
         """
         self.assertEqual(
-            parseRedisAddress("localhost"), RedisAddress(kind="tcp", host="localhost", port=6379)
+            parseRedisAddress("localhost"),
+            RedisAddress(kind="tcp", host="localhost", port=6379),
         )
 
     def test_surroundingWhitespace(self) -> None:
@@ -75,12 +76,14 @@ class HostPortTests(unittest.SynchronousTestCase):
 
     def test_ipv6InBrackets(self) -> None:
         self.assertEqual(
-            parseRedisAddress("[::1]:6380"), RedisAddress(kind="tcp", host="::1", port=6380)
+            parseRedisAddress("[::1]:6380"),
+            RedisAddress(kind="tcp", host="::1", port=6380),
         )
 
     def test_ipv6InBracketsDefaultPort(self) -> None:
         self.assertEqual(
-            parseRedisAddress("[fe80::1]"), RedisAddress(kind="tcp", host="fe80::1", port=6379)
+            parseRedisAddress("[fe80::1]"),
+            RedisAddress(kind="tcp", host="fe80::1", port=6379),
         )
 
     def test_bareIPv6Rejected(self) -> None:
@@ -100,7 +103,16 @@ class HostPortTests(unittest.SynchronousTestCase):
         self.assertRaises(ValueError, parseRedisAddress, ":6379")
 
     def test_badPort(self) -> None:
-        for text in ["h:0", "h:65536", "h:99999", "h:x", "h:-1", "h:+1", "h:63 79", "h:1.5"]:
+        for text in [
+            "h:0",
+            "h:65536",
+            "h:99999",
+            "h:x",
+            "h:-1",
+            "h:+1",
+            "h:63 79",
+            "h:1.5",
+        ]:
             self.assertRaises(ValueError, parseRedisAddress, text)
 
     def test_extremePorts(self) -> None:
@@ -111,7 +123,8 @@ class HostPortTests(unittest.SynchronousTestCase):
     @given(hosts, ports)
     def test_anyHostPort(self, host: str, port: int) -> None:
         self.assertEqual(
-            parseRedisAddress(f"{host}:{port}"), RedisAddress(kind="tcp", host=host, port=port)
+            parseRedisAddress(f"{host}:{port}"),
+            RedisAddress(kind="tcp", host=host, port=port),
         )
 
 
@@ -122,7 +135,8 @@ class URLTests(unittest.SynchronousTestCase):
 
     def test_hostOnly(self) -> None:
         self.assertEqual(
-            parseRedisAddress("redis://cache"), RedisAddress(kind="tcp", host="cache", port=6379)
+            parseRedisAddress("redis://cache"),
+            RedisAddress(kind="tcp", host="cache", port=6379),
         )
 
     def test_portAndDatabase(self) -> None:
@@ -140,13 +154,17 @@ class URLTests(unittest.SynchronousTestCase):
     def test_passwordOnlyWithColon(self) -> None:
         self.assertEqual(
             parseRedisAddress("redis://:pw@h:1/2"),
-            RedisAddress(kind="tcp", host="h", port=1, db=2, username=None, password="pw"),
+            RedisAddress(
+                kind="tcp", host="h", port=1, db=2, username=None, password="pw"
+            ),
         )
 
     def test_userAndPassword(self) -> None:
         self.assertEqual(
             parseRedisAddress("redis://user:pw@h"),
-            RedisAddress(kind="tcp", host="h", port=6379, username="user", password="pw"),
+            RedisAddress(
+                kind="tcp", host="h", port=6379, username="user", password="pw"
+            ),
         )
 
     def test_loneWordIsPassword(self) -> None:
@@ -186,7 +204,12 @@ class URLTests(unittest.SynchronousTestCase):
             self.assertRaises(ValueError, parseRedisAddress, text)
 
     def test_badPort(self) -> None:
-        for text in ["redis://h:0", "redis://h:65536", "redis://h:x/1", "redis://:pw@h:-5"]:
+        for text in [
+            "redis://h:0",
+            "redis://h:65536",
+            "redis://h:x/1",
+            "redis://:pw@h:-5",
+        ]:
             self.assertRaises(ValueError, parseRedisAddress, text)
 
     def test_badDatabase(self) -> None:
@@ -225,7 +248,12 @@ class URLTests(unittest.SynchronousTestCase):
         self.assertEqual(
             parseRedisAddress(text),
             RedisAddress(
-                kind="tcp", host=host, port=port, db=db, username=username, password=password
+                kind="tcp",
+                host=host,
+                port=port,
+                db=db,
+                username=username,
+                password=password,
             ),
         )
 
@@ -243,7 +271,8 @@ class UnixTests(unittest.SynchronousTestCase):
 
     def test_unixColon(self) -> None:
         self.assertEqual(
-            parseRedisAddress("unix:/tmp/r.sock"), RedisAddress(kind="unix", path="/tmp/r.sock")
+            parseRedisAddress("unix:/tmp/r.sock"),
+            RedisAddress(kind="unix", path="/tmp/r.sock"),
         )
 
     def test_unixURLWithDatabase(self) -> None:
@@ -254,7 +283,8 @@ class UnixTests(unittest.SynchronousTestCase):
 
     def test_emptyDatabase(self) -> None:
         self.assertEqual(
-            parseRedisAddress("unix:/tmp/r.sock?db="), RedisAddress("unix", path="/tmp/r.sock")
+            parseRedisAddress("unix:/tmp/r.sock?db="),
+            RedisAddress("unix", path="/tmp/r.sock"),
         )
 
     def test_relativePathRejected(self) -> None:
@@ -263,7 +293,11 @@ class UnixTests(unittest.SynchronousTestCase):
             self.assertIn("absolute", str(e))
 
     def test_badDatabase(self) -> None:
-        for text in ["unix:/tmp/r.sock?db=x", "unix:/tmp/r.sock?db=-1", "unix:/r?db=1&x=2"]:
+        for text in [
+            "unix:/tmp/r.sock?db=x",
+            "unix:/tmp/r.sock?db=-1",
+            "unix:/r?db=1&x=2",
+        ]:
             self.assertRaises(ValueError, parseRedisAddress, text)
 
     def test_otherQueryRejected(self) -> None:
@@ -279,7 +313,9 @@ class SentinelTests(unittest.SynchronousTestCase):
     def test_oneHostDefaultPort(self) -> None:
         self.assertEqual(
             parseRedisAddress("sentinel://s1/mymaster"),
-            RedisAddress(kind="sentinel", sentinels=(("s1", 26379),), master="mymaster"),
+            RedisAddress(
+                kind="sentinel", sentinels=(("s1", 26379),), master="mymaster"
+            ),
         )
 
     def test_severalHosts(self) -> None:
@@ -314,7 +350,12 @@ class SentinelTests(unittest.SynchronousTestCase):
         self.assertEqual((address.username, address.password), ("admin", "pw"))
 
     def test_masterRequired(self) -> None:
-        for text in ["sentinel://s1", "sentinel://s1:26379", "sentinel://s1/", "sentinel://s1//2"]:
+        for text in [
+            "sentinel://s1",
+            "sentinel://s1:26379",
+            "sentinel://s1/",
+            "sentinel://s1//2",
+        ]:
             e = self.assertRaises(ValueError, parseRedisAddress, text)
             self.assertIn("master", str(e))
 
@@ -345,7 +386,9 @@ class StrTests(unittest.SynchronousTestCase):
         self.assertEqual(str(parseRedisAddress("[::1]:5")), "[::1]:5")
 
     def test_unix(self) -> None:
-        self.assertEqual(str(parseRedisAddress("unix:///r.sock?db=3")), "unix:/r.sock db 3")
+        self.assertEqual(
+            str(parseRedisAddress("unix:///r.sock?db=3")), "unix:/r.sock db 3"
+        )
 
     def test_sentinel(self) -> None:
         self.assertEqual(
@@ -367,7 +410,9 @@ class StrTests(unittest.SynchronousTestCase):
 
     @settings(max_examples=200, deadline=None)
     @given(
-        st.sampled_from(["redis://{}@h:1/2", "redis://u:{}@[::1]", "sentinel://:{}@a,b:2/m/3"]),
+        st.sampled_from(
+            ["redis://{}@h:1/2", "redis://u:{}@[::1]", "sentinel://:{}@a,b:2/m/3"]
+        ),
         secrets,
     )
     def test_passwordNeverShown(self, template: str, password: str) -> None:
@@ -461,5 +506,7 @@ class RedactionTests(unittest.SynchronousTestCase):
         """
         Ports and database numbers are ASCII digits only.
         """
-        self.assertRaises(ValueError, parseRedisAddress, "localhost:\uff16\uff13\uff17\uff19")
+        self.assertRaises(
+            ValueError, parseRedisAddress, "localhost:\uff16\uff13\uff17\uff19"
+        )
         self.assertRaises(ValueError, parseRedisAddress, "redis://h/\uff11")

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from txgearman.interfaces import StoredJob
+from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import (
     ACQUIRE_SCRIPT,
     APPLY_SCRIPT,
@@ -64,7 +64,21 @@ def damagedRecords(draw: st.DrawFn) -> bytes:
 
 pieces = st.lists(
     st.sampled_from(
-        [b"", b"0", b"1", b"2", b"3", b"01", b"+", b"+r", b"r", b"f", b"-1", b"\xd9\xa3", b"9" * 20]
+        [
+            b"",
+            b"0",
+            b"1",
+            b"2",
+            b"3",
+            b"01",
+            b"+",
+            b"+r",
+            b"r",
+            b"f",
+            b"-1",
+            b"\xd9\xa3",
+            b"9" * 20,
+        ]
     ),
     max_size=9,
 ).map(b"\0".join)
@@ -81,8 +95,12 @@ class RecordFormatTests(unittest.SynchronousTestCase):
     """
 
     def test_format(self) -> None:
-        job = StoredJob(b"f", b"u", b"da\0ta", priority=2, when=1700000000, reducer=b"r")
-        self.assertEqual(encodeRecord(job), b"1\x002\x001700000000\x00f\x00u\x00+r\x00da\x00ta")
+        job = StoredJob(
+            b"f", b"u", b"da\0ta", priority=2, when=1700000000, reducer=b"r"
+        )
+        self.assertEqual(
+            encodeRecord(job), b"1\x002\x001700000000\x00f\x00u\x00+r\x00da\x00ta"
+        )
 
     def test_formatNoReducer(self) -> None:
         job = StoredJob(b"f", b"", b"", priority=1, when=0)
@@ -150,7 +168,9 @@ class RecordRoundTripTests(unittest.SynchronousTestCase):
         self.assertRoundTrip(StoredJob(b"f", b"u", b"d", reducer=b"++r"))
 
     def test_fieldsLookingLikeSeparators(self) -> None:
-        self.assertRoundTrip(StoredJob(b"1", b"+", b"1\x001\x000", priority=0, reducer=b"\r\n"))
+        self.assertRoundTrip(
+            StoredJob(b"1", b"+", b"1\x001\x000", priority=0, reducer=b"\r\n")
+        )
 
     @settings(max_examples=500, deadline=None)
     @given(storedJobs)
@@ -193,7 +213,17 @@ class CorruptRecordTests(unittest.SynchronousTestCase):
             self.assertCorrupt(record(b"1", priority, b"0", b"f", b"u", b"", b"d"))
 
     def test_badWhen(self) -> None:
-        for when in (b"", b"x", b"-1", b"+1", b"1.5", b" 1", b"1e9", b"\xd9\xa3", b"9" * 20):
+        for when in (
+            b"",
+            b"x",
+            b"-1",
+            b"+1",
+            b"1.5",
+            b" 1",
+            b"1e9",
+            b"\xd9\xa3",
+            b"9" * 20,
+        ):
             self.assertCorrupt(record(b"1", b"1", when, b"f", b"u", b"", b"d"))
 
     def test_longestWhen(self) -> None:
@@ -247,7 +277,10 @@ def redisGlobMatch(pattern: bytes, string: bytes) -> bool:
                 p += 1
             if p + 1 == len(pattern):
                 return True
-            return any(redisGlobMatch(pattern[p + 1 :], string[i:]) for i in range(s, len(string)))
+            return any(
+                redisGlobMatch(pattern[p + 1 :], string[i:])
+                for i in range(s, len(string))
+            )
         elif c == b"?":
             s += 1
         elif c == b"[":
@@ -315,10 +348,14 @@ class RedisGlobMatchTests(unittest.SynchronousTestCase):
             (b"a:*", b"a", False),
         ]
         for pattern, string, expected in cases:
-            self.assertEqual(redisGlobMatch(pattern, string), expected, (pattern, string))
+            self.assertEqual(
+                redisGlobMatch(pattern, string), expected, (pattern, string)
+            )
 
 
-globPrefixes = st.lists(st.sampled_from(b"a:*?[]\\^-!0job"), min_size=1, max_size=8).map(bytes)
+globPrefixes = st.lists(
+    st.sampled_from(b"a:*?[]\\^-!0job"), min_size=1, max_size=8
+).map(bytes)
 
 
 class LayoutTests(unittest.SynchronousTestCase):
@@ -365,7 +402,18 @@ class LayoutTests(unittest.SynchronousTestCase):
             self.assertIsNone(self.layout.jobNumber(key), key)
 
     def test_nonDigits(self) -> None:
-        for suffix in (b"", b"a", b"1a", b"a1", b"+1", b"-1", b" 1", b"1 ", b"1.0", b"\xd9\xa3"):
+        for suffix in (
+            b"",
+            b"a",
+            b"1a",
+            b"a1",
+            b"+1",
+            b"-1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"\xd9\xa3",
+        ):
             self.assertIsNone(self.layout.jobNumber(b"txgearman:job:" + suffix), suffix)
 
     def test_leadingZeros(self) -> None:
@@ -381,12 +429,16 @@ class LayoutTests(unittest.SynchronousTestCase):
         self.assertRaises(ValueError, Layout, b"")
 
     def test_scanPatternEscapes(self) -> None:
-        self.assertEqual(Layout(b"a*b?c[d]e\\f").scanPattern, b"a\\*b\\?c\\[d\\]e\\\\f:*")
+        self.assertEqual(
+            Layout(b"a*b?c[d]e\\f").scanPattern, b"a\\*b\\?c\\[d\\]e\\\\f:*"
+        )
         self.assertEqual(Layout(b"q-^!").scanPattern, b"q-^!:*")
 
     @settings(max_examples=300, deadline=None)
     @given(globPrefixes, st.binary(max_size=12) | globPrefixes)
-    def test_scanPatternSelectsExactlyThePrefix(self, prefix: bytes, key: bytes) -> None:
+    def test_scanPatternSelectsExactlyThePrefix(
+        self, prefix: bytes, key: bytes
+    ) -> None:
         """
         By Redis's glob rules, the pattern selects a key iff the key starts
         with the prefix and a colon, whatever glob characters the prefix
@@ -457,4 +509,6 @@ class ScriptTests(unittest.SynchronousTestCase):
         refusal starts with L{LOCKED_ERROR}, a single word.
         """
         self.assertRegex(LOCKED_ERROR, r"^[A-Z][A-Z_]+$")
-        self.assertIn(b"redis.error_reply('" + LOCKED_ERROR.encode() + b" ", APPLY_SCRIPT)
+        self.assertIn(
+            b"redis.error_reply('" + LOCKED_ERROR.encode() + b" ", APPLY_SCRIPT
+        )

@@ -184,7 +184,11 @@ class ReplicationTests(TestCase):
         master = startRedis(self)
         replica = startRedis(self, replicaOf=(master.host, master.port))
         master.command("SET", "replicated", b"\x00yes")
-        waitFor(lambda: replica.command("GET", "replicated") == b"\x00yes", 30, "replication")
+        waitFor(
+            lambda: replica.command("GET", "replicated") == b"\x00yes",
+            30,
+            "replication",
+        )
         self.assertEqual(replica.command("ROLE")[0], b"slave")
 
     def test_sentinelFailover(self) -> None:
@@ -201,7 +205,9 @@ class ReplicationTests(TestCase):
         )
         sentinel = startSentinel(self, "txgearman", master, downAfterMs=500)
         self.assertEqual(sentinel.masterAddress(), ("127.0.0.1", master.port))
-        self.assertIsNone(sentinel.command("SENTINEL", "get-master-addr-by-name", "nosuch"))
+        self.assertIsNone(
+            sentinel.command("SENTINEL", "get-master-addr-by-name", "nosuch")
+        )
         waitFor(
             lambda: sentinel.command("SENTINEL", "replicas", "txgearman"),
             30,
@@ -209,7 +215,9 @@ class ReplicationTests(TestCase):
         )
         master.kill()
         assert replica.port is not None
-        self.assertEqual(sentinel.waitForMaster(replica.port), ("127.0.0.1", replica.port))
+        self.assertEqual(
+            sentinel.waitForMaster(replica.port), ("127.0.0.1", replica.port)
+        )
         waitFor(lambda: replica.command("ROLE")[0] == b"master", 30, "the promotion")
 
 

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.schedule}: parsing SUBMIT_JOB_SCHED's cron fields and
+Tests for L{txgearman.server.schedule}: parsing SUBMIT_JOB_SCHED's cron fields and
 finding the minute they next match.
 """
 
@@ -9,10 +9,12 @@ import calendar
 
 from twisted.trial import unittest
 
-from txgearman.schedule import CronSchedule, InvalidSchedule
+from txgearman.server.schedule import CronSchedule, InvalidSchedule
 
 
-def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> int:
     """Epoch seconds of a UTC time."""
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
@@ -41,7 +43,9 @@ class ParseTests(unittest.SynchronousTestCase):
         C{*} and an empty field both mean any value.
         """
         self.assertEqual(cron(), CronSchedule(None, None, None, None, None))
-        self.assertEqual(cron(b"", b"", b"", b"", b""), CronSchedule(None, None, None, None, None))
+        self.assertEqual(
+            cron(b"", b"", b"", b"", b""), CronSchedule(None, None, None, None, None)
+        )
         self.assertEqual(cron(b" * "), cron())
 
     def test_forms(self) -> None:
@@ -149,7 +153,9 @@ class NextAfterTests(unittest.SynchronousTestCase):
         A later minute of the current hour.
         """
         self.assertEqual(cron(minute=b"45").nextAfter(MONDAY), at(2024, 1, 15, 10, 45))
-        self.assertEqual(cron(minute=b"*/15").nextAfter(MONDAY), at(2024, 1, 15, 10, 45))
+        self.assertEqual(
+            cron(minute=b"*/15").nextAfter(MONDAY), at(2024, 1, 15, 10, 45)
+        )
 
     def test_fixedHour(self) -> None:
         """
@@ -165,8 +171,12 @@ class NextAfterTests(unittest.SynchronousTestCase):
         """
         A restricted day of week with an open day of month: that weekday.
         """
-        self.assertEqual(cron(b"0", b"9", weekday=b"1").nextAfter(MONDAY), at(2024, 1, 22, 9, 0))
-        self.assertEqual(cron(b"0", b"9", weekday=b"5").nextAfter(MONDAY), at(2024, 1, 19, 9))
+        self.assertEqual(
+            cron(b"0", b"9", weekday=b"1").nextAfter(MONDAY), at(2024, 1, 22, 9, 0)
+        )
+        self.assertEqual(
+            cron(b"0", b"9", weekday=b"5").nextAfter(MONDAY), at(2024, 1, 19, 9)
+        )
 
     def test_dayOfMonthOnly(self) -> None:
         """
@@ -203,7 +213,9 @@ class NextAfterTests(unittest.SynchronousTestCase):
         """
         for raw in (b"0", b"7"):
             self.assertEqual(
-                cron(b"0", b"12", weekday=raw).nextAfter(MONDAY), at(2024, 1, 21, 12), raw
+                cron(b"0", b"12", weekday=raw).nextAfter(MONDAY),
+                at(2024, 1, 21, 12),
+                raw,
             )
 
     def test_monthRollover(self) -> None:
@@ -214,7 +226,9 @@ class NextAfterTests(unittest.SynchronousTestCase):
         self.assertEqual(
             cron(b"0", b"0", b"31").nextAfter(at(2024, 1, 31, 0, 0, 1)), at(2024, 3, 31)
         )
-        self.assertEqual(cron(b"0", b"0", b"30").nextAfter(at(2024, 2, 1)), at(2024, 3, 30))
+        self.assertEqual(
+            cron(b"0", b"0", b"30").nextAfter(at(2024, 2, 1)), at(2024, 3, 30)
+        )
 
     def test_yearRollover(self) -> None:
         """
@@ -240,7 +254,12 @@ class NextAfterTests(unittest.SynchronousTestCase):
         """
         Dates that do not exist never match: L{InvalidSchedule}.
         """
-        for day, month in [(b"31", b"2"), (b"30", b"2"), (b"31", b"4"), (b"31", b"4,6,9,11")]:
+        for day, month in [
+            (b"31", b"2"),
+            (b"30", b"2"),
+            (b"31", b"4"),
+            (b"31", b"4,6,9,11"),
+        ]:
             schedule = cron(b"0", b"0", day, month)
             self.assertRaises(InvalidSchedule, schedule.nextAfter, MONDAY)
 

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.service}: start-up order, replay, stopping, draining
+Tests for L{txgearman.server.service}: start-up order, replay, stopping, draining
 and the drain signal.
 """
 
@@ -23,13 +23,20 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from txgearman.interfaces import StoredJob, StoreError
-from txgearman.protocol import GearmanServerFactory
-from txgearman.service import GearmanServerService, endpointDescription
+from txgearman.server.protocol import GearmanServerFactory
+from txgearman.server.service import GearmanServerService, endpointDescription
+from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.store.memory import MemoryQueueStore
 from txgearman.test.fakes import MemoryConnection, response
 
-CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = 1, 7, 8, 9, 11, 13
+CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = (
+    1,
+    7,
+    8,
+    9,
+    11,
+    13,
+)
 SUBMIT_JOB_EPOCH, GRAB_JOB_ALL, JOB_ASSIGN_ALL = 36, 39, 40
 
 
@@ -40,7 +47,9 @@ class ControlledStore(MemoryQueueStore):
 
     def __init__(self, startResult: Deferred[None] | None = None) -> None:
         super().__init__()
-        self.startResult: Deferred[None] = startResult if startResult is not None else Deferred()
+        self.startResult: Deferred[None] = (
+            startResult if startResult is not None else Deferred()
+        )
         self.started = False
         self.stopped = False
 
@@ -118,7 +127,11 @@ class EndpointDescriptionTests(SynchronousTestCase):
         """
         Anything else is taken as a strports description.
         """
-        for description in ["tcp:4730:interface=127.0.0.1", "unix:/tmp/g.sock", "tcp6:0"]:
+        for description in [
+            "tcp:4730:interface=127.0.0.1",
+            "unix:/tmp/g.sock",
+            "tcp6:0",
+        ]:
             self.assertEqual(endpointDescription(description), description)
 
 
@@ -135,11 +148,15 @@ class StartTests(SynchronousTestCase):
         A strports description (or bare port number) is listened on in
         L{privilegedStartService}, once.
         """
-        service = GearmanServerService("tcp:4731:interface=127.0.0.1", reactor=self.reactor)
+        service = GearmanServerService(
+            "tcp:4731:interface=127.0.0.1", reactor=self.reactor
+        )
         self.assertEqual(self.reactor.tcpServers, [])
         service.privilegedStartService()
         service.startService()
-        self.assertEqual(self.reactor.tcpServers, [(4731, service.factory, 50, "127.0.0.1")])
+        self.assertEqual(
+            self.reactor.tcpServers, [(4731, service.factory, 50, "127.0.0.1")]
+        )
         self.assertIsNotNone(service.port)
         plain = GearmanServerService("4732", reactor=self.reactor)
         plain.startService()
@@ -150,7 +167,9 @@ class StartTests(SynchronousTestCase):
         An endpoint that cannot listen makes L{privilegedStartService}
         raise, so that twistd reports it before running.
         """
-        endpoint = RecordingEndpoint(CannotListenError("127.0.0.1", 4730, OSError("in use")))
+        endpoint = RecordingEndpoint(
+            CannotListenError("127.0.0.1", 4730, OSError("in use"))
+        )
         service = GearmanServerService(endpoint, reactor=self.reactor)
         self.assertRaises(CannotListenError, service.privilegedStartService)
         self.assertIsNone(service.port)
@@ -240,7 +259,9 @@ class StartTests(SynchronousTestCase):
         )
         # Completing a replayed job removes its record.
         early.send(WORK_COMPLETE, b"H:svc:2", b"")
-        self.assertEqual(sorted(job.data for job in store.jobs.values()), [b"later", b"low"])
+        self.assertEqual(
+            sorted(job.data for job in store.jobs.values()), [b"later", b"low"]
+        )
 
     def test_storeStartFails(self) -> None:
         """
@@ -252,7 +273,9 @@ class StartTests(SynchronousTestCase):
         events = EventLoggingObserver()
         globalLogPublisher.addObserver(events)
         self.addCleanup(globalLogPublisher.removeObserver, events)
-        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=self.reactor, store=store
+        )
         service.privilegedStartService()
         conn = Connection(service.factory)
         service.startService()
@@ -275,7 +298,9 @@ class StartTests(SynchronousTestCase):
         """
         store = ControlledStore(succeed(None))
         store.replay = lambda restore: fail(StoreError("corrupt"))  # type: ignore[method-assign]
-        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=self.reactor, store=store
+        )
         service.startService()
         self.failureResultOf(service.ready, StoreError)
         self.assertFalse(service.factory.ready)
@@ -286,7 +311,9 @@ class StartTests(SynchronousTestCase):
         Any other start failure is logged with its traceback.
         """
         store = ControlledStore(fail(RuntimeError("bug")))
-        service = GearmanServerService(RecordingEndpoint(), reactor=self.reactor, store=store)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=self.reactor, store=store
+        )
         service.startService()
         self.failureResultOf(service.ready, RuntimeError)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -430,7 +457,11 @@ class DrainSignalTests(SynchronousTestCase):
         fake.running = True
         endpoint = RecordingEndpoint()
         service = GearmanServerService(
-            endpoint, reactor=fake, drainSignal=sig, drainTimeout=30, handlePrefix=b"H:s"
+            endpoint,
+            reactor=fake,
+            drainSignal=sig,
+            drainTimeout=30,
+            handlePrefix=b"H:s",
         )
         service.startService()
         self.assertIsNot(signal.getsignal(sig), mine)
@@ -476,12 +507,16 @@ class DrainSignalTests(SynchronousTestCase):
         first run's jobs); a new service on the same store replays them.
         """
         store = MemoryQueueStore()
-        first = GearmanServerService(RecordingEndpoint(), reactor=ThreadlessReactor(), store=store)
+        first = GearmanServerService(
+            RecordingEndpoint(), reactor=ThreadlessReactor(), store=store
+        )
         first.startService()
         first.core.submitJob(None, b"f", b"", b"kept", background=True)
         self.successResultOf(first.stopService())
         self.assertRaises(RuntimeError, first.startService)
-        second = GearmanServerService(RecordingEndpoint(), reactor=ThreadlessReactor(), store=store)
+        second = GearmanServerService(
+            RecordingEndpoint(), reactor=ThreadlessReactor(), store=store
+        )
         second.startService()
         self.successResultOf(second.ready)
         self.assertEqual([job.data for job in second.core.iterJobs()], [b"kept"])
@@ -513,7 +548,9 @@ class PrivilegedPortTests(SynchronousTestCase):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        service = GearmanServerService(f"tcp:{port}:interface=127.0.0.1", reactor=reactor)
+        service = GearmanServerService(
+            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
+        )
         self.assertRaises(CannotListenError, service.privilegedStartService)
         self.assertIsNone(service.port)
 

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.interfaces.IQueueStore} implementations.
+Tests for L{txgearman.store.interfaces.IQueueStore} implementations.
 
 L{QueueStoreTestsMixin} is the contract every store must meet; each store's
 test case mixes it in and says how to make a fresh, empty store.
@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from txgearman.interfaces import IQueueStore, StoredJob
+from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
 
@@ -97,7 +97,9 @@ class QueueStoreTestsMixin:
         Jobs replay in the order they were added.
         """
         store = await self._fresh()
-        jobs = [StoredJob(b"f", b"%d" % i, b"%d" % i, priority=i % 3) for i in range(50)]
+        jobs = [
+            StoredJob(b"f", b"%d" % i, b"%d" % i, priority=i % 3) for i in range(50)
+        ]
         for job in jobs:
             await store.add(job)
         store = await self._reopened(store)

@@ -15,8 +15,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
-from txgearman.interfaces import IQueueStore, StoredJob
 from txgearman.store import redis as redisstore
+from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.redis import BATCH_SIZE, RedisQueueStore
 from txgearman.store.redislayout import Layout, encodeRecord
 from txgearman.test.redisserver import RedisServer, sharedRedisServer, startRedis
@@ -99,7 +99,9 @@ class RedisLayoutTests(unittest.TestCase):
         documented format.
         """
         store = await self.started()
-        job = StoredJob(b"my-func", b"", b"a\x00b\r\n", priority=2, when=7, reducer=b"r")
+        job = StoredJob(
+            b"my-func", b"", b"a\x00b\r\n", priority=2, when=7, reducer=b"r"
+        )
         number = await store.add(job)
         self.assertEqual(number, 1)
         key = self.layout.jobKey(1)
@@ -107,7 +109,9 @@ class RedisLayoutTests(unittest.TestCase):
         self.assertEqual(self.server.command("GET", self.layout.version), b"1")
         self.assertEqual(self.server.command("GET", self.layout.seq), b"1")
         self.assertEqual(
-            self.server.command("GET", self.layout.lock), store.owner, "the lock is ours"
+            self.server.command("GET", self.layout.lock),
+            store.owner,
+            "the lock is ours",
         )
         ttl = self.server.command("PTTL", self.layout.lock)
         assert isinstance(ttl, int)
@@ -147,7 +151,9 @@ class RedisLayoutTests(unittest.TestCase):
         goes at once with a new job, or on a flush.
         """
         store = await self.started(deleteInterval=30.0)
-        first, second = [await store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(2)]
+        first, second = [
+            await store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(2)
+        ]
         store.remove(first)
         await deferLater(reactor, 0.2, lambda: None)
         self.assertEqual(self.server.command("EXISTS", self.layout.jobKey(1)), 1)
@@ -169,7 +175,9 @@ class RedisLayoutTests(unittest.TestCase):
         store = await self.started()
         await store.add(StoredJob(b"warm", b"", b""))  # loads the script
         server.command("CONFIG", "RESETSTAT")
-        keys = await gatherResults([store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(300)])
+        keys = await gatherResults(
+            [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(300)]
+        )
         calls = commandCalls(server)
         self.assertEqual(calls.get("evalsha", 0) + calls.get("eval", 0), 1, calls)
         server.command("CONFIG", "RESETSTAT")
@@ -216,7 +224,10 @@ class RedisLayoutTests(unittest.TestCase):
         SCAN steps, replay in the order they were added.
         """
         store = await self.started()
-        jobs = [StoredJob(b"f%d" % (i % 7), b"", b"%d" % i, priority=i % 3) for i in range(12000)]
+        jobs = [
+            StoredJob(b"f%d" % (i % 7), b"", b"%d" % i, priority=i % 3)
+            for i in range(12000)
+        ]
         for start in range(0, len(jobs), 500):
             await gatherResults([store.add(job) for job in jobs[start : start + 500]])
         await store.stop()
@@ -233,7 +244,10 @@ class RedisLayoutTests(unittest.TestCase):
         """
         self.patch(redisstore, "REPLAY_BUDGET", 1000)
         store = await self.started()
-        jobs = [StoredJob(b"f", b"", bytes([i]) * (100 if i % 3 else 700)) for i in range(30)]
+        jobs = [
+            StoredJob(b"f", b"", bytes([i]) * (100 if i % 3 else 700))
+            for i in range(30)
+        ]
         for job in jobs:
             await store.add(job)
         await store.stop()
@@ -258,7 +272,10 @@ class RedisLayoutTests(unittest.TestCase):
             prefix + b":job:97": ("SET", b"1\x009\x000\x00f\x00\x00\x00d"),
             prefix + b":job:abc": ("SET", encodeRecord(StoredJob(b"f", b"", b"x"))),
             prefix + b":other": ("SET", b"x"),
-            prefix + b"2:job:1": ("SET", encodeRecord(StoredJob(b"f", b"", b"other prefix"))),
+            prefix + b"2:job:1": (
+                "SET",
+                encodeRecord(StoredJob(b"f", b"", b"other prefix")),
+            ),
         }
         for key, (command, value) in foreign.items():
             self.server.command(command, key, value)
@@ -298,7 +315,9 @@ class RedisLayoutTests(unittest.TestCase):
         self.layout = Layout(self.prefix.encode())
         store = await self.started()
         await store.add(StoredJob(b"f", b"", b"mine"))
-        self.server.command("SET", b"qx[a]z:job:1", encodeRecord(StoredJob(b"f", b"", b"not mine")))
+        self.server.command(
+            "SET", b"qx[a]z:job:1", encodeRecord(StoredJob(b"f", b"", b"not mine"))
+        )
         self.addCleanup(lambda: self.server.command("DEL", b"qx[a]z:job:1"))
         seen: list[bytes] = []
         await store.replay(lambda key, job: seen.append(job.data))

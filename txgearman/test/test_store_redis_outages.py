@@ -25,7 +25,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
-from txgearman.interfaces import StoredJob, StoreError
+from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.store.redis import RedisQueueStore
 from txgearman.store.redislayout import Layout, decodeRecord, encodeRecord
 from txgearman.test.redisserver import (
@@ -79,7 +79,10 @@ def sleep(seconds: float) -> Deferred[None]:
 
 
 async def poll(
-    condition: Callable[[], Any], what: str, timeout: float = RECOVERY, interval: float = 0.05
+    condition: Callable[[], Any],
+    what: str,
+    timeout: float = RECOVERY,
+    interval: float = 0.05,
 ) -> Any:
     """
     Call C{condition} until it returns something true, letting the reactor
@@ -116,7 +119,9 @@ async def added(store: RedisQueueStore, stored: StoredJob) -> bytes:
     return store.layout.jobKey(number)
 
 
-async def addWhenAccepted(store: RedisQueueStore, stored: StoredJob, timeout: float) -> bytes:
+async def addWhenAccepted(
+    store: RedisQueueStore, stored: StoredJob, timeout: float
+) -> bytes:
     """
     Add C{stored} over and over until the store accepts it, as clients
     would resubmit a refused background job.
@@ -154,12 +159,16 @@ def storedData(server: RedisServer, layout: Layout) -> list[bytes]:
     return data
 
 
-def logged(catcher: EventLoggingObserver, level: LogLevel, text: str) -> list[dict[str, Any]]:
+def logged(
+    catcher: EventLoggingObserver, level: LogLevel, text: str
+) -> list[dict[str, Any]]:
     """
     The events logged at C{level} whose text contains C{text}.
     """
     return [
-        event for event in catcher if event.get("log_level") == level and text in formatEvent(event)
+        event
+        for event in catcher
+        if event.get("log_level") == level and text in formatEvent(event)
     ]
 
 
@@ -212,14 +221,18 @@ class OutageTests(unittest.TestCase):
         with self.assertRaises(StoreError) as caught:
             await store.add(job(b"during"))
         self.assertLess(time.monotonic() - started, TIMEOUT + SLACK)
-        self.assertRegex(str(caught.exception), "Redis did not answer|no connection to Redis")
+        self.assertRegex(
+            str(caught.exception), "Redis did not answer|no connection to Redis"
+        )
 
         for _ in range(3):
             started = time.monotonic()
             with self.assertRaises(StoreError) as caught:
                 await store.add(job(b"refused"))
             self.assertLess(time.monotonic() - started, 0.5)
-            self.assertRegex(str(caught.exception), "Redis did not answer|no connection to Redis")
+            self.assertRegex(
+                str(caught.exception), "Redis did not answer|no connection to Redis"
+            )
             await sleep(0.3)
 
         server.restart()
@@ -313,7 +326,9 @@ class OutageTests(unittest.TestCase):
         server.restart()
         # Persisted: only the store, now, can delete it.
         self.assertEqual(server.command("EXISTS", key), 1)
-        await poll(lambda: server.command("EXISTS", key) == 0, "the record to be deleted")
+        await poll(
+            lambda: server.command("EXISTS", key) == 0, "the record to be deleted"
+        )
         await poll(lambda: removed.called, "the removal to fire")
         await removed
 
@@ -398,7 +413,9 @@ class LockTests(unittest.TestCase):
         catcher = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.server.command("SET", self.layout.lock, "dead-server:1", "PX", 1500)
         started = time.monotonic()
-        store = await startedStore(self, self.server.address, self.prefix, startTimeout=10.0)
+        store = await startedStore(
+            self, self.server.address, self.prefix, startTimeout=10.0
+        )
         elapsed = time.monotonic() - started
         self.assertGreaterEqual(elapsed, 1.0)
         self.assertLess(elapsed, 1.5 + SLACK)
@@ -502,10 +519,14 @@ class AddressTests(unittest.TestCase):
         directory = tempfile.mkdtemp(prefix="txg-")
         self.addCleanup(shutil.rmtree, directory, True)
         path = os.path.join(directory, "redis.sock")
-        server = startRedis(self, extraArgs=["--unixsocket", path, "--unixsocketperm", "700"])
+        server = startRedis(
+            self, extraArgs=["--unixsocket", path, "--unixsocketperm", "700"]
+        )
         store = await startedStore(self, path)
         key = await added(store, job(b"over a socket"))
-        self.assertEqual(server.command("GET", key), encodeRecord(job(b"over a socket")))
+        self.assertEqual(
+            server.command("GET", key), encodeRecord(job(b"over a socket"))
+        )
 
     async def test_database(self) -> None:
         """
@@ -544,7 +565,9 @@ class AddressTests(unittest.TestCase):
         store = await startedStore(self, f"redis://:s3cret@127.0.0.1:{server.port}")
         self.assertNotIn("s3cret", store.description)
         key = await added(store, job(b"authenticated"))
-        self.assertEqual(server.command("GET", key), encodeRecord(job(b"authenticated")))
+        self.assertEqual(
+            server.command("GET", key), encodeRecord(job(b"authenticated"))
+        )
 
 
 class SentinelTests(unittest.TestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.tap} (C{twistd gearman} options and service) and the
+Tests for L{txgearman.server.tap} (C{twistd gearman} options and service) and the
 twistd plugin that names it.
 """
 
@@ -14,10 +14,10 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from txgearman import tap
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
-from txgearman.core import defaultHandlePrefix
-from txgearman.service import GearmanServerService
+from txgearman.server import tap
+from txgearman.server.core import defaultHandlePrefix
+from txgearman.server.service import GearmanServerService
 
 
 def parse(*argv: str) -> tap.Options:
@@ -221,7 +221,9 @@ class MakeServiceTests(SynchronousTestCase):
         A strports description is listened on as written.
         """
         reactor = MemoryReactorClock()
-        service = tap.makeService(parse("-p", "tcp:4733:interface=127.0.0.1"), reactor=reactor)
+        service = tap.makeService(
+            parse("-p", "tcp:4733:interface=127.0.0.1"), reactor=reactor
+        )
         assert isinstance(service, GearmanServerService)
         service.privilegedStartService()
         self.assertEqual(reactor.tcpServers, [(4733, service.factory, 50, "127.0.0.1")])
@@ -255,7 +257,9 @@ class RedisServiceTests(SynchronousTestCase):
         store = service.store
         assert isinstance(store, RedisQueueStore)
         self.assertIs(service.core.store, store)
-        self.assertEqual((store.address.kind, store.address.path), ("unix", "/run/redis.sock"))
+        self.assertEqual(
+            (store.address.kind, store.address.path), ("unix", "/run/redis.sock")
+        )
         self.assertEqual(store.layout.prefix, b"jobs")
         self.assertEqual(store.timeout, 2.5)
         self.assertEqual(store.startTimeout, 9.0)
@@ -276,7 +280,7 @@ class PluginTests(SynchronousTestCase):
     def test_discoverable(self) -> None:
         """
         twistd finds the C{gearman} subcommand, whose options and service
-        come from L{txgearman.tap}.
+        come from L{txgearman.server.tap}.
         """
         makers = [m for m in getPlugins(IServiceMaker) if m.tapname == "gearman"]
         self.assertEqual(len(makers), 1)

@@ -1,5 +1,5 @@
 """
-Integration tests for L{txgearman.worker.GearmanWorker} over real TCP: against
+Integration tests for L{txgearman.client.worker.GearmanWorker} over real TCP: against
 a txgearman server running in this process, and against Debian's gearmand
 1.1.20 driven by its C{gearman} command-line client.
 
@@ -29,18 +29,26 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import FailTest, SkipTest, TestCase
 
-from txgearman.codec import AdminLine, Decoder, Packet, PacketType, encodeRequest
-from txgearman.errors import JobFailed
-from txgearman.job import Priority
-from txgearman.service import GearmanServerService
-from txgearman.worker import GearmanWorker, WorkerJob
+from txgearman.client.errors import JobFailed
+from txgearman.client.worker import GearmanWorker, WorkerJob
+from txgearman.codec import (
+    AdminLine,
+    Decoder,
+    Packet,
+    PacketType,
+    Priority,
+    encodeRequest,
+)
+from txgearman.server.service import GearmanServerService
 
 _P = PacketType
 LOOPBACK = "127.0.0.1"
 _END = (_P.WORK_COMPLETE, _P.WORK_FAIL, _P.WORK_EXCEPTION)
 
 
-async def poll(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+async def poll(
+    condition: Callable[[], object], what: str, timeout: float = 30.0
+) -> None:
     """
     Let the reactor run until C{condition()} is true.
 
@@ -134,7 +142,9 @@ class WorkerTestMixin:
     addCleanup: Callable[..., None]
 
     async def startServer(self, port: int = 0) -> tuple[GearmanServerService, int]:
-        service = GearmanServerService(f"tcp:{port}:interface={LOOPBACK}", reactor=reactor)
+        service = GearmanServerService(
+            f"tcp:{port}:interface={LOOPBACK}", reactor=reactor
+        )
         service.privilegedStartService()
         service.startService()
         self.addCleanup(self.stopServer, service)
@@ -157,7 +167,9 @@ class WorkerTestMixin:
         **kwargs: Any,
     ) -> GearmanWorker:
         kwargs.setdefault("stopTimeout", 5.0)
-        worker = GearmanWorker([f"tcp:{LOOPBACK}:{port}" for port in ports], reactor, **kwargs)
+        worker = GearmanWorker(
+            [f"tcp:{LOOPBACK}:{port}" for port in ports], reactor, **kwargs
+        )
         for name, function in functions.items():
             worker.register(name, function)
         worker.startService()
@@ -258,7 +270,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         for function, data, expected in cases:
             handle = await client.submit(function, data)
             [packet] = await client.outcome(handle)
-            self.assertEqual((packet.type, packet.args), (_P.WORK_COMPLETE, (handle, expected)))
+            self.assertEqual(
+                (packet.type, packet.args), (_P.WORK_COMPLETE, (handle, expected))
+            )
 
     async def test_failure(self) -> None:
         """
@@ -294,7 +308,8 @@ class WorkerTests(WorkerTestMixin, TestCase):
         handle = await client.submit(b"broken", b"x")
         [packet] = await client.outcome(handle)
         self.assertEqual(
-            (packet.type, packet.args), (_P.WORK_EXCEPTION, (handle, b"'missing thing'"))
+            (packet.type, packet.args),
+            (_P.WORK_EXCEPTION, (handle, b"'missing thing'")),
         )
         await poll(lambda: server.core.idle, "the job to be gone from the server")
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
@@ -315,10 +330,15 @@ class WorkerTests(WorkerTestMixin, TestCase):
 
         self.startWorker([port], {"later": later, "coroutine": coroutine})
         client = await self.client(port)
-        for function, expected in ((b"later", b"later x"), (b"coroutine", b"awaited x")):
+        for function, expected in (
+            (b"later", b"later x"),
+            (b"coroutine", b"awaited x"),
+        ):
             handle = await client.submit(function, b"x")
             [packet] = await client.outcome(handle)
-            self.assertEqual((packet.type, packet.args), (_P.WORK_COMPLETE, (handle, expected)))
+            self.assertEqual(
+                (packet.type, packet.args), (_P.WORK_COMPLETE, (handle, expected))
+            )
 
     async def test_progress(self) -> None:
         """
@@ -359,7 +379,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         gate = Gate()
         self.startWorker([port], {"f": gate}, concurrency=3)
         for n in range(7):
-            server.core.submitJob(None, b"f", b"u%d" % n, b"%d" % n, Priority.NORMAL, True)
+            server.core.submitJob(
+                None, b"f", b"u%d" % n, b"%d" % n, Priority.NORMAL, True
+            )
         await poll(lambda: len(gate.jobs) == 3, "three jobs to start")
         await pause(0.3)
         self.assertEqual(len(gate.jobs), 3)
@@ -371,7 +393,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         await poll(lambda: server.core.idle, "every job to end")
         self.assertEqual(len(gate.jobs), 7)
         self.assertEqual(gate.most, 3)
-        self.assertEqual(sorted(job.data for job in gate.jobs), [b"%d" % n for n in range(7)])
+        self.assertEqual(
+            sorted(job.data for job in gate.jobs), [b"%d" % n for n in range(7)]
+        )
 
     async def test_concurrencyAcrossServers(self) -> None:
         """
@@ -383,7 +407,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         await self.asleep(worker, 2)
         for server in (one, two):
             for n in range(3):
-                server.core.submitJob(None, b"f", b"u%d" % n, b"x", Priority.NORMAL, True)
+                server.core.submitJob(
+                    None, b"f", b"u%d" % n, b"x", Priority.NORMAL, True
+                )
         await poll(lambda: len(gate.jobs) == 2, "two jobs to start")
         await pause(0.3)
         self.assertEqual(len(gate.jobs), 2)
@@ -433,7 +459,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         await stopped
         self.assertEqual(worker.connections, [])
         function = server.core.functions[b"f"]
-        self.assertEqual((function.running, function.total, len(function.workers)), (0, 1, 0))
+        self.assertEqual(
+            (function.running, function.total, len(function.workers)), (0, 1, 0)
+        )
 
     async def test_handBack(self) -> None:
         """
@@ -481,7 +509,9 @@ class WorkerTests(WorkerTestMixin, TestCase):
         await poll(lambda: b"." in client.lines, "the workers listing")
         self.assertIn(b"late-worker : upper", b"\n".join(client.lines))
         worker.unregister("upper")
-        await poll(lambda: not server.core.functions[b"upper"].workers, "CANT_DO to arrive")
+        await poll(
+            lambda: not server.core.functions[b"upper"].workers, "CANT_DO to arrive"
+        )
 
 
 def _gearmandBinary(name: str) -> str:
@@ -489,10 +519,14 @@ def _gearmandBinary(name: str) -> str:
     The path of a gearmand program; SkipTest if it is missing, FailTest if
     it is and C{CI=true} (CI installs it).
     """
-    found = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    found = shutil.which(
+        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"])
+    )
     if found is not None:
         return found
-    reason = f"{name} is not installed (Debian packages gearman-job-server, gearman-tools)"
+    reason = (
+        f"{name} is not installed (Debian packages gearman-job-server, gearman-tools)"
+    )
     if os.environ.get("CI", "").strip().lower() == "true":
         raise FailTest(reason + ", and CI=true requires it")
     raise SkipTest(reason)
@@ -556,7 +590,9 @@ async def startGearmand(case: TestCase) -> tuple[int, int]:
         check=True,
         timeout=30,
     )
-    await poll(lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file")
+    await poll(
+        lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file"
+    )
     with open(pidFile) as f:
         pid = int(f.read().strip())
 

@@ -1,6 +1,6 @@
 """
-Tests for L{txgearman.workerprotocol} and for the scheduling of
-L{txgearman.worker.GearmanWorker} over it, on in-memory transports.
+Tests for L{txgearman.client.workerprotocol} and for the scheduling of
+L{txgearman.client.worker.GearmanWorker} over it, on in-memory transports.
 
 Server packets are built with L{txgearman.codec.encode}; what the worker
 must send is spelled with L{txgearman.test.fakes.request}, an encoder
@@ -14,18 +14,23 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, StringTransport
+from twisted.internet.testing import (
+    EventLoggingObserver,
+    MemoryReactorClock,
+    StringTransport,
+)
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from txgearman.client.errors import JobFailed
+from txgearman.client.interfaces import IWorkerOwner
+from txgearman.client.worker import GearmanWorker, WorkerJob, resultBytes
+from txgearman.client.workerprotocol import GearmanWorkerProtocol
 from txgearman.codec import RES, PacketType, encode
-from txgearman.errors import JobFailed
 from txgearman.test.fakes import request
-from txgearman.worker import GearmanWorker, WorkerJob, resultBytes
-from txgearman.workerprotocol import GearmanWorkerProtocol, IWorkerOwner
 
 _P = PacketType
 
@@ -42,7 +47,9 @@ NOOP = res(_P.NOOP)
 NO_JOB = res(_P.NO_JOB)
 
 
-def assign(handle: bytes, function: bytes = b"f", unique: bytes = b"", data: bytes = b"") -> bytes:
+def assign(
+    handle: bytes, function: bytes = b"f", unique: bytes = b"", data: bytes = b""
+) -> bytes:
     return res(_P.JOB_ASSIGN_UNIQ, handle, function, unique, data)
 
 
@@ -63,7 +70,9 @@ class RecordingOwner:
     def workerConnected(self, protocol: GearmanWorkerProtocol) -> None:
         self.calls.append(("connected", _written(protocol)))
 
-    def workerDisconnected(self, protocol: GearmanWorkerProtocol, reason: Failure) -> None:
+    def workerDisconnected(
+        self, protocol: GearmanWorkerProtocol, reason: Failure
+    ) -> None:
         self.calls.append(("disconnected", reason.type))
 
     def workerWoken(self, protocol: GearmanWorkerProtocol) -> None:
@@ -240,7 +249,9 @@ class ProtocolTests(SynchronousTestCase):
         protocol.grab()
         for byte in NOOP + assign(b"H:1", b"f", b"u", b"xyz"):
             protocol.dataReceived(bytes([byte]))
-        self.assertEqual(owner.calls[1:], [("woken",), ("job", b"H:1", b"f", b"u", b"xyz")])
+        self.assertEqual(
+            owner.calls[1:], [("woken",), ("job", b"H:1", b"f", b"u", b"xyz")]
+        )
 
     def test_unsolicitedJob(self) -> None:
         """
@@ -252,7 +263,9 @@ class ProtocolTests(SynchronousTestCase):
         protocol.dataReceived(assign(b"H:1"))
         self.assertTrue(transport.disconnecting)
         self.assertFalse(protocol.live)
-        self.assertEqual([call[0] for call in owner.calls], ["connected", "disconnected"])
+        self.assertEqual(
+            [call[0] for call in owner.calls], ["connected", "disconnected"]
+        )
         self.assertFalse(protocol.workComplete(b"H:1", b""))
         self.assertEqual(transport.value(), b"")
         self.flushLoggedErrors()
@@ -278,7 +291,9 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(owner.calls[-1][0], "disconnected")
         # The real connectionLost that follows changes nothing.
         protocol.connectionLost(Failure(ConnectionError()))
-        self.assertEqual([call[0] for call in owner.calls], ["connected", "disconnected"])
+        self.assertEqual(
+            [call[0] for call in owner.calls], ["connected", "disconnected"]
+        )
 
     def test_errorLogged(self) -> None:
         """
@@ -292,7 +307,9 @@ class ProtocolTests(SynchronousTestCase):
         self.assertTrue(protocol.live)
         warnings = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual(len(warnings), 1)
-        self.assertEqual((warnings[0]["code"], warnings[0]["text"]), ("JOB_NOT_FOUND", "gone"))
+        self.assertEqual(
+            (warnings[0]["code"], warnings[0]["text"]), ("JOB_NOT_FOUND", "gone")
+        )
 
     def test_workPackets(self) -> None:
         """
@@ -363,7 +380,10 @@ class WorkerOverProtocolTests(SynchronousTestCase):
 
     def worker(self, concurrency: int = 1, **kwargs: Any) -> GearmanWorker:
         return GearmanWorker(
-            ["tcp:127.0.0.1:4730"], reactor=self.clock, concurrency=concurrency, **kwargs
+            ["tcp:127.0.0.1:4730"],
+            reactor=self.clock,
+            concurrency=concurrency,
+            **kwargs,
         )
 
     def pending(self, worker: GearmanWorker, name: bytes = b"f") -> list[Deferred[Any]]:
@@ -402,10 +422,13 @@ class WorkerOverProtocolTests(SynchronousTestCase):
         protocol.dataReceived(NOOP)
         self.assertEqual(take(transport), GRAB)
         protocol.dataReceived(assign(b"H:1", b"reverse", b"u1", b"hello"))
-        self.assertEqual(take(transport), request(_P.WORK_COMPLETE, b"H:1", b"olleh") + GRAB)
+        self.assertEqual(
+            take(transport), request(_P.WORK_COMPLETE, b"H:1", b"olleh") + GRAB
+        )
         [job] = jobs
         self.assertEqual(
-            (job.handle, job.function, job.unique, job.data), (b"H:1", b"reverse", b"u1", b"hello")
+            (job.handle, job.function, job.unique, job.data),
+            (b"H:1", b"reverse", b"u1", b"hello"),
         )
         self.assertEqual(worker.activeJobs, [])
 
@@ -441,7 +464,9 @@ class WorkerOverProtocolTests(SynchronousTestCase):
         self.assertEqual(take(transport), b"")
         self.assertEqual(len(worker.activeJobs), 2)
         started[1].callback(b"two")
-        self.assertEqual(take(transport), request(_P.WORK_COMPLETE, b"H:2", b"two") + GRAB)
+        self.assertEqual(
+            take(transport), request(_P.WORK_COMPLETE, b"H:2", b"two") + GRAB
+        )
         protocol.dataReceived(assign(b"H:3"))
         self.assertEqual(take(transport), b"")
         started[0].callback(None)
@@ -703,7 +728,9 @@ class WorkerOverProtocolTests(SynchronousTestCase):
         self.successResultOf(stopped)
         self.assertEqual(
             take(transport),
-            request(_P.CAN_DO, b"f") + GRAB + request(_P.WORK_COMPLETE, b"H:1", b"done"),
+            request(_P.CAN_DO, b"f")
+            + GRAB
+            + request(_P.WORK_COMPLETE, b"H:1", b"done"),
         )
 
     def test_stopTimeout(self) -> None:

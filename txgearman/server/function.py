@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
-from txgearman.job import Job, JobState
+from txgearman.server.job import Job, JobState
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
 
-    from txgearman.session import Session
+    from txgearman.server.session import Session
 
 __all__ = ["Function"]
 
@@ -75,7 +75,11 @@ class Function:
 
     def __init__(self, name: bytes) -> None:
         self.name = name
-        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (deque(), deque(), deque())
+        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (
+            deque(),
+            deque(),
+            deque(),
+        )
         self.queued = [0, 0, 0]
         self.dead = [0, 0, 0]
         self.scheduled = [0, 0, 0]

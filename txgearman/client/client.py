@@ -31,10 +31,14 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txgearman.clientprotocol import GearmanClientProtocol, JobCallbacks, JobStatus
-from txgearman.endpoints import endpointFor
-from txgearman.errors import ConnectionLost, NoServerAvailable
-from txgearman.job import Priority
+from txgearman.client.clientprotocol import (
+    GearmanClientProtocol,
+    JobCallbacks,
+    JobStatus,
+)
+from txgearman.client.endpoints import endpointFor
+from txgearman.client.errors import GearmanConnectionLost, NoServerAvailable
+from txgearman.codec import Priority
 
 __all__ = ["GearmanClient", "JobStatus"]
 
@@ -223,7 +227,9 @@ class GearmanClient(Service):
             if not first.called:
                 names = ", ".join(s.name for s in candidates)
                 first.errback(
-                    NoServerAvailable(f"no job server reachable within {self.timeout:g} s: {names}")
+                    NoServerAvailable(
+                        f"no job server reachable within {self.timeout:g} s: {names}"
+                    )
                 )
 
         timer = self.reactor.callLater(wait, giveUp)
@@ -263,14 +269,20 @@ class GearmanClient(Service):
         @param onStatus: called with C{(numerator, denominator)} of each
             WORK_STATUS.
         @return: fires with the job's result; fails with
-            L{txgearman.errors.JobFailed}, L{txgearman.errors.JobException},
-            L{txgearman.errors.ServerError}, L{txgearman.errors.ConnectionLost}
+            L{txgearman.client.errors.JobFailed}, L{txgearman.client.errors.JobException},
+            L{txgearman.client.errors.ServerError}, L{txgearman.client.errors.ConnectionLost}
             (the connection went while the job ran) or
-            L{txgearman.errors.NoServerAvailable}.
+            L{txgearman.client.errors.NoServerAvailable}.
         """
         return Deferred.fromCoroutine(
             self._submit(
-                _bytes(function), data, _bytes(unique or b""), priority, onData, onWarning, onStatus
+                _bytes(function),
+                data,
+                _bytes(unique or b""),
+                priority,
+                onData,
+                onWarning,
+                onStatus,
             )
         )
 
@@ -287,13 +299,19 @@ class GearmanClient(Service):
         tried: set[str] = set()
         deadline = self.reactor.seconds() + self.timeout
         while True:
-            server, protocol = await self._connection(unique, frozenset(tried), deadline)
+            server, protocol = await self._connection(
+                unique, frozenset(tried), deadline
+            )
             callbacks = protocol.submitJob(
-                function, data, unique, priority, JobCallbacks(onData, onWarning, onStatus)
+                function,
+                data,
+                unique,
+                priority,
+                JobCallbacks(onData, onWarning, onStatus),
             )
             try:
                 result: bytes = await callbacks.result
-            except ConnectionLost:
+            except GearmanConnectionLost:
                 if callbacks.handle:
                     raise  # The job was accepted, and may have run.
                 tried.add(server.name)
@@ -319,21 +337,30 @@ class GearmanClient(Service):
             a durable server, once it is stored).
         """
         return Deferred.fromCoroutine(
-            self._submitBackground(_bytes(function), data, _bytes(unique or b""), priority, when)
+            self._submitBackground(
+                _bytes(function), data, _bytes(unique or b""), priority, when
+            )
         )
 
     async def _submitBackground(
-        self, function: bytes, data: bytes, unique: bytes, priority: Priority, when: int | None
+        self,
+        function: bytes,
+        data: bytes,
+        unique: bytes,
+        priority: Priority,
+        when: int | None,
     ) -> bytes:
         tried: set[str] = set()
         deadline = self.reactor.seconds() + self.timeout
         while True:
-            server, protocol = await self._connection(unique, frozenset(tried), deadline)
+            server, protocol = await self._connection(
+                unique, frozenset(tried), deadline
+            )
             try:
                 handle: bytes = await protocol.submitBackground(
                     function, data, unique, priority, when
                 )
-            except ConnectionLost:
+            except GearmanConnectionLost:
                 # Lost before the answer: the job may be queued there too,
                 # but a lost job is worse than one that runs twice.
                 tried.add(server.name)
@@ -365,7 +392,9 @@ class GearmanClient(Service):
         if not live:
             _server, protocol = await self._connection(b"")
             live = [protocol]
-        answers = await DeferredList([p.getStatus(handle) for p in live], consumeErrors=True)
+        answers = await DeferredList(
+            [p.getStatus(handle) for p in live], consumeErrors=True
+        )
         statuses = [value for ok, value in answers if ok]
         for status in statuses:
             if status.known:

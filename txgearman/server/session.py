@@ -13,9 +13,9 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from txgearman.function import Function
-    from txgearman.interfaces import IPeer
-    from txgearman.job import Job
+    from txgearman.server.function import Function
+    from txgearman.server.interfaces import IPeer
+    from txgearman.server.job import Job
 
 __all__ = ["Session"]
 
@@ -64,7 +64,9 @@ class Session:
         "closed",
     )
 
-    def __init__(self, peer: IPeer, connectionId: int, host: str, exceptions: bool = False):
+    def __init__(
+        self, peer: IPeer, connectionId: int, host: str, exceptions: bool = False
+    ):
         self.peer = peer
         self.connectionId = connectionId
         self.host = host

@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable
 
 from txgearman import __version__
-from txgearman.core import JobServer
+from txgearman.server.core import JobServer
 
 __all__ = ["AdminCommands"]
 
 _UNKNOWN = b"ERR UNKNOWN_COMMAND Unknown+server+command"
-_INCOMPLETE = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+_INCOMPLETE = (
+    b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+)
 _OK = b"OK\r\n"
 
 

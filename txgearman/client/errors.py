@@ -1,27 +1,37 @@
 # -*- test-case-name: txgearman.test.test_clientprotocol -*-
 """
-What can go wrong for a Gearman client or worker, as exceptions.
+What can go wrong for a Gearman client, worker or admin client, as
+exceptions.
 
 A Deferred from L{txgearman.client} fails with one of these, so that
 callers can tell a job that failed from a server that refused it from a
-connection that went away.
+connection that went away.  Every one is a L{GearmanError}, and none shares
+its name with a Twisted exception (C{twisted.internet.error.ConnectionLost}
+is a different class from L{GearmanConnectionLost}).
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "GearmanError",
     "ServerError",
     "JobFailed",
     "JobException",
-    "ConnectionLost",
+    "GearmanConnectionLost",
     "NoServerAvailable",
+    "AdminError",
+    "AdminConnectionLost",
 ]
+
+# An admin error code: what gearmand sends before the text of an C{ERR}.
+_CODE = re.compile(rb"[A-Z][A-Z0-9_]*\Z")
 
 
 class GearmanError(Exception):
     """
-    The base of every error in this package's client and worker API.
+    The base of every error the client library raises.
     """
 
 
@@ -34,7 +44,9 @@ class ServerError(GearmanError):
     """
 
     def __init__(self, code: bytes, text: bytes) -> None:
-        super().__init__(f"{code.decode('ascii', 'replace')}: {text.decode('utf-8', 'replace')}")
+        super().__init__(
+            f"{code.decode('ascii', 'replace')}: {text.decode('utf-8', 'replace')}"
+        )
         self.code = code
         self.text = text
 
@@ -68,7 +80,7 @@ class JobException(GearmanError):
         self.data = data
 
 
-class ConnectionLost(GearmanError):
+class GearmanConnectionLost(GearmanError):
     """
     The connection to the server was lost before the answer came: the job
     may or may not have run.
@@ -78,4 +90,35 @@ class ConnectionLost(GearmanError):
 class NoServerAvailable(GearmanError):
     """
     None of the configured job servers could be reached in time.
+    """
+
+
+class AdminError(GearmanError):
+    """
+    The server answered an admin command with C{ERR CODE text}.
+
+    @ivar code: the error code, e.g. C{"UNKNOWN_JOB"}; C{""} when the
+        server sent only prose (gearmand's C{ERR function not found}).
+    @ivar text: the rest, with gearmand's C{+}-for-space encoding undone.
+    """
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"{code}: {text}" if code and text else code or text)
+        self.code = code
+        self.text = text
+
+    @classmethod
+    def fromReply(cls, line: bytes) -> AdminError:
+        """Parse an C{ERR ...} reply line."""
+        code, _, text = line[4:].partition(b" ")
+        if not _CODE.match(code):
+            code, text = b"", line[4:]
+        return cls(
+            code.decode("ascii"), text.replace(b"+", b" ").decode("utf-8", "replace")
+        )
+
+
+class AdminConnectionLost(GearmanConnectionLost):
+    """
+    The admin connection closed before the command's reply was complete.
     """

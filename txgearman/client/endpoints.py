@@ -20,7 +20,9 @@ __all__ = ["endpointFor", "DEFAULT_PORT"]
 DEFAULT_PORT = 4730
 
 
-def endpointFor(reactor: Any, server: str | IStreamClientEndpoint) -> IStreamClientEndpoint:
+def endpointFor(
+    reactor: Any, server: str | IStreamClientEndpoint
+) -> IStreamClientEndpoint:
     """
     An endpoint for a server given as an endpoint description
     (C{tcp:gearman.example:4730}), as C{host:port}, as a bare host (port

@@ -5,7 +5,7 @@ connection's owner out, and methods that send the worker's packets.
 
 The protocol knows the grab/sleep cycle of a single connection and nothing
 else: whether there is room for another job, which function runs a job and
-what to answer is the owner's business (L{txgearman.worker.GearmanWorker}),
+what to answer is the owner's business (L{txgearman.client.worker.GearmanWorker}),
 because a worker's concurrency limit spans all its connections.
 
 The cycle, as gearmand's own workers run it: a connection is I{awake}
@@ -20,13 +20,11 @@ awake instead of going to sleep on that answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
+from txgearman.client.interfaces import IWorkerOwner
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     AdminLine,
@@ -36,57 +34,11 @@ from txgearman.codec import (
     encodeRequest,
 )
 
-__all__ = ["IWorkerOwner", "GearmanWorkerProtocol"]
+__all__ = ["GearmanWorkerProtocol"]
 
 _P = PacketType
 _GRAB = encodeRequest(_P.GRAB_JOB_UNIQ)
 _PRE_SLEEP = encodeRequest(_P.PRE_SLEEP)
-
-
-class IWorkerOwner(Interface):
-    """
-    What a L{GearmanWorkerProtocol} tells the object that decides for it.
-
-    Every method is called from the reactor thread, from inside the
-    protocol's C{connectionMade}, C{dataReceived} or C{connectionLost}.
-    """
-
-    def abilities() -> Iterable[tuple[bytes, float | None]]:
-        """
-        The functions to announce on a new connection, with their time
-        limits in seconds (C{None}: no limit).
-        """
-
-    def workerConnected(protocol: GearmanWorkerProtocol) -> None:
-        """
-        C{protocol} is connected and has announced its abilities; it is
-        awake and will grab when told to.
-        """
-
-    def workerDisconnected(protocol: GearmanWorkerProtocol, reason: Failure) -> None:
-        """
-        C{protocol}'s connection is gone; an unanswered grab never will be,
-        and the server takes back the jobs it had handed out on it.
-        """
-
-    def workerWoken(protocol: GearmanWorkerProtocol) -> None:
-        """
-        The server sent NOOP: C{protocol} is awake, or will grab once more
-        after its grab in flight is answered.
-        """
-
-    def noJob(protocol: GearmanWorkerProtocol) -> None:
-        """
-        C{protocol}'s grab was answered NO_JOB.
-        """
-
-    def jobAssigned(
-        protocol: GearmanWorkerProtocol, handle: bytes, function: bytes, unique: bytes, data: bytes
-    ) -> None:
-        """
-        C{protocol}'s grab was answered with a job, which this connection
-        now holds until it sends the job's result.
-        """
 
 
 class GearmanWorkerProtocol(Protocol):
@@ -157,11 +109,15 @@ class GearmanWorkerProtocol(Protocol):
                 return
             if isinstance(item, AdminLine):
                 # A worker sends no admin commands: nothing can be answered.
-                self.log.warn("Ignoring a text line from the job server: {line!r}", line=item.line)
+                self.log.warn(
+                    "Ignoring a text line from the job server: {line!r}", line=item.line
+                )
                 continue
             handler = self._handlers.get(item.type)
             if handler is None:
-                self.log.debug("Ignoring {type} from the job server", type=item.type.name)
+                self.log.debug(
+                    "Ignoring {type} from the job server", type=item.type.name
+                )
                 continue
             handler(self, item.args)
 
@@ -203,7 +159,9 @@ class GearmanWorkerProtocol(Protocol):
         handle, function, data = args
         self._assigned(handle, function, b"", data)
 
-    def _assigned(self, handle: bytes, function: bytes, unique: bytes, data: bytes) -> None:
+    def _assigned(
+        self, handle: bytes, function: bytes, unique: bytes, data: bytes
+    ) -> None:
         if not self.grabbing:
             # A job nobody counted on would break the owner's limit.
             self._violation(f"job {handle!r} was assigned without a grab")
@@ -291,7 +249,9 @@ class GearmanWorkerProtocol(Protocol):
 
     def workStatus(self, handle: bytes, numerator: int, denominator: int) -> bool:
         """Send WORK_STATUS with the numbers in decimal."""
-        return self._send(_P.WORK_STATUS, handle, b"%d" % numerator, b"%d" % denominator)
+        return self._send(
+            _P.WORK_STATUS, handle, b"%d" % numerator, b"%d" % denominator
+        )
 
     def workComplete(self, handle: bytes, data: bytes) -> bool:
         """Send WORK_COMPLETE: the job succeeded with C{data}."""

@@ -2,7 +2,7 @@
 """
 L{GearmanServerService}: the job server as a Twisted service.
 
-twistd builds one through L{txgearman.tap}; a Twisted application can build
+twistd builds one through L{txgearman.server.tap}; a Twisted application can build
 and start one itself to embed a job server.
 """
 
@@ -26,12 +26,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txgearman import __version__
-from txgearman.admin import AdminCommands
-from txgearman.batching import WriteBatcher
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
-from txgearman.core import JobServer
-from txgearman.interfaces import IQueueStore, StoreError
-from txgearman.protocol import GearmanServerFactory
+from txgearman.server.admin import AdminCommands
+from txgearman.server.batching import WriteBatcher
+from txgearman.server.core import JobServer
+from txgearman.server.protocol import GearmanServerFactory
+from txgearman.store.interfaces import IQueueStore, StoreError
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = ["GearmanServerService", "endpointDescription"]
@@ -100,7 +100,9 @@ class GearmanServerService(Service):
         self.endpoint: IStreamServerEndpoint
         if isinstance(endpoint, str):
             self.endpointDescription = endpoint
-            self.endpoint = endpoints.serverFromString(reactor, endpointDescription(endpoint))
+            self.endpoint = endpoints.serverFromString(
+                reactor, endpointDescription(endpoint)
+            )
         else:
             self.endpointDescription = repr(endpoint)
             self.endpoint = endpoint
@@ -207,7 +209,9 @@ class GearmanServerService(Service):
         super().startService()
         self._listen()
         if self.drainSignal is not None:
-            self._previousHandler = signal.signal(self.drainSignal, self._drainSignalled)
+            self._previousHandler = signal.signal(
+                self.drainSignal, self._drainSignalled
+            )
         if self.hangupRotatesLog:
             rotate = signal.getsignal(signal.SIGUSR1)
             self._previousHangup = signal.signal(
@@ -255,7 +259,8 @@ class GearmanServerService(Service):
         if failure.check(StoreError):
             # A store says what is wrong in words; a traceback adds nothing.
             self.log.critical(
-                "The job server could not start: {reason}", reason=failure.getErrorMessage()
+                "The job server could not start: {reason}",
+                reason=failure.getErrorMessage(),
             )
         else:
             self.log.failure("The job server could not start", failure)
@@ -301,7 +306,10 @@ class GearmanServerService(Service):
 
     def _abort(self, connections: list[Any]) -> None:
         for connection in connections:
-            if connection in self.factory.connections and connection.transport is not None:
+            if (
+                connection in self.factory.connections
+                and connection.transport is not None
+            ):
                 connection.transport.abortConnection()
 
     def drain(self, timeout: float = 30.0, interval: float = 0.2) -> Deferred[bool]:
@@ -312,7 +320,9 @@ class GearmanServerService(Service):
         @return: fires with C{True} if the queues emptied, C{False} on
             timeout.
         """
-        self.log.info("Draining: no new connections; waiting for {n} jobs", n=len(self.core.jobs))
+        self.log.info(
+            "Draining: no new connections; waiting for {n} jobs", n=len(self.core.jobs)
+        )
         if self.port is not None:
             port, self.port = self.port, None
             port.stopListening()
@@ -325,7 +335,9 @@ class GearmanServerService(Service):
                 done.callback(True)
             elif self.reactor.seconds() - started >= timeout:
                 loop.stop()
-                self.log.warn("Drain timed out with {n} jobs left", n=len(self.core.jobs))
+                self.log.warn(
+                    "Drain timed out with {n} jobs left", n=len(self.core.jobs)
+                )
                 done.callback(False)
 
         loop = LoopingCall(check)

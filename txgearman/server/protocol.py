@@ -21,23 +21,24 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.admin import AdminCommands
-from txgearman.batching import WriteBatcher, writerFor
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
     RES,
+    SUBMITS,
     Decoder,
     Packet,
     PacketType,
+    Priority,
     encode,
 )
-from txgearman.core import JobServer
-from txgearman.interfaces import IPeer
-from txgearman.job import Priority
-from txgearman.ordering import OrderedOutput, Place
-from txgearman.schedule import CronSchedule, InvalidSchedule
-from txgearman.session import Session
+from txgearman.server.admin import AdminCommands
+from txgearman.server.batching import WriteBatcher, writerFor
+from txgearman.server.core import JobServer
+from txgearman.server.interfaces import IPeer
+from txgearman.server.ordering import OrderedOutput, Place
+from txgearman.server.schedule import CronSchedule, InvalidSchedule
+from txgearman.server.session import Session
 
 __all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
 
@@ -47,16 +48,6 @@ _GRAB_JOB_UNIQ = _P.GRAB_JOB_UNIQ
 _GRAB_JOB_ALL = _P.GRAB_JOB_ALL
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
-
-# (priority, background) for each plain submit type.
-_SUBMITS = {
-    _P.SUBMIT_JOB: (Priority.NORMAL, False),
-    _P.SUBMIT_JOB_BG: (Priority.NORMAL, True),
-    _P.SUBMIT_JOB_HIGH: (Priority.HIGH, False),
-    _P.SUBMIT_JOB_HIGH_BG: (Priority.HIGH, True),
-    _P.SUBMIT_JOB_LOW: (Priority.LOW, False),
-    _P.SUBMIT_JOB_LOW_BG: (Priority.LOW, True),
-}
 
 
 def _parseEpoch(raw: bytes) -> int | None:
@@ -232,8 +223,8 @@ class GearmanServerProtocol(Protocol):
         """
         Send encoded bytes: at the end of this reactor turn, together with
         everything else sent to this connection in it (see
-        L{txgearman.batching}), or at once without a batcher; in any case
-        after any answer whose place is kept (see L{txgearman.ordering}).
+        L{txgearman.server.batching}), or at once without a batcher; in any case
+        after any answer whose place is kept (see L{txgearman.server.ordering}).
         """
         ordered = self._ordered
         if ordered is not None and ordered.holding:
@@ -273,7 +264,9 @@ class GearmanServerProtocol(Protocol):
         for event in decoder.decode(data):
             if isinstance(event, Packet):
                 if event.magic != REQ:
-                    self.sendPacket(_P.ERROR, b"INVALID_MAGIC", b"Request magic expected")
+                    self.sendPacket(
+                        _P.ERROR, b"INVALID_MAGIC", b"Request magic expected"
+                    )
                     continue
                 handlers[event.type](self, event.args)
             else:
@@ -281,7 +274,9 @@ class GearmanServerProtocol(Protocol):
         error = decoder.failed
         if error is not None:
             self.log.info(
-                "Closing connection from {host}: {error}", host=self.session.host, error=str(error)
+                "Closing connection from {host}: {error}",
+                host=self.session.host,
+                error=str(error),
             )
             self.sendPacket(_P.ERROR, error.code, error.text)
             self.close()
@@ -302,7 +297,9 @@ class GearmanServerProtocol(Protocol):
         except ValueError:
             milliseconds = 0
         milliseconds = min(max(milliseconds, 0), 2**31)
-        self.core.canDo(self.session, name, milliseconds / 1000.0 if milliseconds else None)
+        self.core.canDo(
+            self.session, name, milliseconds / 1000.0 if milliseconds else None
+        )
 
     def packet_CANT_DO(self, args: tuple[bytes, ...]) -> None:
         self.core.cantDo(self.session, args[0])
@@ -349,9 +346,13 @@ class GearmanServerProtocol(Protocol):
         name, unique, raw, data = args
         when = _parseEpoch(raw)
         if when is None:
-            self.sendPacket(_P.ERROR, b"INVALID_ARGUMENT", b"Epoch is not a 64-bit integer")
+            self.sendPacket(
+                _P.ERROR, b"INVALID_ARGUMENT", b"Epoch is not a 64-bit integer"
+            )
             return
-        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, when)
+        self.core.submitJob(
+            self.session, name, unique, data, Priority.NORMAL, True, when
+        )
 
     def packet_SUBMIT_JOB_SCHED(self, args: tuple[bytes, ...]) -> None:
         name, unique, minute, hour, day, month, weekday, data = args
@@ -361,15 +362,21 @@ class GearmanServerProtocol(Protocol):
         except InvalidSchedule as e:
             self.sendPacket(_P.ERROR, b"INVALID_ARGUMENT", str(e).encode())
             return
-        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, when)
+        self.core.submitJob(
+            self.session, name, unique, data, Priority.NORMAL, True, when
+        )
 
     def packet_SUBMIT_REDUCE_JOB(self, args: tuple[bytes, ...]) -> None:
         name, unique, reducer, _aggregator, data = args
-        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, False, 0, reducer)
+        self.core.submitJob(
+            self.session, name, unique, data, Priority.NORMAL, False, 0, reducer
+        )
 
     def packet_SUBMIT_REDUCE_JOB_BACKGROUND(self, args: tuple[bytes, ...]) -> None:
         name, unique, reducer, _aggregator, data = args
-        self.core.submitJob(self.session, name, unique, data, Priority.NORMAL, True, 0, reducer)
+        self.core.submitJob(
+            self.session, name, unique, data, Priority.NORMAL, True, 0, reducer
+        )
 
     def packet_GET_STATUS(self, args: tuple[bytes, ...]) -> None:
         handle, known, running, numerator, denominator = self.core.getStatus(args[0])
@@ -383,7 +390,9 @@ class GearmanServerProtocol(Protocol):
         )
 
     def packet_GET_STATUS_UNIQUE(self, args: tuple[bytes, ...]) -> None:
-        unique, known, running, numerator, denominator, clients = self.core.getStatusUnique(args[0])
+        unique, known, running, numerator, denominator, clients = (
+            self.core.getStatusUnique(args[0])
+        )
         self.sendPacket(
             _P.STATUS_RES_UNIQUE,
             unique,
@@ -401,7 +410,9 @@ class GearmanServerProtocol(Protocol):
         if self.core.setOption(self.session, args[0]):
             self.sendPacket(_P.OPTION_RES, args[0])
         else:
-            self.sendPacket(_P.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option")
+            self.sendPacket(
+                _P.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
+            )
 
     def packet_SET_CLIENT_ID(self, args: tuple[bytes, ...]) -> None:
         self.core.setClientId(self.session, args[0])
@@ -409,17 +420,21 @@ class GearmanServerProtocol(Protocol):
     _handlers: list[Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]]
 
 
-def _makeSubmit(ptype: PacketType) -> Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]:
-    priority, background = _SUBMITS[ptype]
+def _makeSubmit(
+    ptype: PacketType,
+) -> Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]:
+    priority, background = SUBMITS[ptype]
 
     def packet_SUBMIT(self: GearmanServerProtocol, args: tuple[bytes, ...]) -> None:
-        self.core.submitJob(self.session, args[0], args[1], args[2], priority, background)
+        self.core.submitJob(
+            self.session, args[0], args[1], args[2], priority, background
+        )
 
     packet_SUBMIT.__name__ = "packet_" + ptype.name
     return packet_SUBMIT
 
 
-for _ptype in _SUBMITS:
+for _ptype in SUBMITS:
     setattr(GearmanServerProtocol, "packet_" + _ptype.name, _makeSubmit(_ptype))
 
 # Dispatch table indexed by packet number: resolved once, not per packet.

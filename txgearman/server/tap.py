@@ -16,8 +16,8 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
-from txgearman.core import MAX_HANDLE_SIZE
-from txgearman.service import GearmanServerService, endpointDescription
+from txgearman.server.core import MAX_HANDLE_SIZE
+from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.store.redisaddress import parseRedisAddress
 from txgearman.store.redislayout import DEFAULT_PREFIX
 
@@ -144,7 +144,9 @@ class Options(usage.Options):
             # Parsing builds an endpoint object without using the reactor.
             endpoints.serverFromString(None, endpointDescription(port))
         except (ValueError, TypeError) as e:
-            raise usage.UsageError(f"--port {port!r} is not a strports description: {e}") from None
+            raise usage.UsageError(
+                f"--port {port!r} is not a strports description: {e}"
+            ) from None
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:

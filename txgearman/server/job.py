@@ -6,29 +6,19 @@ through.
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import TYPE_CHECKING
 
-from txgearman.interfaces import StoredJob, storedJob
+from txgearman.codec import Priority
+from txgearman.store.interfaces import StoredJob, storedJob
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
 
-    from txgearman.function import Function
-    from txgearman.session import Session
+    from txgearman.server.function import Function
+    from txgearman.server.session import Session
 
-__all__ = ["Priority", "JobState", "Job"]
-
-
-class Priority(IntEnum):
-    """
-    Gearman's three priorities, numbered as gearmand numbers them (and as
-    stores record them).
-    """
-
-    HIGH = 0
-    NORMAL = 1
-    LOW = 2
+__all__ = ["JobState", "Job"]
 
 
 class JobState(Enum):

@@ -17,7 +17,6 @@ to the command after it.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,17 +25,20 @@ from typing import Any, Generic, TypeVar
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txgearman.client.endpoints import endpointFor
+from txgearman.client.errors import AdminConnectionLost, AdminError
 from txgearman.codec import AdminLine, Decoder, PacketType, ProtocolError
-from txgearman.endpoints import endpointFor
 
 __all__ = [
-    "AdminConnectionLost",
-    "AdminError",
     "FunctionStatus",
     "GearmanAdminClient",
     "JobInfo",
@@ -49,7 +51,6 @@ _T = TypeVar("_T")
 # A C{workers} line lists every function of a connection, so it can be far
 # longer than the 8 KiB a server accepts; this only bounds memory.
 _MAX_REPLY_LINE = 16 * 1024 * 1024
-_CODE = re.compile(rb"[A-Z][A-Z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -103,35 +104,6 @@ class JobInfo:
     retries: int
     ignoreJob: int
     stored: bool
-
-
-class AdminError(Exception):
-    """
-    The server answered C{ERR CODE text}.
-
-    @ivar code: the error code, e.g. C{"UNKNOWN_JOB"}; C{""} when the
-        server sent only prose (gearmand's C{ERR function not found}).
-    @ivar text: the rest, with gearmand's C{+}-for-space encoding undone.
-    """
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(f"{code}: {text}" if code and text else code or text)
-        self.code = code
-        self.text = text
-
-    @classmethod
-    def fromReply(cls, line: bytes) -> AdminError:
-        """Parse an C{ERR ...} reply line."""
-        code, _, text = line[4:].partition(b" ")
-        if not _CODE.match(code):
-            code, text = b"", line[4:]
-        return cls(code.decode("ascii"), text.replace(b"+", b" ").decode("utf-8", "replace"))
-
-
-class AdminConnectionLost(ConnectionError):
-    """
-    The connection closed before the command's reply was complete.
-    """
 
 
 class _Command(Generic[_T]):
@@ -209,7 +181,9 @@ class _AdminProtocol(Protocol):
             try:
                 item = self.decoder.next()
             except ProtocolError as e:
-                self.log.warn("Bad admin reply from Gearman server: {error}", error=str(e))
+                self.log.warn(
+                    "Bad admin reply from Gearman server: {error}", error=str(e)
+                )
                 self.abort(f"undecodable reply: {e}")
                 return
             if item is None:
@@ -220,7 +194,10 @@ class _AdminProtocol(Protocol):
                 code, text = item.args
                 self.inFlight.popleft().settle(
                     Failure(
-                        AdminError(code.decode("ascii", "replace"), text.decode("utf-8", "replace"))
+                        AdminError(
+                            code.decode("ascii", "replace"),
+                            text.decode("utf-8", "replace"),
+                        )
                     )
                 )
             else:
@@ -254,7 +231,9 @@ class _AdminProtocol(Protocol):
                 command.settle(None)
             else:
                 command.settle(
-                    Failure(AdminConnectionLost(f"no reply to {command.line!r}: {self.why}"))
+                    Failure(
+                        AdminConnectionLost(f"no reply to {command.line!r}: {self.why}")
+                    )
                 )
         waiters, self.lostWaiters = self.lostWaiters, []
         for d in waiters:
@@ -367,7 +346,9 @@ class GearmanAdminClient:
             protocol.inFlight.remove(command)
             protocol.abort(f"{command.line!r} timed out")
         command.settle(
-            Failure(defer.TimeoutError(f"no reply to {command.line!r} in {self.timeout}s"))
+            Failure(
+                defer.TimeoutError(f"no reply to {command.line!r} in {self.timeout}s")
+            )
         )
 
     def close(self) -> Deferred[None]:
@@ -396,7 +377,9 @@ class GearmanAdminClient:
     # -- commands --------------------------------------------------------------
 
     def _listing(self, line: bytes, parse: Callable[[bytes], _T]) -> Deferred[list[_T]]:
-        return self._command(line, lambda lines: [parse(each) for each in lines], listing=True)
+        return self._command(
+            line, lambda lines: [parse(each) for each in lines], listing=True
+        )
 
     def status(self) -> Deferred[list[FunctionStatus]]:
         """C{status}: job and worker counts per function."""
@@ -452,7 +435,9 @@ class GearmanAdminClient:
             limits = tuple(size)
             if len(limits) != 3:
                 raise ValueError(f"maxqueue takes one limit or three, not {size!r}")
-        line = b" ".join([b"maxqueue", _word(function), *(b"%d" % (n,) for n in limits)])
+        line = b" ".join(
+            [b"maxqueue", _word(function), *(b"%d" % (n,) for n in limits)]
+        )
         return self._command(line, _nothing)
 
     def cancelJob(self, handle: bytes) -> Deferred[None]:

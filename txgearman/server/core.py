@@ -5,7 +5,7 @@ The job server's state and rules, with no sockets.
 L{JobServer} holds functions, queues, jobs and workers, decides which job
 goes to which worker, and tells connections what to send through their
 L{IPeer}.  Time comes from an injected L{IReactorTime}, persistence from an
-injected L{IQueueStore}; the Twisted protocols in L{txgearman.protocol}
+injected L{IQueueStore}; the Twisted protocols in L{txgearman.server.protocol}
 only translate packets into calls on this class.
 
 Semantics follow gearmand master (global priority, round-robin between a
@@ -24,11 +24,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txgearman.codec import PacketType
-from txgearman.function import Function
-from txgearman.interfaces import IPeer, IQueueStore, StoredJob
-from txgearman.job import Job, JobState, Priority
-from txgearman.session import Session
+from txgearman.codec import PacketType, Priority
+from txgearman.server.function import Function
+from txgearman.server.interfaces import IPeer
+from txgearman.server.job import Job, JobState
+from txgearman.server.session import Session
+from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = ["JobServer", "MAX_UNIQUE_SIZE", "MAX_HANDLE_SIZE", "defaultHandlePrefix"]
@@ -153,7 +154,9 @@ class JobServer:
 
     # -- connections -------------------------------------------------------
 
-    def connect(self, peer: IPeer, host: str = "-", connectionId: int | None = None) -> Session:
+    def connect(
+        self, peer: IPeer, host: str = "-", connectionId: int | None = None
+    ) -> Session:
         """
         A connection arrived; return the session the protocol passes back
         with every later call.
@@ -244,7 +247,9 @@ class JobServer:
             function = self.functions[name] = Function(name)
         return function
 
-    def canDo(self, session: Session, name: bytes, timeout: float | None = None) -> None:
+    def canDo(
+        self, session: Session, name: bytes, timeout: float | None = None
+    ) -> None:
         """
         CAN_DO / CAN_DO_TIMEOUT: the worker can run C{name}.  Registering a
         function twice changes only its timeout.
@@ -389,7 +394,9 @@ class JobServer:
                 function.woken[session] = now
             budget -= 1
         if function.woken and function.wakeTimer is None:
-            function.wakeTimer = self.clock.callLater(WAKE_PATIENCE, self._claimsDue, function)
+            function.wakeTimer = self.clock.callLater(
+                WAKE_PATIENCE, self._claimsDue, function
+            )
 
     def _unclaim(self, session: Session) -> Function | None:
         """
@@ -418,7 +425,9 @@ class JobServer:
             session, when = next(iter(woken.items()))
             if when > expired:
                 delay = when - expired
-                function.wakeTimer = self.clock.callLater(delay, self._claimsDue, function)
+                function.wakeTimer = self.clock.callLater(
+                    delay, self._claimsDue, function
+                )
                 break
             del woken[session]
             session.wokenFor = None
@@ -460,7 +469,12 @@ class JobServer:
             session.peer.sendPacket(_JOB_ASSIGN, job.handle, function.name, job.data)
         elif kind is _GRAB_JOB_ALL and job.reducer is not None:
             session.peer.sendPacket(
-                _JOB_ASSIGN_ALL, job.handle, function.name, job.unique, job.reducer, job.data
+                _JOB_ASSIGN_ALL,
+                job.handle,
+                function.name,
+                job.unique,
+                job.reducer,
+                job.data,
             )
         else:
             session.peer.sendPacket(
@@ -614,7 +628,9 @@ class JobServer:
         if session is not None and job.waiters is not None:
             job.waiters.append((session, session.peer.reservePacket()))
 
-    def _answerWaiter(self, session: Session, place: object, ptype: int, *args: bytes) -> None:
+    def _answerWaiter(
+        self, session: Session, place: object, ptype: int, *args: bytes
+    ) -> None:
         if session.closed:
             return
         if place is None:
@@ -634,7 +650,10 @@ class JobServer:
             self._persistFailed(Failure(), job)
             return
         d.addCallbacks(
-            self._persisted, self._persistFailed, callbackArgs=(job,), errbackArgs=(job,)
+            self._persisted,
+            self._persistFailed,
+            callbackArgs=(job,),
+            errbackArgs=(job,),
         )
         if submitter is not None and job.waiters is not None:
             # The store answers later (a memory store has answered already,
@@ -745,7 +764,9 @@ class JobServer:
         for client in job.clients:
             client.peer.sendPacket(_WORK_STATUS, handle, numerator, denominator)
 
-    def workData(self, session: Session, ptype: PacketType, handle: bytes, data: bytes) -> None:
+    def workData(
+        self, session: Session, ptype: PacketType, handle: bytes, data: bytes
+    ) -> None:
         """WORK_DATA / WORK_WARNING: pass to the waiting clients."""
         job = self._held(session, handle, _NOT_FOUND_DATA)
         if job is None or job.state is _CANCELLED:
@@ -952,7 +973,13 @@ class JobServer:
             self.store.remove(key)
             return
         job = self._newJob(
-            function, unique, data, _PRIORITIES.get(priority, _NORMAL), True, when, reducer
+            function,
+            unique,
+            data,
+            _PRIORITIES.get(priority, _NORMAL),
+            True,
+            when,
+            reducer,
         )
         job.storeKey = key
         self._admit(job)

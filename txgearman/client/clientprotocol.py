@@ -26,32 +26,27 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txgearman.client.errors import (
+    GearmanConnectionLost,
+    JobException,
+    JobFailed,
+    ServerError,
+)
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     RES,
     Decoder,
     Packet,
     PacketType,
+    Priority,
     ProtocolError,
     encodeRequest,
+    submitType,
 )
-from txgearman.errors import ConnectionLost, JobException, JobFailed, ServerError
-from txgearman.job import Priority
 
 __all__ = ["GearmanClientProtocol", "JobStatus", "JobCallbacks"]
 
 _P = PacketType
-
-_FOREGROUND = {
-    Priority.HIGH: _P.SUBMIT_JOB_HIGH,
-    Priority.NORMAL: _P.SUBMIT_JOB,
-    Priority.LOW: _P.SUBMIT_JOB_LOW,
-}
-_BACKGROUND = {
-    Priority.HIGH: _P.SUBMIT_JOB_HIGH_BG,
-    Priority.NORMAL: _P.SUBMIT_JOB_BG,
-    Priority.LOW: _P.SUBMIT_JOB_LOW_BG,
-}
 
 
 @dataclass(frozen=True)
@@ -82,7 +77,7 @@ class JobCallbacks:
     Where a foreground job's news goes, as it arrives.
 
     @ivar result: fires with the job's WORK_COMPLETE data, or fails with
-        L{JobFailed}, L{JobException} or L{ConnectionLost}.
+        L{JobFailed}, L{JobException} or L{GearmanConnectionLost}.
     """
 
     __slots__ = ("onData", "onWarning", "onStatus", "result", "handle")
@@ -120,7 +115,9 @@ class GearmanClientProtocol(Protocol):
     def __init__(self, maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE) -> None:
         self._decoder = Decoder(maxPacketSize)
         # (expected answer type, Deferred, callbacks of a foreground submit)
-        self._waiting: deque[tuple[PacketType, Deferred[Any], JobCallbacks | None]] = deque()
+        self._waiting: deque[tuple[PacketType, Deferred[Any], JobCallbacks | None]] = (
+            deque()
+        )
         self._jobs: dict[bytes, list[JobCallbacks]] = {}
         self.connected = False
         self._lost: Deferred[None] = Deferred()
@@ -139,12 +136,16 @@ class GearmanClientProtocol(Protocol):
         why = reason.getErrorMessage()
         waiting, self._waiting = self._waiting, deque()
         for _kind, d, _callbacks in waiting:
-            d.errback(ConnectionLost(f"connection lost before the answer came: {why}"))
+            d.errback(
+                GearmanConnectionLost(f"connection lost before the answer came: {why}")
+            )
         jobs, self._jobs = self._jobs, {}
         for watchers in jobs.values():
             for callbacks in watchers:
                 callbacks.result.errback(
-                    ConnectionLost(f"connection lost while job {callbacks.handle!r} ran: {why}")
+                    GearmanConnectionLost(
+                        f"connection lost while job {callbacks.handle!r} ran: {why}"
+                    )
                 )
         self._lost.callback(None)
 
@@ -166,13 +167,17 @@ class GearmanClientProtocol(Protocol):
             try:
                 packet = decoder.next()
             except ProtocolError as e:
-                self.log.error("Job server sent garbage ({error}); disconnecting", error=str(e))
+                self.log.error(
+                    "Job server sent garbage ({error}); disconnecting", error=str(e)
+                )
                 self._abort()
                 return
             if packet is None:
                 return
             if not isinstance(packet, Packet) or packet.magic != RES:
-                self.log.error("Job server sent a request or a text line; disconnecting")
+                self.log.error(
+                    "Job server sent a request or a text line; disconnecting"
+                )
                 self._abort()
                 return
             self._received(packet)
@@ -190,7 +195,9 @@ class GearmanClientProtocol(Protocol):
             self._jobEvent(kind, args)
             return
         if not self._waiting:
-            self.log.warn("Unexpected {kind} from the job server; ignored", kind=kind.name)
+            self.log.warn(
+                "Unexpected {kind} from the job server; ignored", kind=kind.name
+            )
             return
         expected, d, callbacks = self._waiting.popleft()
         if kind is _P.ERROR:
@@ -212,7 +219,12 @@ class GearmanClientProtocol(Protocol):
             handle, known, running, numerator, denominator = args
             d.callback(
                 JobStatus(
-                    handle, b"", known == b"1", running == b"1", _int(numerator), _int(denominator)
+                    handle,
+                    b"",
+                    known == b"1",
+                    running == b"1",
+                    _int(numerator),
+                    _int(denominator),
                 )
             )
         elif kind is _P.STATUS_RES_UNIQUE:
@@ -268,7 +280,7 @@ class GearmanClientProtocol(Protocol):
     ) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
         if not self.connected or self.transport is None:
-            d.errback(ConnectionLost("not connected"))
+            d.errback(GearmanConnectionLost("not connected"))
             return d
         self._waiting.append((answer, d, callbacks))
         self.transport.write(encodeRequest(ptype, *args))
@@ -290,7 +302,12 @@ class GearmanClientProtocol(Protocol):
         """
         callbacks = callbacks if callbacks is not None else JobCallbacks()
         created = self._request(
-            _P.JOB_CREATED, _FOREGROUND[priority], function, unique, data, callbacks=callbacks
+            _P.JOB_CREATED,
+            submitType(priority, False),
+            function,
+            unique,
+            data,
+            callbacks=callbacks,
         )
         created.addErrback(_failResult, callbacks)
         return callbacks
@@ -311,9 +328,16 @@ class GearmanClientProtocol(Protocol):
         """
         if when is not None:
             return self._request(
-                _P.JOB_CREATED, _P.SUBMIT_JOB_EPOCH, function, unique, b"%d" % (when,), data
+                _P.JOB_CREATED,
+                _P.SUBMIT_JOB_EPOCH,
+                function,
+                unique,
+                b"%d" % (when,),
+                data,
             )
-        return self._request(_P.JOB_CREATED, _BACKGROUND[priority], function, unique, data)
+        return self._request(
+            _P.JOB_CREATED, submitType(priority, True), function, unique, data
+        )
 
     def getStatus(self, handle: bytes) -> Deferred[JobStatus]:
         """

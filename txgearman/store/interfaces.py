@@ -1,10 +1,10 @@
 # -*- test-case-name: txgearman.test.test_store -*-
 """
-The contracts between txgearman's layers.
+The queue store contract: how the server core persists background jobs.
 
-L{IQueueStore} is how the server core persists background jobs;
-L{IPeer} is how the core talks back to a connection without knowing about
-sockets or bytes.
+Every store (L{txgearman.store.memory}, L{txgearman.store.redis}) imports
+this module and nothing else of txgearman, and the server knows stores only
+through it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["StoredJob", "storedJob", "IQueueStore", "IPeer", "StoreError"]
+__all__ = ["StoredJob", "storedJob", "IQueueStore", "StoreError"]
 
 
 class StoredJob(NamedTuple):
@@ -46,7 +46,12 @@ _newTuple = tuple.__new__
 
 
 def storedJob(
-    function: bytes, unique: bytes, data: bytes, priority: int, when: int, reducer: bytes | None
+    function: bytes,
+    unique: bytes,
+    data: bytes,
+    priority: int,
+    when: int,
+    reducer: bytes | None,
 ) -> StoredJob:
     """
     C{StoredJob(function, unique, data, priority, when, reducer)}, built
@@ -124,32 +129,4 @@ class IQueueStore(Interface):
     def stop() -> Deferred[None]:
         """
         Release connections and ownership.  Stored jobs stay stored.
-        """
-
-
-class IPeer(Interface):
-    """
-    One connection, as the server core addresses it.
-    """
-
-    def sendPacket(ptype: int, *args: bytes) -> None:
-        """
-        Send a response packet of type C{ptype} whose body is C{args}
-        joined by NUL bytes.
-        """
-
-    def reservePacket() -> object:
-        """
-        Keep the place of an answer the core will only know later (a
-        background job's C{JOB_CREATED}, once the store has it): packets
-        sent meanwhile wait behind it, so that the connection gets its
-        answers in the order of its requests.
-
-        @return: a token for L{sendReserved}.
-        """
-
-    def sendReserved(place: object, ptype: int, *args: bytes) -> None:
-        """
-        Send the packet whose place L{reservePacket} kept, and what waited
-        behind it.
         """

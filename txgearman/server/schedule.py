@@ -68,7 +68,9 @@ def _parseField(raw: bytes, name: str, low: int, high: int) -> frozenset[int] | 
                 if slash:
                     end = high
         except ValueError:
-            raise InvalidSchedule(f"{name} field {text!r} is not a cron expression") from None
+            raise InvalidSchedule(
+                f"{name} field {text!r} is not a cron expression"
+            ) from None
         if step < 1 or not (low <= start <= end <= high):
             raise InvalidSchedule(f"{name} field {text!r} is outside {low}-{high}")
         values.update(range(start, end + 1, step))
@@ -103,7 +105,9 @@ class CronSchedule:
         """
         parsed = [
             _parseField(raw, *spec)
-            for raw, spec in zip((minute, hour, day, month, weekday), _FIELDS, strict=True)
+            for raw, spec in zip(
+                (minute, hour, day, month, weekday), _FIELDS, strict=True
+            )
         ]
         weekdays = parsed[4]
         if weekdays is not None and 7 in weekdays:
@@ -137,7 +141,9 @@ class CronSchedule:
 
         @raise InvalidSchedule: nothing matches within eight years.
         """
-        start = datetime.fromtimestamp(int(now) // 60 * 60, tz=UTC) + timedelta(minutes=1)
+        start = datetime.fromtimestamp(int(now) // 60 * 60, tz=UTC) + timedelta(
+            minutes=1
+        )
         hours = sorted(self.hours) if self.hours is not None else list(range(24))
         minutes = sorted(self.minutes) if self.minutes is not None else list(range(60))
         day = start.replace(hour=0, minute=0)

@@ -84,7 +84,10 @@ def writerFor(transport: ITransport) -> Callable[[bytes], None]:
     # this falls back to plain transport.write.
     if not (
         isinstance(transport, tcp.Connection)
-        and all(hasattr(t, name) for name in ("_tempDataLen", "offset", "dataBuffer", "socket"))
+        and all(
+            hasattr(t, name)
+            for name in ("_tempDataLen", "offset", "dataBuffer", "socket")
+        )
     ):
         return transport.write
     send = t.socket.send

@@ -61,9 +61,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.endpoints import endpointFor
-from txgearman.errors import JobFailed
-from txgearman.workerprotocol import GearmanWorkerProtocol, IWorkerOwner
+from txgearman.client.endpoints import endpointFor
+from txgearman.client.errors import JobFailed
+from txgearman.client.interfaces import IWorkerOwner
+from txgearman.client.workerprotocol import GearmanWorkerProtocol
 
 __all__ = ["WorkerJob", "GearmanWorker", "resultBytes"]
 
@@ -330,7 +331,9 @@ class GearmanWorker(Service):
             jitter=lambda: random.random() / 2,
         )
         for endpoint in self.endpoints:
-            service = ClientService(endpoint, factory, retryPolicy=policy, clock=self.reactor)
+            service = ClientService(
+                endpoint, factory, retryPolicy=policy, clock=self.reactor
+            )
             self._services.append(service)
             service.startService()
 
@@ -377,7 +380,9 @@ class GearmanWorker(Service):
         for job, _ in leftover:
             job._handedBack = True
         services, self._services = self._services, []
-        await DeferredList([service.stopService() for service in services], consumeErrors=True)
+        await DeferredList(
+            [service.stopService() for service in services], consumeErrors=True
+        )
         for _, running in leftover:
             if running is not None:
                 running.cancel()
@@ -422,7 +427,9 @@ class GearmanWorker(Service):
         self._connections.append(protocol)
         self._fill()
 
-    def workerDisconnected(self, protocol: GearmanWorkerProtocol, reason: Failure) -> None:
+    def workerDisconnected(
+        self, protocol: GearmanWorkerProtocol, reason: Failure
+    ) -> None:
         if protocol in self._connections:
             self._connections.remove(protocol)
         self._grabs.discard(protocol)
@@ -431,7 +438,9 @@ class GearmanWorker(Service):
             peer=_peer(protocol),
             reason=reason.getErrorMessage(),
         )
-        lost = [job for job in self._running if job._protocol is protocol and not job._ended]
+        lost = [
+            job for job in self._running if job._protocol is protocol and not job._ended
+        ]
         if lost and not self._stopping:
             self.log.warn(
                 "The job server takes back {count} jobs that were running: {handles}",
@@ -477,7 +486,9 @@ class GearmanWorker(Service):
         running = _call(registration.function, job)
         if job in self._running:
             self._running[job] = running
-        running.addCallbacks(self._succeeded, self._failed, callbackArgs=(job,), errbackArgs=(job,))
+        running.addCallbacks(
+            self._succeeded, self._failed, callbackArgs=(job,), errbackArgs=(job,)
+        )
         running.addBoth(self._ended, job)
         self._fill()
 
