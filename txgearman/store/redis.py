@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any
 
 import txredisapi
@@ -77,6 +78,51 @@ NAMED_SKIPS = 10
 
 #: A job to store: its number, its record, and the Deferred of its add.
 _Add = tuple[int, bytes, "Deferred[object]"]
+
+
+class StoreState(Enum):
+    """
+    Where a L{RedisQueueStore} is in its life.  The legal moves are
+    L{TRANSITIONS}; L{RedisQueueStore._moveTo} is the only writer.
+    """
+
+    #: Made, not started.
+    IDLE = "idle"
+    #: Connecting and taking the lock on the prefix.
+    STARTING = "starting"
+    #: Holding the lock, Redis answering: jobs are stored.
+    RUNNING = "running"
+    #: Redis stopped answering: jobs are refused until a probe is answered.
+    UNAVAILABLE = "unavailable"
+    #: Redis is away and a PING to see whether it is back is in flight.
+    PROBING = "probing"
+    #: Another server took the lock over: jobs are refused for good.
+    LOST = "lost"
+    #: Writing what is pending, giving the lock up, disconnecting.
+    STOPPING = "stopping"
+    #: Stopped, or failed to start.
+    STOPPED = "stopped"
+
+
+_S = StoreState
+#: States in which nothing new is written.
+_NOT_RUNNING = frozenset({_S.IDLE, _S.STOPPING, _S.STOPPED})
+#: States in which Redis is, or will again be, written to.
+_CONNECTED = frozenset({_S.STARTING, _S.RUNNING, _S.UNAVAILABLE, _S.PROBING})
+
+#: Every legal move between states.  Losing the queue while stopping is
+#: no move: the store is stopping either way, and only stops owning the
+#: lock (see L{RedisQueueStore._loseQueue}).
+TRANSITIONS: dict[StoreState, frozenset[StoreState]] = {
+    _S.IDLE: frozenset({_S.STARTING}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.STOPPING, _S.STOPPED}),
+    _S.RUNNING: frozenset({_S.UNAVAILABLE, _S.LOST, _S.STOPPING}),
+    _S.UNAVAILABLE: frozenset({_S.PROBING, _S.LOST, _S.STOPPING}),
+    _S.PROBING: frozenset({_S.RUNNING, _S.UNAVAILABLE, _S.LOST, _S.STOPPING}),
+    _S.LOST: frozenset({_S.STOPPING}),
+    _S.STOPPING: frozenset({_S.STOPPED}),
+    _S.STOPPED: frozenset(),
+}
 
 
 class _FastCommands:
@@ -162,6 +208,8 @@ class RedisQueueStore:
     @ivar address: where Redis is.
     @ivar layout: the key names.
     @ivar timeout: the most a call to Redis may take.
+    @ivar state: where the store is in its life (a L{StoreState}); it
+        moves only along L{TRANSITIONS}.
     """
 
     log = Logger()
@@ -232,13 +280,24 @@ class RedisQueueStore:
         self._retryCall: Any = None
         self._refreshDue = False
         self._refresher: LoopingCall | None = None
-        self._started = False
-        self._stopping = False
-        # Why Redis is out of reach, while it is; a probe clears it.
-        self._unavailable: str | None = None
-        self._probing = False
-        # Why this server no longer owns the queue, once it has lost it.
-        self._lost: str | None = None
+        self.state = StoreState.IDLE
+        # Why writes are refused: Redis is away (until a probe is answered)
+        # or the queue was lost (for good).  Kept while stopping.
+        self._refusedBecause: str | None = None
+        # Whether this server holds the lock: from taking it until it is
+        # released, or until another server takes it over.
+        self._ownsLock = False
+
+    def _moveTo(self, state: StoreState) -> None:
+        """
+        Change state, along one of L{TRANSITIONS} only: a move not listed
+        there is a bug, and raises.
+        """
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(
+                f"Redis store: no move from {self.state.name} to {state.name}"
+            )
+        self.state = state
 
     # -- connecting --------------------------------------------------------
 
@@ -301,9 +360,9 @@ class RedisQueueStore:
         C{startTimeout} for Redis to answer and for another server's lock
         to expire.
         """
-        if self._started:
+        if self.state is not StoreState.IDLE:
             return succeed(None)
-        self._started = True
+        self._moveTo(StoreState.STARTING)
         self._connect()
         return Deferred.fromCoroutine(self._acquire())
 
@@ -384,6 +443,11 @@ class RedisQueueStore:
             prefix=layout.prefix.decode("utf-8", "replace"),
             address=str(self.address),
         )
+        self._ownsLock = True
+        if self.state is not StoreState.STARTING:
+            # Stopped while taking the lock: stop() releases it.
+            return
+        self._moveTo(StoreState.RUNNING)
         self._refresher = LoopingCall(self._refreshLock)
         self._refresher.clock = self.reactor
         self._refresher.start(self.lockTTL / 3, now=False)
@@ -392,6 +456,8 @@ class RedisQueueStore:
         """
         Close the connection after a failed start.
         """
+        if self.state is StoreState.STARTING:
+            self._moveTo(StoreState.STOPPED)
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -414,9 +480,9 @@ class RedisQueueStore:
         Write what is pending, give the lock up and disconnect.  The stored
         jobs stay for the next server.
         """
-        if not self._started or self._stopping:
+        if self.state in (StoreState.IDLE, StoreState.STOPPING, StoreState.STOPPED):
             return succeed(None)
-        self._stopping = True
+        self._moveTo(StoreState.STOPPING)
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
@@ -433,7 +499,7 @@ class RedisQueueStore:
                 self._flush()
             else:
                 break
-        if self._retries and self._lost is None and self._redis is not None:
+        if self._retries and self._ownsLock and self._redis is not None:
             await self._lastDeletions()
         left = len(self._retries)
         if left:
@@ -448,7 +514,8 @@ class RedisQueueStore:
                 d.errback(StoreError(f"{left} deletions were not carried out"))
             else:
                 d.callback(None)
-        if self._lost is None and self._redis is not None:
+        if self._ownsLock and self._redis is not None:
+            self._ownsLock = False
             try:
                 await self._eval(RELEASE_SCRIPT, [self.layout.lock], [self.owner])
             except Exception:
@@ -458,6 +525,7 @@ class RedisQueueStore:
                     ttl=self.lockTTL,
                 )
         await self._disconnect()
+        self._moveTo(StoreState.STOPPED)
 
     async def _lastDeletions(self) -> None:
         """
@@ -500,11 +568,9 @@ class RedisQueueStore:
         """
         Why a new job cannot be stored now, if it cannot.
         """
-        if self._lost is not None:
-            return self._lost
-        if self._unavailable is not None:
-            return self._unavailable
-        if not self._started or self._stopping or self._redis is None:
+        if self._refusedBecause is not None:
+            return self._refusedBecause
+        if self.state in _NOT_RUNNING or self._redis is None:
             return "the Redis store is not running"
         return None
 
@@ -552,7 +618,7 @@ class RedisQueueStore:
         each, back to back, too small ever to count as load (five times as
         many calls as needed, and a third less throughput).
         """
-        if self._stopping:
+        if self.state in _NOT_RUNNING:
             return
         if urgent and not self._busy and self._lastBatch < BUSY_BATCH:
             earliest = float("-inf")
@@ -574,7 +640,7 @@ class RedisQueueStore:
             call.reset(delay)
 
     def _refreshLock(self) -> None:
-        if self._unavailable is None and self._lost is None:
+        if self.state is StoreState.RUNNING:
             self._refreshDue = True
             self._scheduleFlush(urgent=False)
 
@@ -592,11 +658,7 @@ class RedisQueueStore:
             return
         adds, self._adds = self._adds, []
         removes, self._removes = self._removes, []
-        if (
-            self._unavailable is not None
-            or self._lost is not None
-            or self._redis is None
-        ):
+        if self._refusedBecause is not None or self._redis is None:
             # Redis is away: nothing would get through; a probe resends.
             refused = self._refusal() or "the Redis store is not running"
             for _key, _record, d in adds:
@@ -682,7 +744,7 @@ class RedisQueueStore:
             failure.value
         ):
             self._loseQueue(reason)
-            reason = self._lost or reason
+            reason = self._refusedBecause or reason
         elif _connectionTrouble(failure):
             self._becomeUnavailable(reason)
         else:
@@ -698,9 +760,10 @@ class RedisQueueStore:
     # -- outages -----------------------------------------------------------
 
     def _becomeUnavailable(self, reason: str) -> None:
-        if self._unavailable is not None or self._stopping:
+        if self.state is not StoreState.RUNNING:
             return
-        self._unavailable = reason
+        self._moveTo(StoreState.UNAVAILABLE)
+        self._refusedBecause = reason
         self.log.error(
             "Redis at {address} is unavailable: {reason}. Background jobs are refused "
             "until it answers again",
@@ -710,32 +773,32 @@ class RedisQueueStore:
         self._probe()
 
     def _probe(self) -> None:
-        if self._probing or self._stopping or self._redis is None:
+        if self.state is not StoreState.UNAVAILABLE or self._redis is None:
             return
-        self._probing = True
+        self._moveTo(StoreState.PROBING)
         self._call(b"PING").addCallbacks(self._probed, self._probeFailed)
 
     def _probed(self, _pong: object) -> None:
-        self._probing = False
-        if self._unavailable is None:
+        if self.state is not StoreState.PROBING:
             return
-        self._unavailable = None
+        self._moveTo(StoreState.RUNNING)
+        self._refusedBecause = None
         self.log.info("Redis at {address} answers again", address=str(self.address))
         self._refreshDue = True
         self._resend()
 
     def _probeFailed(self, failure: Failure) -> None:
-        self._probing = False
-        if not self._stopping:
+        if self.state is StoreState.PROBING:
+            self._moveTo(StoreState.UNAVAILABLE)
             self.reactor.callLater(0.2, self._probe)
 
     def _scheduleRetry(self) -> None:
-        if self._retryCall is None and not self._stopping and self._lost is None:
+        if self._retryCall is None and self.state in _CONNECTED:
             self._retryCall = self.reactor.callLater(1.0, self._retry)
 
     def _retry(self) -> None:
         self._retryCall = None
-        if self._unavailable is None:
+        if self.state is StoreState.RUNNING:
             self._resend()
         # Else the probe resends once Redis is back.
 
@@ -749,9 +812,12 @@ class RedisQueueStore:
         self._scheduleFlush()
 
     def _loseQueue(self, reason: str) -> None:
-        if self._lost is not None:
+        if not self._ownsLock:
             return
-        self._lost = f"this server no longer owns the queue ({reason})"
+        self._ownsLock = False
+        self._refusedBecause = f"this server no longer owns the queue ({reason})"
+        if self.state is not StoreState.STOPPING:
+            self._moveTo(StoreState.LOST)
         self.log.critical(
             "Another txgearman server took the queue under prefix {prefix} over ({reason}). "
             "This server refuses background jobs from now on; the jobs it still holds may "
