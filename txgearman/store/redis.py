@@ -11,9 +11,9 @@ away; when one fails for want of Redis, background submits are refused at
 once (rather than each waiting out the deadline) until a probe sees Redis
 answer again.
 
-This is the only module that imports txredisapi, which installs the global
-reactor when imported: import it only once the reactor is chosen (twistd's
-L{txgearman.server.tap} does so from C{makeService}).
+This is the only module that uses txredisapi, which installs the global
+reactor when imported: so it imports it only when a store first connects,
+and importing this module leaves the choice of reactor to the application.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-import txredisapi
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
@@ -142,49 +142,68 @@ class _FastCommands:
         return b"".join(parts)
 
 
-class _Protocol(_FastCommands, txredisapi.RedisProtocol):
-    pass
-
-
-class _Factory(txredisapi.RedisFactory):
+class _RedisAPI(NamedTuple):
     """
-    txredisapi's connection factory, reconnecting within about a second
-    of Redis coming back (its default backs off up to ten).
+    txredisapi and the store's own subclasses of its classes.
     """
 
-    protocol = _Protocol
-    initialDelay = 0.1
-    maxDelay = 1.0
+    module: Any
+    factory: Any
+    sentinelFactory: Any
 
 
-class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
+@cache
+def _redisAPI() -> _RedisAPI:
     """
-    txredisapi's check that a server Sentinel named is the master, for
-    replies as bytes (C{charset=None}): its own compares them with text, and
-    so drops every connection.
+    Import txredisapi, on first use: importing it installs the global
+    reactor, which an application may not have chosen yet when it imports
+    this module.
     """
+    import txredisapi
 
-    def connectionMade(self) -> Any:
-        def checkRole(role: Any) -> Any:
-            if self.factory.is_master and role[0] not in (b"master", "master"):
-                self.transport.loseConnection()
-                return None
-            return txredisapi.RedisProtocol.connectionMade(self)
+    class _Protocol(_FastCommands, txredisapi.RedisProtocol):
+        pass
 
-        if self.password is not None:
-            self.auth(self.password, self.username)
-        return self.role().addCallback(checkRole)
+    class _Factory(txredisapi.RedisFactory):
+        """
+        txredisapi's connection factory, reconnecting within about a second
+        of Redis coming back (its default backs off up to ten).
+        """
 
+        protocol = _Protocol
+        initialDelay = 0.1
+        maxDelay = 1.0
 
-class _SentinelFactory(txredisapi.SentinelConnectionFactory):
-    protocol = _SentinelProtocol
-    maxDelay = 1.0
+    class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
+        """
+        txredisapi's check that a server Sentinel named is the master, for
+        replies as bytes (C{charset=None}): its own compares them with
+        text, and so drops every connection.
+        """
+
+        def connectionMade(self) -> Any:
+            def checkRole(role: Any) -> Any:
+                if self.factory.is_master and role[0] not in (b"master", "master"):
+                    self.transport.loseConnection()
+                    return None
+                return txredisapi.RedisProtocol.connectionMade(self)
+
+            if self.password is not None:
+                self.auth(self.password, self.username)
+            return self.role().addCallback(checkRole)
+
+    class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+        protocol = _SentinelProtocol
+        maxDelay = 1.0
+
+    return _RedisAPI(txredisapi, _Factory, _SentinelFactory)
 
 
 def _reason(failure: Failure, timeout: float) -> str:
     """
     Why a Redis call failed, in words for a log and a client's ERROR.
     """
+    txredisapi = _redisAPI().module
     if failure.check(TimeoutError, CancelledError, txredisapi.TimeoutError):
         return f"Redis did not answer within {timeout:g} s"
     if failure.check(txredisapi.ConnectionError, ConnectionDone, ConnectionLost):
@@ -197,7 +216,7 @@ def _connectionTrouble(failure: Failure) -> bool:
     Whether a failure means Redis is out of reach (rather than that it
     answered with an error).
     """
-    return failure.check(txredisapi.ResponseError) is None
+    return failure.check(_redisAPI().module.ResponseError) is None
 
 
 @implementer(IQueueStore)
@@ -310,12 +329,13 @@ class RedisQueueStore:
             "password": address.password,
             "username": address.username,
         }
+        api = _redisAPI()
         if address.kind == "sentinel":
-            self._sentinel = txredisapi.Sentinel(list(address.sentinels))
+            self._sentinel = api.module.Sentinel(list(address.sentinels))
             self._sentinel.discovery_timeout = self.timeout
             self._redis = self._sentinel.master_for(
                 address.master,
-                factory_class=_SentinelFactory,
+                factory_class=api.sentinelFactory,
                 dbid=address.db,
                 **options,
             )
@@ -329,7 +349,7 @@ class RedisQueueStore:
             endpoint = HostnameEndpoint(
                 self.reactor, address.host, address.port, timeout=self.timeout
             )
-        factory = _Factory(str(address), address.db, 1, isLazy=True, **options)
+        factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
         factory.startConnecting(endpoint)
         self._redis = factory.handler
 
@@ -740,7 +760,7 @@ class RedisQueueStore:
         removes: list[int],
     ) -> None:
         reason = _reason(failure, self.timeout)
-        if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(
+        if failure.check(_redisAPI().module.ResponseError) and LOCKED_ERROR in str(
             failure.value
         ):
             self._loseQueue(reason)
