@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.store.interfaces import IQueueStore, StoredJob, StoreError
+from txgearman.store.interfaces import IQueueStore, IServerClaim, StoredJob, StoreError
 from txgearman.store.redisaddress import RedisAddress, parseRedisAddress
 from txgearman.store.redislayout import (
     ACQUIRE_SCRIPT,
@@ -54,9 +54,15 @@ from txgearman.store.redislayout import (
     Layout,
     decodeRecord,
     encodeRecord,
+    ownerToken,
+    parseOwner,
 )
 
 __all__ = ["RedisQueueStore"]
+
+#: How much later than first seen a lock must expire for its holder to
+#: count as alive (it refreshed the lock): more than a call's latency.
+REFRESH_TOLERANCE = 0.1
 
 #: Most jobs (stored or deleted) one script call carries.
 BATCH_SIZE = 1000
@@ -243,6 +249,7 @@ class RedisQueueStore:
         startTimeout: float = 60.0,
         batchInterval: float = 0.001,
         deleteInterval: float = 0.01,
+        claim: IServerClaim | None = None,
     ) -> None:
         """
         @param address: a L{RedisAddress} or C{--redis}'s text.
@@ -260,6 +267,11 @@ class RedisQueueStore:
         @param deleteInterval: the least time between two writes that only
             delete finished jobs: nobody waits for those, and while workers
             drain a queue, each write then carries that long's deletions.
+        @param claim: what only this server can hold on this host (its
+            listening address), written into the lock: a lock left by a
+            process of this host with the same claim, while the claim is
+            free, is this server's dead predecessor's, and is taken over at
+            once.  Without one, such a lock is waited out.
         """
         self.address = (
             parseRedisAddress(address) if isinstance(address, str) else address
@@ -282,9 +294,10 @@ class RedisQueueStore:
         self.description = (
             f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
         )
-        self.owner = (
-            f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}".encode()
-        )
+        self.claim = claim
+        self._host = socket.gethostname()
+        self._run = os.urandom(6).hex()
+        self.owner = self._ownerToken()
         self._redis: Any = None
         self._sentinel: Any = None
         self._seq = 0
@@ -317,6 +330,36 @@ class RedisQueueStore:
                 f"Redis store: no move from {self.state.name} to {state.name}"
             )
         self.state = state
+
+    def _ownerToken(self) -> bytes:
+        """
+        The token this server writes into the lock (see
+        L{txgearman.store.redislayout.ownerToken}), made at start: twistd
+        may fork between building the store and starting it.
+        """
+        claim = self.claim.name if self.claim is not None else None
+        return ownerToken(self._host, claim, os.getpid(), self._run)
+
+    def _describeHolder(self, token: bytes) -> str:
+        owner = parseOwner(token)
+        if owner is None:
+            return token.decode("utf-8", "replace")
+        where = f" with {owner.claim}" if owner.claim != "-" else ""
+        return f"pid {owner.pid} on {owner.host}{where}"
+
+    def _predecessor(self, token: bytes) -> bool | None:
+        """
+        Whether the lock's holder is this server's own predecessor, by host
+        and claim: C{True} if its claim is free again (it is dead), C{False}
+        if a live process holds the claim, C{None} if it is not ours.
+        """
+        owner = parseOwner(token)
+        claim = self.claim
+        if claim is None or owner is None or token == self.owner:
+            return None
+        if owner.host != self._host or owner.claim != claim.name:
+            return None
+        return bool(claim.isFree())
 
     # -- connecting --------------------------------------------------------
 
@@ -383,12 +426,19 @@ class RedisQueueStore:
         if self.state is not StoreState.IDLE:
             return succeed(None)
         self._moveTo(StoreState.STARTING)
+        self.owner = self._ownerToken()
         self._connect()
         return Deferred.fromCoroutine(self._acquire())
 
     async def _acquire(self) -> None:
         layout = self.layout
+        owner = self.owner
         deadline = self.reactor.seconds() + self.startTimeout
+        # A dead predecessor's token, once recognised: the lock may be
+        # taken from it.
+        replace = b""
+        # The holder first seen, and when its lock was to expire then.
+        seen: tuple[bytes, float] | None = None
         while True:
             left = deadline - self.reactor.seconds()
             wait = max(0.1, min(self.timeout, left))
@@ -396,7 +446,7 @@ class RedisQueueStore:
                 d = self._redis.eval(
                     ACQUIRE_SCRIPT,
                     [layout.lock, layout.version, layout.seq],
-                    [self.owner, self._lockTTLms, LAYOUT_VERSION],
+                    [owner, self._lockTTLms, LAYOUT_VERSION, replace],
                 )
                 answer = await d.addTimeout(wait, self.reactor)
             except Exception:
@@ -438,18 +488,58 @@ class RedisQueueStore:
                     f"the keys under prefix {layout.prefix!r} in Redis at {self.address} have "
                     f"layout version {answer[1]!r}, which this txgearman does not know"
                 )
-            holder = answer[1].decode("utf-8", "replace")
-            expires = max(0, int(answer[2])) / 1000
-            if self.reactor.seconds() >= deadline:
+            token = answer[1]
+            holder = self._describeHolder(token)
+            pttl = int(answer[2])
+            where = (
+                f"the queue under prefix {layout.prefix.decode('utf-8', 'replace')} "
+                f"in Redis at {self.address}"
+            )
+            predecessor = self._predecessor(token)
+            if predecessor and token != replace:
+                self.log.warn(
+                    "The lock on {where} was left by this server's previous run ({holder}), "
+                    "which is gone: {claim} is free again. Taking the queue over",
+                    where=where,
+                    holder=holder,
+                    claim=self.claim.name if self.claim is not None else "",
+                )
+                replace = token
+                continue
+            if predecessor is False:
                 await self._abandon()
                 raise StoreError(
-                    f"another txgearman server ({holder}) holds the queue under prefix "
-                    f"{layout.prefix.decode('utf-8', 'replace')} in Redis at {self.address}; "
+                    f"another txgearman server ({holder}) holds {where}, and "
+                    f"{self.claim.name if self.claim is not None else 'its address'} is in use; "
+                    "refusing to start (stop that server, or use another --redis-prefix)"
+                )
+            now = self.reactor.seconds()
+            expiresAt = now + pttl / 1000 if pttl >= 0 else float("inf")
+            if pttl < 0 or (
+                seen is not None
+                and (seen[0] != token or expiresAt > seen[1] + REFRESH_TOLERANCE)
+            ):
+                # It refreshed its lock (or its lock never expires): a live
+                # server holds the queue, and waiting would not help.
+                await self._abandon()
+                raise StoreError(
+                    f"another txgearman server ({holder}) holds {where} and is running (it "
+                    "keeps its lock fresh); refusing to start (use another --redis-prefix, "
+                    "or stop that server)"
+                )
+            if seen is None:
+                seen = (token, expiresAt)
+            expires = max(0, pttl) / 1000
+            if now >= deadline:
+                await self._abandon()
+                raise StoreError(
+                    f"another txgearman server ({holder}) holds {where}; "
                     "refusing to start (use another --redis-prefix, or stop that server)"
                 )
             self.log.warn(
                 "The queue under prefix {prefix} is held by {holder} (its lock expires in "
-                "{expires:.1f} s unless refreshed); waiting up to {left:.0f} s more",
+                "{expires:.1f} s unless refreshed); waiting to see whether it is alive, "
+                "up to {left:.0f} s more",
                 prefix=layout.prefix.decode("utf-8", "replace"),
                 holder=holder,
                 expires=expires,

@@ -24,10 +24,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial import unittest
+from zope.interface import implementer
 
-from txgearman.store.interfaces import StoredJob, StoreError
+from txgearman.store.interfaces import IServerClaim, StoredJob, StoreError
 from txgearman.store.redis import RedisQueueStore
-from txgearman.store.redislayout import Layout, decodeRecord, encodeRecord
+from txgearman.store.redislayout import Layout, decodeRecord, encodeRecord, ownerToken
 from txgearman.test.redisserver import (
     RedisReplyError,
     RedisServer,
@@ -48,6 +49,20 @@ SLACK = 2.0
 RECOVERY = 10.0
 #: The prefix of the tests that have a Redis of their own.
 PREFIX = "outage"
+
+
+@implementer(IServerClaim)
+class FakeClaim:
+    """
+    A claim whose freedom the test decides.
+    """
+
+    def __init__(self, name: str, free: bool) -> None:
+        self.name = name
+        self.free = free
+
+    def isFree(self) -> bool:
+        return self.free
 
 
 def job(data: bytes) -> StoredJob:
@@ -389,7 +404,7 @@ class LockTests(unittest.TestCase):
         message = str(caught.exception)
         self.assertIn("another txgearman server", message)
         self.assertIn("holds the queue", message)
-        self.assertIn(first.owner.decode(), message)
+        self.assertIn(f"pid {os.getpid()} on {socket.gethostname()}", message)
         self.assertEqual(self.server.command("GET", self.layout.lock), first.owner)
 
         otherPrefix = uniquePrefix()
@@ -404,6 +419,78 @@ class LockTests(unittest.TestCase):
         # The first lock had 30 s to run: this server did not wait it out.
         self.assertLess(time.monotonic() - started, SLACK)
         self.assertEqual(self.server.command("GET", self.layout.lock), third.owner)
+
+    async def test_liveHolderRefusedAtOnce(self) -> None:
+        """
+        A second server on the same prefix, while the first one runs and
+        keeps its lock fresh, refuses to start as soon as it has seen the
+        lock refreshed, long before its start timeout, naming the holder.
+        """
+        first = await startedStore(self, self.server.address, self.prefix, lockTTL=3.0)
+        second = makeStore(self, self.server.address, self.prefix, startTimeout=60.0)
+        started = time.monotonic()
+        with self.assertRaises(StoreError) as caught:
+            await second.start()
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        message = str(caught.exception)
+        self.assertIn(f"pid {os.getpid()} on {socket.gethostname()}", message)
+        self.assertIn("is running", message)
+        self.assertEqual(self.server.command("GET", self.layout.lock), first.owner)
+
+    async def test_predecessorsLockTakenOver(self) -> None:
+        """
+        A lock left by a process of this host with this server's claim, while
+        the claim is free, is its dead predecessor's: the server takes the
+        queue at once, however long the lock had to run, and keeps the jobs.
+        """
+        catcher = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        claim = FakeClaim("tcp 127.0.0.1:4730", free=True)
+        dead = ownerToken(socket.gethostname(), claim.name, 999999, "dead")
+        self.server.command("SET", self.layout.lock, dead, "PX", 30000)
+        started = time.monotonic()
+        store = await startedStore(
+            self, self.server.address, self.prefix, startTimeout=30.0, claim=claim
+        )
+        self.assertLess(time.monotonic() - started, SLACK)
+        self.assertEqual(self.server.command("GET", self.layout.lock), store.owner)
+        self.assertTrue(logged(catcher, LogLevel.warn, "previous run"))
+
+    async def test_predecessorsClaimInUse(self) -> None:
+        """
+        A lock of this host with this server's claim, while a live process
+        holds the claim (the port is in use), is refused at once.
+        """
+        claim = FakeClaim("tcp 127.0.0.1:4730", free=False)
+        live = ownerToken(socket.gethostname(), claim.name, 999999, "live")
+        self.server.command("SET", self.layout.lock, live, "PX", 30000)
+        store = makeStore(
+            self, self.server.address, self.prefix, startTimeout=30.0, claim=claim
+        )
+        started = time.monotonic()
+        with self.assertRaises(StoreError) as caught:
+            await store.start()
+        self.assertLess(time.monotonic() - started, SLACK)
+        self.assertIn("tcp 127.0.0.1:4730 is in use", str(caught.exception))
+        self.assertEqual(self.server.command("GET", self.layout.lock), live)
+
+    async def test_otherClaimWaitedOut(self) -> None:
+        """
+        A lock of this host with another claim (another server's address),
+        or of another host with the same claim, is not this server's
+        predecessor's: it is waited out as any other.
+        """
+        claim = FakeClaim("tcp 127.0.0.1:4730", free=True)
+        for token in [
+            ownerToken(socket.gethostname(), "tcp 127.0.0.1:4731", 999999, "other"),
+            ownerToken("elsewhere.example", claim.name, 999999, "other"),
+        ]:
+            self.server.command("SET", self.layout.lock, token, "PX", 1200)
+            started = time.monotonic()
+            store = await startedStore(
+                self, self.server.address, self.prefix, startTimeout=10.0, claim=claim
+            )
+            self.assertGreaterEqual(time.monotonic() - started, 1.0)
+            await store.stop()
 
     async def test_deadServersLock(self) -> None:
         """
