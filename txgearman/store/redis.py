@@ -18,6 +18,10 @@ and importing this module leaves the choice of reactor to the application.
 
 from __future__ import annotations
 
+# Hostnames are encoded with the idna codec at the first lookup, which
+# under twistd -u comes after the privilege drop, when Python's own files
+# may no longer be readable: import it now.
+import encodings.idna  # noqa: F401
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -35,6 +39,7 @@ from twisted.internet.defer import (
 )
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -217,6 +222,37 @@ def _reason(failure: Failure, timeout: float) -> str:
     return f"Redis: {failure.getErrorMessage()}"
 
 
+@implementer(IStreamClientEndpoint)
+class _WatchedEndpoint:
+    """
+    An endpoint that tells the store how each connection attempt ended, so
+    that a Redis that cannot be reached is reported with the cause (refused,
+    unknown host, ...), not only as calls that time out.
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        connected: Callable[[], None],
+        failed: Callable[[Failure], None],
+    ) -> None:
+        self._endpoint = endpoint
+        self._connected = connected
+        self._failed = failed
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        def connected(protocol: Any) -> Any:
+            self._connected()
+            return protocol
+
+        def failed(failure: Failure) -> Failure:
+            if not failure.check(CancelledError):
+                self._failed(failure)
+            return failure
+
+        return self._endpoint.connect(protocolFactory).addCallbacks(connected, failed)
+
+
 def _connectionTrouble(failure: Failure) -> bool:
     """
     Whether a failure means Redis is out of reach (rather than that it
@@ -295,6 +331,11 @@ class RedisQueueStore:
             f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
         )
         self.claim = claim
+        # Why the last connection attempt failed, while connecting fails.
+        self.connectError: str | None = None
+        # Imported now, while the files are still readable (before twistd
+        # drops privileges); the reactor was chosen by whoever passed it.
+        _redisAPI()
         self._host = socket.gethostname()
         self._run = os.urandom(6).hex()
         self.owner = self._ownerToken()
@@ -393,8 +434,42 @@ class RedisQueueStore:
                 self.reactor, address.host, address.port, timeout=self.timeout
             )
         factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
-        factory.startConnecting(endpoint)
+        factory.startConnecting(
+            _WatchedEndpoint(endpoint, self._connectSucceeded, self._connectFailed)
+        )
         self._redis = factory.handler
+
+    def _connectFailed(self, failure: Failure) -> None:
+        """
+        Log the cause of failed connection attempts once per cause, not once
+        per attempt.
+        """
+        error = (
+            failure.getErrorMessage() or getattr(failure.type, "__name__", "error")
+        ).rstrip(".")
+        if error != self.connectError:
+            self.log.warn(
+                "Cannot connect to Redis at {address}: {error}; trying again every second",
+                address=str(self.address),
+                error=error,
+            )
+        self.connectError = error
+
+    def _connectSucceeded(self) -> None:
+        if self.connectError is not None:
+            self.log.info("Connected to Redis at {address}", address=str(self.address))
+        self.connectError = None
+
+    def _explain(self, failure: Failure, timeout: float) -> str:
+        """
+        Why a call failed, with the cause of the failed connection attempts
+        when there is one (a call times out while Redis cannot be reached).
+        """
+        if self.connectError is not None and failure.check(
+            TimeoutError, CancelledError, _redisAPI().module.TimeoutError
+        ):
+            return f"cannot connect: {self.connectError}"
+        return _reason(failure, timeout)
 
     def _call(
         self, command: bytes, *args: Any, timeout: float | None = None
@@ -456,7 +531,7 @@ class RedisQueueStore:
                     raise StoreError(
                         f"Redis at {self.address} refused the queue: {failure.getErrorMessage()}"
                     ) from None
-                reason = _reason(failure, wait)
+                reason = self._explain(failure, wait)
                 if self.reactor.seconds() >= deadline:
                     await self._abandon()
                     raise StoreError(
@@ -631,7 +706,7 @@ class RedisQueueStore:
             except Exception:
                 self.log.warn(
                     "Could not release the queue lock ({reason}); it expires in {ttl:g} s",
-                    reason=_reason(Failure(), self.timeout),
+                    reason=self._explain(Failure(), self.timeout),
                     ttl=self.lockTTL,
                 )
         await self._disconnect()
@@ -849,7 +924,7 @@ class RedisQueueStore:
         adds: list[_Add],
         removes: list[int],
     ) -> None:
-        reason = _reason(failure, self.timeout)
+        reason = self._explain(failure, self.timeout)
         if failure.check(_redisAPI().module.ResponseError) and LOCKED_ERROR in str(
             failure.value
         ):
