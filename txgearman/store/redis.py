@@ -184,6 +184,15 @@ def _redisAPI() -> _RedisAPI:
         protocol = _Protocol
         initialDelay = 0.1
         maxDelay = 1.0
+        #: Told why, when Redis refuses a connection it accepted (a wrong
+        #: password, a database it does not have): txredisapi then stops
+        #: trying, and otherwise says so only in its log.
+        onError: Callable[[str], None] | None = None
+
+        def connectionError(self, why: str) -> None:
+            super().connectionError(why)
+            if self.onError is not None:
+                self.onError(why)
 
     class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
         """
@@ -333,6 +342,10 @@ class RedisQueueStore:
         self.claim = claim
         # Why the last connection attempt failed, while connecting fails.
         self.connectError: str | None = None
+        # Why Redis refused this server (a wrong password), if it did: no
+        # retry helps.
+        self._connectRefused: str | None = None
+        self._acquiring: Deferred[Any] | None = None
         # Imported now, while the files are still readable (before twistd
         # drops privileges); the reactor was chosen by whoever passed it.
         _redisAPI()
@@ -434,6 +447,7 @@ class RedisQueueStore:
                 self.reactor, address.host, address.port, timeout=self.timeout
             )
         factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
+        factory.onError = self._refusedConnection
         factory.startConnecting(
             _WatchedEndpoint(endpoint, self._connectSucceeded, self._connectFailed)
         )
@@ -454,6 +468,23 @@ class RedisQueueStore:
                 error=error,
             )
         self.connectError = error
+
+    def _refusedConnection(self, why: str) -> None:
+        """
+        Redis accepted the connection and then refused this server (a
+        wrong password, an unknown database): say so plainly, and fail a
+        start at once rather than when it times out.
+        """
+        why = why.removeprefix("Redis error: ")
+        self._connectRefused = why
+        self.connectError = why
+        self.log.error(
+            "Redis at {address} refused this server: {why}",
+            address=str(self.address),
+            why=why,
+        )
+        if self._acquiring is not None:
+            self._acquiring.cancel()
 
     def _connectSucceeded(self) -> None:
         if self.connectError is not None:
@@ -518,14 +549,22 @@ class RedisQueueStore:
             left = deadline - self.reactor.seconds()
             wait = max(0.1, min(self.timeout, left))
             try:
-                d = self._redis.eval(
+                d = self._acquiring = self._redis.eval(
                     ACQUIRE_SCRIPT,
                     [layout.lock, layout.version, layout.seq],
                     [owner, self._lockTTLms, LAYOUT_VERSION, replace],
                 )
+                if self._connectRefused is not None:
+                    d.cancel()
                 answer = await d.addTimeout(wait, self.reactor)
             except Exception:
                 failure = Failure()
+                self._acquiring = None
+                if self._connectRefused is not None:
+                    await self._abandon()
+                    raise StoreError(
+                        f"Redis at {self.address} refused this server: {self._connectRefused}"
+                    ) from None
                 if not _connectionTrouble(failure):
                     await self._abandon()
                     raise StoreError(
@@ -546,6 +585,7 @@ class RedisQueueStore:
                 )
                 await deferLater(self.reactor, min(1.0, max(0.0, left)), lambda: None)
                 continue
+            self._acquiring = None
             if answer[0] == 1:
                 if answer[1].isdigit():
                     self._seq = int(answer[1])

@@ -372,6 +372,35 @@ class OutageTests(unittest.TestCase):
         self.assertEqual(storedData(server, self.layout), [b"new"])
 
 
+class RefusedTests(unittest.TestCase):
+    """
+    A Redis that refuses this server (a wrong password) fails the start at
+    once, saying so, without the password.
+    """
+
+    async def test_wrongPassword(self) -> None:
+        server = startRedis(self)
+        server.command("ACL", "SETUSER", "gearman", "on", ">right", "~*", "+@all")
+        catcher = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        store = makeStore(
+            self,
+            f"redis://gearman:wrong-secret@{server.address}",
+            uniquePrefix(),
+            startTimeout=30.0,
+        )
+        started = time.monotonic()
+        with self.assertRaises(StoreError) as caught:
+            await store.start()
+        self.assertLess(time.monotonic() - started, SLACK)
+        message = str(caught.exception)
+        self.assertIn("refused this server", message)
+        self.assertIn("WRONGPASS", message)
+        self.assertNotIn("wrong-secret", message)
+        self.assertTrue(logged(catcher, LogLevel.error, "WRONGPASS"))
+        for event in catcher:
+            self.assertNotIn("wrong-secret", formatEvent(event))
+
+
 class LockTests(unittest.TestCase):
     """
     One server at a time holds the queue under a prefix.
