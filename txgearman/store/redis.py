@@ -173,7 +173,12 @@ def _redisAPI() -> _RedisAPI:
     import txredisapi
 
     class _Protocol(_FastCommands, txredisapi.RedisProtocol):
-        pass
+        def connectionLost(self, reason: Any) -> Any:
+            result = super().connectionLost(reason)
+            onLost = getattr(self.factory, "onLost", None)
+            if onLost is not None:
+                onLost(reason)
+            return result
 
     class _Factory(txredisapi.RedisFactory):
         """
@@ -188,8 +193,16 @@ def _redisAPI() -> _RedisAPI:
         #: password, a database it does not have): txredisapi then stops
         #: trying, and otherwise says so only in its log.
         onError: Callable[[str], None] | None = None
+        #: Told when a connection to Redis is lost: commands sent before
+        #: it comes back would wait for it, so the store refuses jobs at
+        #: once instead, until a probe is answered.
+        onLost: Callable[[Failure], None] | None = None
 
         def connectionError(self, why: str) -> None:
+            if self.deferred is not None:
+                # Nobody waits on it (the connection is lazy): the store
+                # reports why, below.
+                self.deferred.addErrback(lambda failure: None)
             super().connectionError(why)
             if self.onError is not None:
                 self.onError(why)
@@ -448,6 +461,7 @@ class RedisQueueStore:
             )
         factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
         factory.onError = self._refusedConnection
+        factory.onLost = self._connectionLost
         factory.startConnecting(
             _WatchedEndpoint(endpoint, self._connectSucceeded, self._connectFailed)
         )
@@ -485,6 +499,12 @@ class RedisQueueStore:
         )
         if self._acquiring is not None:
             self._acquiring.cancel()
+
+    def _connectionLost(self, reason: Failure) -> None:
+        if self.state is StoreState.RUNNING:
+            self._becomeUnavailable(
+                f"the connection to Redis was lost ({reason.getErrorMessage().rstrip('.')})"
+            )
 
     def _connectSucceeded(self) -> None:
         if self.connectError is not None:

@@ -221,9 +221,10 @@ class OutageTests(unittest.TestCase):
 
     async def test_killedThenRestarted(self) -> None:
         """
-        When Redis crashes, the add in flight fails within about the
+        When Redis crashes, the store notices the lost connection: the
+        next add fails at once, saying so, rather than waiting out the
         store's timeout; while Redis stays down, later adds are refused at
-        once, saying why, rather than each waiting out the timeout; once
+        once, saying why; once
         Redis is back on the same port the same store takes jobs again by
         itself, and the jobs acknowledged before the crash are still stored.
         """
@@ -231,14 +232,13 @@ class OutageTests(unittest.TestCase):
         store = await startedStore(self, server.address)
         before = await added(store, job(b"before"))
         server.kill()
+        await sleep(0.2)
 
         started = time.monotonic()
         with self.assertRaises(StoreError) as caught:
             await store.add(job(b"during"))
-        self.assertLess(time.monotonic() - started, TIMEOUT + SLACK)
-        self.assertRegex(
-            str(caught.exception), "Redis did not answer|no connection to Redis"
-        )
+        self.assertLess(time.monotonic() - started, 0.5)
+        self.assertIn("the connection to Redis was lost", str(caught.exception))
 
         for _ in range(3):
             started = time.monotonic()
@@ -246,7 +246,8 @@ class OutageTests(unittest.TestCase):
                 await store.add(job(b"refused"))
             self.assertLess(time.monotonic() - started, 0.5)
             self.assertRegex(
-                str(caught.exception), "Redis did not answer|no connection to Redis"
+                str(caught.exception),
+                "the connection to Redis was lost|Redis did not answer|cannot connect",
             )
             await sleep(0.3)
 
