@@ -281,6 +281,12 @@ def splitArguments(ptype: PacketType, body: bytes) -> tuple[bytes, ...]:
     return _split(ptype, count + hasData, body)
 
 
+#: The packets whose body may be a job handle alone, meaning empty data.
+_BARE_HANDLE_TYPES = frozenset(
+    {_T.WORK_COMPLETE, _T.WORK_EXCEPTION, _T.WORK_DATA, _T.WORK_WARNING}
+)
+
+
 def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
     """
     Split C{body} at its first C{parts - 1} NULs.
@@ -293,6 +299,10 @@ def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
         return (body,)
     args = body.split(b"\0", parts - 1)
     if len(args) != parts:
+        if parts == 2 and ptype in _BARE_HANDLE_TYPES:
+            # A bare handle: what Perl's Gearman::Worker sends when the work
+            # function returns a false value; gearmand takes it as no data.
+            return (body, b"")
         raise MalformedPacket(
             f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
         )
