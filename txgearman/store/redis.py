@@ -565,6 +565,8 @@ class RedisQueueStore:
         replace = b""
         # The holder first seen, and when its lock was to expire then.
         seen: tuple[bytes, float] | None = None
+        # Why Redis could not be reached, as last logged.
+        unreachable: str | None = None
         while True:
             left = deadline - self.reactor.seconds()
             wait = max(0.1, min(self.timeout, left))
@@ -597,12 +599,16 @@ class RedisQueueStore:
                         f"Redis at {self.address} is unreachable ({reason}); gave up after "
                         f"{self.startTimeout:g} s"
                     ) from None
-                self.log.warn(
-                    "Redis at {address} is unreachable ({reason}); retrying for {left:.0f} s more",
-                    address=str(self.address),
-                    reason=reason,
-                    left=max(0.0, deadline - self.reactor.seconds()),
-                )
+                if reason != unreachable:
+                    # Once per cause, not once per retry.
+                    self.log.warn(
+                        "Redis at {address} is unreachable ({reason}); retrying every second "
+                        "for {left:.0f} s more",
+                        address=str(self.address),
+                        reason=reason,
+                        left=max(0.0, deadline - self.reactor.seconds()),
+                    )
+                    unreachable = reason
                 await deferLater(self.reactor, min(1.0, max(0.0, left)), lambda: None)
                 continue
             self._acquiring = None
