@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import (
+from tests.fixtures import (
     LOOPBACK,
     RawConnection,
     adminCommand,

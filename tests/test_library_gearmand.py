@@ -17,7 +17,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import FailTest, TestCase
 
-from tests.server import freePort, peerBinary
+from tests.fixtures import freePort, peerBinary
 from txgearman.client.admin import (
     FunctionStatus,
     GearmanAdminClient,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import FailTest, TestCase
 
-from tests.server import (
+from tests.fixtures import (
     LOOPBACK,
     GearmanTools,
     RawConnection,
