@@ -24,13 +24,15 @@ from tests.fixtures import (
     LOOPBACK,
     GearmanTools,
     RawConnection,
+    RedisServer,
     TwistdServer,
     connectRaw,
     freePort,
+    startRedis,
+    startSentinel,
     startServer,
     waitFor,
 )
-from txgearman.test.redisserver import RedisServer, startRedis, startSentinel
 
 PREFIX = b"txgearman"
 LAYOUT = PREFIX + b":layout"

@@ -1,5 +1,5 @@
 """
-Tests for L{txgearman.test.redisserver}, the real-Redis test fixture.
+Tests for the real-Redis fixtures of L{tests.fixtures}.
 
 The Redis store tests trust this fixture to crash, pause, restart and fail
 over real servers, and to report what Redis holds; these tests check that it
@@ -15,7 +15,8 @@ import sys
 
 from twisted.trial.unittest import FailTest, SkipTest, TestCase
 
-from txgearman.test.redisserver import (
+from tests.fixtures import (
+    REDIS_NOT_READY,
     RedisReplyError,
     RedisServer,
     findRedisServer,
@@ -188,6 +189,7 @@ class ReplicationTests(TestCase):
             lambda: replica.command("GET", "replicated") == b"\x00yes",
             30,
             "replication",
+            ignoring=REDIS_NOT_READY,
         )
         self.assertEqual(replica.command("ROLE")[0], b"slave")
 
@@ -202,6 +204,7 @@ class ReplicationTests(TestCase):
             lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
             30,
             "the replica to sync",
+            ignoring=REDIS_NOT_READY,
         )
         sentinel = startSentinel(self, "txgearman", master, downAfterMs=500)
         self.assertEqual(sentinel.masterAddress(), ("127.0.0.1", master.port))
@@ -212,13 +215,19 @@ class ReplicationTests(TestCase):
             lambda: sentinel.command("SENTINEL", "replicas", "txgearman"),
             30,
             "the Sentinel to find the replica",
+            ignoring=REDIS_NOT_READY,
         )
         master.kill()
         assert replica.port is not None
         self.assertEqual(
             sentinel.waitForMaster(replica.port), ("127.0.0.1", replica.port)
         )
-        waitFor(lambda: replica.command("ROLE")[0] == b"master", 30, "the promotion")
+        waitFor(
+            lambda: replica.command("ROLE")[0] == b"master",
+            30,
+            "the promotion",
+            ignoring=REDIS_NOT_READY,
+        )
 
 
 class FindRedisServerTests(TestCase):
