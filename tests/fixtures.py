@@ -227,7 +227,7 @@ def _attempts(
         if time.monotonic() >= deadline:
             error = "" if last is None else f" (last error: {last!r})"
             raise FailTest(
-                f"timed out after {timeout:g}s waiting for {what or condition!r}{error}"
+                f"timed out after {timeout:g}s waiting for {what or repr(condition)}{error}"
             )
         yield delay
         delay = min(delay * 2, interval)
