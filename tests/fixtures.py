@@ -66,7 +66,6 @@ __all__ = [
     "freePort",
     "inCI",
     "missingPeer",
-    "packet",
     "peerBinary",
     "processGone",
     "runTool",
@@ -94,7 +93,7 @@ PROJECT_ROOT = Path(txgearman.__file__).resolve().parent.parent
 _EXTRA_PATH = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
 
 
-# -- prerequisites --------------------------------------------------------------
+# -- prerequisites ------------------------------------------------------------
 
 
 def inCI() -> bool:
@@ -181,7 +180,7 @@ def twistdExecutable() -> str:
     return found
 
 
-# -- ports and waiting -----------------------------------------------------------
+# -- ports and waiting --------------------------------------------------------
 
 
 def freePort() -> int:
@@ -292,7 +291,7 @@ def processGone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-# -- twistd gearman ----------------------------------------------------------------
+# -- twistd gearman -----------------------------------------------------------
 
 
 class TwistdServer:
@@ -549,7 +548,7 @@ def startServer(
     return server
 
 
-# -- Debian's gearmand -------------------------------------------------------------
+# -- Debian's gearmand --------------------------------------------------------
 
 
 class GearmandServer:
@@ -646,10 +645,6 @@ class GearmandServer:
                 self.process.kill()
                 self.process.wait()
 
-    def waitForWorkers(self, function: bytes, count: int) -> None:
-        """See L{waitForWorkers}."""
-        waitForWorkers(self.port, function, count)
-
 
 def startGearmand(testCase: SynchronousTestCase, *extraArgs: str) -> GearmandServer:
     """
@@ -661,7 +656,7 @@ def startGearmand(testCase: SynchronousTestCase, *extraArgs: str) -> GearmandSer
     return server.start()
 
 
-# -- the admin protocol -----------------------------------------------------
+# -- the admin protocol -------------------------------------------------------
 
 #: Admin commands whose reply is a list ending with a "." line.
 _LISTINGS = (b"status", b"prioritystatus", b"workers", b"show")
@@ -731,7 +726,7 @@ def waitForWorkers(
     waitFor(registered, timeout, f"{count} workers for {function!r}")
 
 
-# -- the binary protocol, independently of txgearman.codec -------------------
+# -- the binary protocol, independently of txgearman.codec --------------------
 
 REQ = b"\0REQ"
 RES = b"\0RES"
@@ -865,7 +860,7 @@ class RawConnection:
         return args
 
 
-# -- peer binaries -------------------------------------------------------------
+# -- peer binaries ------------------------------------------------------------
 
 
 def runTool(
@@ -1117,7 +1112,7 @@ def connectRaw(testCase: SynchronousTestCase, port: int) -> RawConnection:
     return connection
 
 
-# -- redis-server and Sentinel --------------------------------------------------
+# -- redis-server and Sentinel ------------------------------------------------
 #
 # The Redis store is only worth testing against the real thing: its
 # persistence, failover and reconnection behaviour cannot be faked.  These
