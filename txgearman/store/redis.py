@@ -1,4 +1,4 @@
-# -*- test-case-name: txgearman.test.test_store_redis -*-
+# -*- test-case-name: tests.test_store_redis,tests.test_store_redis_outages -*-
 """
 L{RedisQueueStore}: background jobs kept durably in Redis, through
 txredisapi.

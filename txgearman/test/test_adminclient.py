@@ -1,6 +1,7 @@
 """
 Tests for L{txgearman.client.admin}: reply parsing on an in-memory transport,
-then real connections to an in-process txgearman and to gearmand.
+then real connections to an in-process txgearman (the tests against gearmand
+are in C{tests/test_library_gearmand.py}).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from txgearman.server.admin import AdminCommands
 from txgearman.server.core import JobServer
 from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import FakePeer
-from txgearman.test.test_worker import _freePort, startGearmand
+from txgearman.test.test_worker import _freePort
 
 # gearmand 1.1.20's replies (observed), one command per entry.
 GEARMAND = {
@@ -755,65 +756,3 @@ class TxgearmanTests(_Cleanups):
         """
         admin = self.adminClient(_freePort())
         await rejects(admin.version(), ConnectionRefusedError)
-
-
-class GearmandTests(_Cleanups):
-    """
-    The client against Debian's gearmand 1.1.20.
-    """
-
-    async def gearmand(self) -> tuple[int, int]:
-        """
-        Start gearmand on a free port.
-
-        @return: its port and process id.
-        """
-        return await startGearmand(self)
-
-    async def test_commands(self) -> None:
-        """
-        gearmand's listings, C{OK} and C{ERR} replies parse.
-        """
-        port, pid = await self.gearmand()
-        worker = await self.connect(port)
-        worker.send(PacketType.SET_CLIENT_ID, b"wk-A")
-        worker.send(PacketType.CAN_DO, b"resize")
-        await worker.sync()
-        submitter = await self.connect(port)
-        handle = await submitter.submit(b"resize", b"img-1")
-        admin = self.adminClient(port)
-
-        self.assertEqual(await admin.status(), [FunctionStatus(b"resize", 1, 0, 1)])
-        self.assertEqual(
-            await admin.priorityStatus(), [PriorityStatus(b"resize", 0, 1, 0, 1)]
-        )
-        workers = await admin.workers()
-        self.assertEqual(len(workers), 3)
-        self.assertEqual(
-            sorted((w.address, w.clientId, w.functions) for w in workers),
-            [
-                ("127.0.0.1", b"-", ()),
-                ("127.0.0.1", b"-", ()),
-                ("127.0.0.1", b"wk-A", (b"resize",)),
-            ],
-        )
-        self.assertEqual(await admin.showJobs(), [JobInfo(handle, 0, 0, True)])
-        self.assertEqual(await admin.showUniqueJobs(), [b"img-1"])
-        self.assertTrue((await admin.version()).startswith("1.1."))
-        self.assertEqual(await admin.getpid(), pid)
-        self.assertTrue(await admin.verbose())
-
-        # CRLF line ends: gearmand 1.1.20 would create "fres" from "fresh\n".
-        await admin.createFunction(b"fresh")
-        self.assertIn(FunctionStatus(b"fresh", 0, 0, 0), await admin.status())
-        await admin.dropFunction(b"fresh")
-        await admin.maxQueue(b"resize", (1, 1, 1))
-        error = await rejects(admin.cancelJob(b"H:nope:1"), AdminError)
-        self.assertEqual((error.code, error.text), ("UNKNOWN_JOB", ""))
-        error = await rejects(admin.dropFunction(b"nope"), AdminError)
-        self.assertEqual((error.code, error.text), ("", "function not found"))
-        error = await rejects(admin.shutdown(graceful=True), AdminError)
-        self.assertEqual(error.code, "UNKNOWN_COMMAND")
-        await admin.cancelJob(handle)
-        # gearmand keeps a cancelled job, flagged, until a worker reaps it.
-        self.assertEqual(await admin.showJobs(), [JobInfo(handle, 0, 1, False)])

@@ -2,8 +2,8 @@
 Integration tests for L{txgearman.client.GearmanClient} over real TCP:
 against txgearman servers running in this process (with a
 L{txgearman.client.worker.GearmanWorker} doing the jobs), against a scripted
-server that drops connections at chosen moments, and against Debian's
-gearmand 1.1.20 with its C{gearman -w} worker.
+server that drops connections at chosen moments (the tests against
+gearmand are in C{tests/test_library_gearmand.py}).
 
 Where a job went is read from each server's core; servers get distinct
 handle prefixes so that a handle tells which server made it.  Every wait
@@ -12,9 +12,6 @@ polls with a generous deadline.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections import Counter
 from typing import Any, TypeVar
 
@@ -25,9 +22,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.trial.unittest import FailTest, SkipTest, TestCase
+from twisted.trial.unittest import FailTest, TestCase
 
-from txgearman.client.admin import GearmanAdminClient
 from txgearman.client.client import GearmanClient, JobStatus
 from txgearman.client.errors import (
     GearmanConnectionLost,
@@ -43,10 +39,8 @@ from txgearman.test.test_worker import (
     LOOPBACK,
     WorkerTestMixin,
     _freePort,
-    _gearmandBinary,
     pause,
     poll,
-    startGearmand,
 )
 
 _P = PacketType
@@ -771,133 +765,3 @@ class ResubmitTests(ClientTestMixin, TestCase):
         self.assertEqual(len(dropper.submits()), 1)
         await pause(0.2)
         self.assertEqual(real.core.functions[b"reverse"].total, 0)
-
-
-def _binary(name: str) -> str:
-    """
-    The path of a program; SkipTest if it is missing, FailTest if it is
-    and C{CI=true}.
-    """
-    found = shutil.which(name)
-    if found is not None:
-        return found
-    reason = f"{name} is not installed"
-    if os.environ.get("CI", "").strip().lower() == "true":
-        raise FailTest(reason + ", and CI=true requires it")
-    raise SkipTest(reason)
-
-
-class GearmandInteropTests(ClientTestMixin, TestCase):
-    """
-    A L{GearmanClient} against Debian's gearmand, with the C{gearman}
-    command-line tool as the worker.
-    """
-
-    async def startGearmand(self) -> int:
-        port, _pid = await startGearmand(self)
-        return port
-
-    async def workers(self, port: int, function: bytes, count: int) -> None:
-        """
-        Wait until gearmand's C{status} shows C{count} workers for
-        C{function}.
-        """
-        admin = GearmanAdminClient(serverName(port), reactor=reactor)
-        self.addCleanup(admin.close)
-        deadline = reactor.seconds() + 30
-        while True:
-            statuses = await admin.status()
-            if any(s.function == function and s.workers == count for s in statuses):
-                return
-            if reactor.seconds() > deadline:
-                raise FailTest(f"{function!r} never had {count} workers: {statuses}")
-            await deferLater(reactor, 0.05)
-
-    def startCliWorker(self, port: int, function: str, *command: str) -> None:
-        """
-        Run C{gearman -w -f function -- command...} until the test ends.
-        """
-        gearman = _gearmandBinary("gearman")
-        process = subprocess.Popen(
-            [
-                gearman,
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(port),
-                "-w",
-                "-f",
-                function,
-                "--",
-                *command,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def stop() -> None:
-            process.kill()
-            process.wait(timeout=30)
-
-        self.addCleanup(stop)
-
-    async def test_reverse(self) -> None:
-        """
-        A job run by C{gearman -w -f reverse -- rev} through gearmand
-        comes back reversed.
-        """
-        port = await self.startGearmand()
-        self.startCliWorker(port, "reverse", _binary("rev"))
-        await self.workers(port, b"reverse", 1)
-        client = self.startClient([port])
-        self.assertEqual(await client.submit("reverse", b"hello\n"), b"olleh\n")
-
-    async def test_backgroundAndStatus(self) -> None:
-        """
-        gearmand queues a background job and reports it by handle and by
-        unique id; an unknown handle is not known.
-        """
-        port = await self.startGearmand()
-        client = self.startClient([port])
-        handle = await client.submitBackground("nobody", b"data", unique="gm-1")
-        self.assertTrue(handle.startswith(b"H:"), handle)
-        self.assertEqual(
-            await client.getStatus(handle), JobStatus(handle, b"", True, False, 0, 0, 0)
-        )
-        status = await client.getStatusUnique("gm-1")
-        self.assertEqual(
-            (status.unique, status.known, status.running), (b"gm-1", True, False)
-        )
-        self.assertFalse((await client.getStatus(b"H:nowhere:1")).known)
-
-    async def test_progressAndException(self) -> None:
-        """
-        Through gearmand, a L{GearmanWorker}'s progress reaches the
-        callbacks, and its exception reaches the client as
-        L{JobException} (gearmand honours the client's OPTION_REQ).
-        """
-        port = await self.startGearmand()
-
-        def chatty(job: WorkerJob) -> bytes:
-            job.sendStatus(1, 2)
-            job.sendData(b"part")
-            return b"whole"
-
-        def broken(job: WorkerJob) -> None:
-            raise ValueError("bad input")
-
-        worker = self.startWorker([port], {"chatty": chatty, "broken": broken})
-        await self.asleep(worker)
-        client = self.startClient([port])
-        events: list[object] = []
-        result = await client.submit(
-            "chatty",
-            b"",
-            onData=events.append,
-            onStatus=lambda n, d: events.append((n, d)),
-        )
-        self.assertEqual((events, result), ([(1, 2), b"part"], b"whole"))
-        exception = await raised(client.submit("broken", b"x"), JobException)
-        self.assertEqual(exception.data, b"bad input")
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

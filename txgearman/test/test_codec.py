@@ -183,8 +183,12 @@ class SplitArgumentsTests(unittest.SynchronousTestCase):
             decoder = Decoder()
             decoder.feed(encodeRequest(ptype, b"H:host:1"))
             self.assertEqual(decoder.next(), Packet(REQ, ptype, (b"H:host:1", b"")))
-        self.assertRaises(MalformedPacket, splitArguments, PacketType.WORK_STATUS, b"H:1")
-        self.assertRaises(MalformedPacket, splitArguments, PacketType.JOB_ASSIGN, b"H:1")
+        self.assertRaises(
+            MalformedPacket, splitArguments, PacketType.WORK_STATUS, b"H:1"
+        )
+        self.assertRaises(
+            MalformedPacket, splitArguments, PacketType.JOB_ASSIGN, b"H:1"
+        )
 
 
 class DecoderTests(unittest.SynchronousTestCase):

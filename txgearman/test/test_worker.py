@@ -1,7 +1,7 @@
 """
-Integration tests for L{txgearman.client.worker.GearmanWorker} over real TCP: against
-a txgearman server running in this process, and against Debian's gearmand
-1.1.20 driven by its C{gearman} command-line client.
+Integration tests for L{txgearman.client.worker.GearmanWorker} over real TCP, against
+a txgearman server running in this process (the tests against gearmand are
+in C{tests/test_library_gearmand.py}).
 
 Jobs are submitted by a raw client written for these tests (packets from
 L{txgearman.codec}), or straight through the server core for background
@@ -11,11 +11,7 @@ core's state.  Every wait polls with a generous deadline.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +21,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
-from twisted.trial.unittest import FailTest, SkipTest, TestCase
+from twisted.trial.unittest import FailTest, TestCase
 
 from txgearman.client.errors import JobFailed
 from txgearman.client.worker import GearmanWorker, WorkerJob
@@ -514,170 +509,8 @@ class WorkerTests(WorkerTestMixin, TestCase):
         )
 
 
-def _gearmandBinary(name: str) -> str:
-    """
-    The path of a gearmand program; SkipTest if it is missing, FailTest if
-    it is and C{CI=true} (CI installs it).
-    """
-    found = shutil.which(
-        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"])
-    )
-    if found is not None:
-        return found
-    reason = (
-        f"{name} is not installed (Debian packages gearman-job-server, gearman-tools)"
-    )
-    if os.environ.get("CI", "").strip().lower() == "true":
-        raise FailTest(reason + ", and CI=true requires it")
-    raise SkipTest(reason)
-
-
 def _freePort() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def startGearmand(case: TestCase) -> tuple[int, int]:
-    """
-    Start Debian's gearmand on a free loopback port, stopped when C{case}
-    ends; skip (or fail under C{CI=true}) if it is missing.
-
-    @return: its port and process id.
-    """
-    gearmand = _gearmandBinary("gearmand")
-    directory = os.path.abspath(case.mktemp())
-    os.makedirs(directory)
-    port = _freePort()
-    pidFile = os.path.join(directory, "gearmand.pid")
-    # With -d the command returns once gearmand has daemonized.
-    logFile = os.path.join(directory, "gearmand.log")
-    subprocess.run(
-        [
-            gearmand,
-            "-p",
-            str(port),
-            "-L",
-            LOOPBACK,
-            "-t",
-            "1",
-            "-l",
-            logFile,
-            "-P",
-            pidFile,
-            "-d",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=True,
-        timeout=30,
-    )
-    await poll(
-        lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file"
-    )
-    with open(pidFile) as f:
-        pid = int(f.read().strip())
-
-    async def stop() -> None:
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            try:
-                await poll(lambda: not _alive(pid), "gearmand to exit", 10)
-            except FailTest:
-                os.kill(pid, signal.SIGKILL)
-
-    case.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    await poll(lambda: _accepts(port), "gearmand to listen")
-    return port, pid
-
-
-class GearmandInteropTests(WorkerTestMixin, TestCase):
-    """
-    A L{GearmanWorker} serving Debian's gearmand, with the C{gearman}
-    command-line client submitting the jobs.
-    """
-
-    async def startGearmand(self) -> int:
-        self.gearmanCli = _gearmandBinary("gearman")
-        port, _pid = await startGearmand(self)
-        return port
-
-    async def gearman(self, port: int, *args: str) -> tuple[bytes, bytes, int]:
-        """Run the C{gearman} client; return its output and exit code."""
-        out, err, code = await getProcessOutputAndValue(
-            self.gearmanCli, ["-h", LOOPBACK, "-p", str(port), *args], env=os.environ
-        )
-        return out, err, code
-
-    async def test_reverse(self) -> None:
-        """
-        C{gearman -f reverse -- hello} prints what the worker answered.
-        """
-        port = await self.startGearmand()
-        worker = self.startWorker([port], {"reverse": lambda job: job.data[::-1]})
-        await self.asleep(worker)
-        out, err, code = await self.gearman(port, "-f", "reverse", "--", "hello")
-        self.assertEqual((out, code), (b"olleh", 0), err)
-
-    async def test_concurrencyAndData(self) -> None:
-        """
-        Against gearmand too, PRE_SLEEP and NOOP bring jobs to the worker,
-        at most its concurrency run at once, and WORK_DATA reaches the
-        client before the result.
-        """
-        port = await self.startGearmand()
-        gate = Gate()
-
-        def slow(job: WorkerJob) -> Deferred[bytes]:
-            job.sendData(b"<" + job.data + b">")
-            return gate(job).addCallback(lambda ignored: b"=" + job.data)
-
-        worker = self.startWorker([port], {"slow": slow}, concurrency=2)
-        await self.asleep(worker)
-        runs = [
-            Deferred.fromCoroutine(self.gearman(port, "-f", "slow", "--", f"job{n}"))
-            for n in range(4)
-        ]
-        await poll(lambda: len(gate.jobs) == 2, "two jobs to start")
-        await pause(0.3)
-        self.assertEqual(len(gate.jobs), 2)
-        for _ in range(4):
-            await poll(lambda: gate.waiting, "a running job")
-            gate.release()
-        outputs = sorted([(await run)[0] for run in runs])
-        self.assertEqual(outputs, [b"<job%d>=job%d" % (n, n) for n in range(4)])
-        self.assertEqual(gate.most, 2)
-
-    async def test_handBack(self) -> None:
-        """
-        A job handed back at the stop timeout is requeued by gearmand and
-        answered by the next worker.
-        """
-        port = await self.startGearmand()
-        gate = Gate()
-        first = self.startWorker([port], {"f": gate}, stopTimeout=0.5)
-        await self.asleep(first)
-        run = Deferred.fromCoroutine(self.gearman(port, "-f", "f", "--", "data"))
-        await poll(lambda: gate.waiting, "the job to start")
-        await first.stopService()
-        self.startWorker([port], {"f": lambda job: b"second:" + job.data})
-        out, err, code = await run
-        self.assertEqual((out, code), (b"second:data", 0), err)

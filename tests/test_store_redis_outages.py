@@ -15,7 +15,6 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -26,16 +25,18 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from txgearman.store.interfaces import IServerClaim, StoredJob, StoreError
-from txgearman.store.redis import RedisQueueStore
-from txgearman.store.redislayout import Layout, decodeRecord, encodeRecord, ownerToken
-from txgearman.test.redisserver import (
-    RedisReplyError,
+from tests.fixtures import (
+    REDIS_NOT_READY,
     RedisServer,
+    freePort,
     sharedRedisServer,
     startRedis,
     startSentinel,
+    waitForAsync,
 )
+from txgearman.store.interfaces import IServerClaim, StoredJob, StoreError
+from txgearman.store.redis import RedisQueueStore
+from txgearman.store.redislayout import Layout, decodeRecord, encodeRecord, ownerToken
 
 reactor: Any = _reactor
 
@@ -72,16 +73,6 @@ def job(data: bytes) -> StoredJob:
     return StoredJob(b"outage-test", b"", data)
 
 
-def freePort() -> int:
-    """
-    A loopback port nothing listens on, for now.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def uniquePrefix() -> str:
     """
     A prefix no other test on a shared Redis uses.
@@ -91,38 +82,6 @@ def uniquePrefix() -> str:
 
 def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
-
-
-async def poll(
-    condition: Callable[[], Any],
-    what: str,
-    timeout: float = RECOVERY,
-    interval: float = 0.05,
-) -> Any:
-    """
-    Call C{condition} until it returns something true, letting the reactor
-    run in between, and return that.
-
-    Connection and reply errors from the test's own Redis client count as
-    "not yet", as they do in L{txgearman.test.redisserver.waitFor}: a
-    server being restarted or failed over refuses commands for a while.
-
-    @raise unittest.FailTest: if C{timeout} seconds pass first.
-    """
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            result = condition()
-        except (OSError, RedisReplyError) as e:
-            result, last = None, e
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise unittest.FailTest(
-                f"timed out after {timeout:g} s waiting for {what} (last error: {last!r})"
-            )
-        await sleep(interval)
 
 
 async def added(store: RedisQueueStore, stored: StoredJob) -> bytes:
@@ -286,9 +245,11 @@ class OutageTests(unittest.TestCase):
 
         after = await addWhenAccepted(store, job(b"after"), RECOVERY)
         self.assertNotEqual(after, failedKey)
-        await poll(
+        await waitForAsync(
             lambda: server.command("EXISTS", failedKey) == 0,
+            RECOVERY,
             "the failed job's record to be deleted",
+            ignoring=REDIS_NOT_READY,
         )
         self.assertEqual(storedData(server, self.layout), [b"acknowledged", b"after"])
 
@@ -331,9 +292,11 @@ class OutageTests(unittest.TestCase):
 
         store.remove(store.layout.jobNumber(key))
         removed = store.flush()
-        await poll(
+        await waitForAsync(
             lambda: logged(catcher, LogLevel.error, "unavailable"),
+            RECOVERY,
             "the store to notice that Redis is down",
+            ignoring=REDIS_NOT_READY,
         )
         # Past the store's own retry (a second after the failure).
         await sleep(TIMEOUT + 0.5)
@@ -342,10 +305,18 @@ class OutageTests(unittest.TestCase):
         server.restart()
         # Persisted: only the store, now, can delete it.
         self.assertEqual(server.command("EXISTS", key), 1)
-        await poll(
-            lambda: server.command("EXISTS", key) == 0, "the record to be deleted"
+        await waitForAsync(
+            lambda: server.command("EXISTS", key) == 0,
+            RECOVERY,
+            "the record to be deleted",
+            ignoring=REDIS_NOT_READY,
         )
-        await poll(lambda: removed.called, "the removal to fire")
+        await waitForAsync(
+            lambda: removed.called,
+            RECOVERY,
+            "the removal to fire",
+            ignoring=REDIS_NOT_READY,
+        )
         await removed
 
     async def test_dataLost(self) -> None:
@@ -364,9 +335,11 @@ class OutageTests(unittest.TestCase):
 
         key = await added(store, job(b"new"))
         self.assertEqual(server.command("GET", key), encodeRecord(job(b"new")))
-        await poll(
+        await waitForAsync(
             lambda: logged(catcher, LogLevel.error, "lost this queue's keys"),
+            RECOVERY,
             "an error saying Redis lost the keys",
+            ignoring=REDIS_NOT_READY,
         )
         self.assertEqual(server.command("GET", self.layout.version), b"1")
         self.assertEqual(server.command("GET", self.layout.lock), store.owner)
@@ -701,10 +674,11 @@ class SentinelTests(unittest.TestCase):
         """
         master = startRedis(self)
         replica = startRedis(self, replicaOf=(master.host, master.port))
-        await poll(
+        await waitForAsync(
             lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
-            "the replica to sync",
             30.0,
+            "the replica to sync",
+            ignoring=REDIS_NOT_READY,
         )
         sentinel = startSentinel(self, "mymaster", master)
         assert replica.port is not None
@@ -720,7 +694,12 @@ class SentinelTests(unittest.TestCase):
                     return True
             return False
 
-        await poll(replicaKnown, "the Sentinel to find the replica", 30.0)
+        await waitForAsync(
+            replicaKnown,
+            30.0,
+            "the Sentinel to find the replica",
+            ignoring=REDIS_NOT_READY,
+        )
         address = f"sentinel://{sentinel.host}:{sentinel.port}/mymaster"
         layout = Layout(PREFIX.encode())
 
@@ -730,16 +709,19 @@ class SentinelTests(unittest.TestCase):
             [master.command("GET", key) for key in before],
             [encodeRecord(job(b"before %d" % i)) for i in range(3)],
         )
-        await poll(
+        await waitForAsync(
             lambda: all(replica.command("EXISTS", key) for key in before),
+            RECOVERY,
             "the jobs to reach the replica",
+            ignoring=REDIS_NOT_READY,
         )
 
         master.kill()
-        await poll(
+        await waitForAsync(
             lambda: sentinel.masterAddress() == (replica.host, replica.port),
-            "the Sentinel to promote the replica",
             30.0,
+            "the Sentinel to promote the replica",
+            ignoring=REDIS_NOT_READY,
         )
         after = await addWhenAccepted(store, job(b"after"), 15.0)
         self.assertEqual(replica.command("GET", after), encodeRecord(job(b"after")))
