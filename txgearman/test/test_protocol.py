@@ -1,7 +1,7 @@
 """
 Tests for L{txgearman.server.protocol}: every packet type over an in-memory
-transport, framing errors and flow control.  The real-TCP tests are in the
-system tree (C{tests/test_protocol_tcp.py}).
+transport, framing errors, flow control and dispatch.  The real-TCP tests
+are in the system tree (C{tests/test_protocol_tcp.py}).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from txgearman.codec import SUBMITS
 from txgearman.codec import PacketType as P
 from txgearman.server.batching import WriteBatcher
 from txgearman.server.core import JobServer
-from txgearman.server.protocol import GearmanServerFactory
+from txgearman.server.protocol import GearmanServerFactory, GearmanServerProtocol
 from txgearman.test.fakes import (
     FakeStore,
     MemoryConnection,
@@ -1072,6 +1073,53 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(worker.output(), response(P.JOB_ASSIGN, handle, b"f", b"d"))
         worker.send(P.WORK_COMPLETE, handle, b"r")
         self.assertEqual(client.output(), response(P.WORK_COMPLETE, handle, b"r"))
+
+
+class DispatchTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    Each packet goes to its type's C{packet_<NAME>} method, looked up on the
+    connection's own class.
+    """
+
+    def test_subclassOverrides(self) -> None:
+        """
+        A subclass's handlers are called: one that overrides a base
+        class's, and one for a type the base class refuses.  The base
+        class's connections keep the base class's handlers.
+        """
+
+        class Custom(GearmanServerProtocol):
+            def packet_ECHO_REQ(self, args: tuple[bytes, ...]) -> None:
+                self.sendPacket(P.ECHO_RES, args[0] * 2)
+
+            def packet_ALL_YOURS(self, args: tuple[bytes, ...]) -> None:
+                self.sendPacket(P.NOOP)
+
+        plain = self.connect()
+        self.factory.protocol = Custom
+        custom = self.connect()
+        custom.send(P.ECHO_REQ, b"ab")
+        custom.send(P.ALL_YOURS)
+        self.assertEqual(custom.replies(), [(P.ECHO_RES, b"abab"), (P.NOOP, b"")])
+        plain.send(P.ECHO_REQ, b"ab")
+        plain.send(P.ALL_YOURS)
+        self.assertEqual(plain.replies(), [(P.ECHO_RES, b"ab"), NOT_EXPECTED])
+
+    def test_submitsFollowCodec(self) -> None:
+        """
+        Each of the six plain submit handlers passes the core the priority
+        and background flag L{txgearman.codec.SUBMITS} gives its type.
+        """
+        calls: list[tuple[object, ...]] = []
+        self.patch(self.core, "submitJob", lambda *args: calls.append(args))
+        conn = self.connect()
+        for ptype in SUBMITS:
+            conn.send(ptype, b"f", b"u", b"d")
+            self.assertEqual(
+                calls.pop(),
+                (conn.proto.session, b"f", b"u", b"d", *SUBMITS[ptype]),
+                ptype,
+            )
 
 
 class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
