@@ -7,7 +7,9 @@ Framing is the codec's, rules are the core's, admin lines are
 L{AdminCommands}'; this module only connects them.  Each request type is
 handled by a C{packet_<NAME>} method, found in a table built once per class
 (so that a subclass's override is the one called); types without one get
-C{ERROR INVALID_COMMAND}, as gearmand answers.
+C{ERROR INVALID_COMMAND}, as gearmand answers.  A handler that raises has a
+bug: the failure is logged, the peer gets C{ERROR SERVER_ERROR} and that
+connection is closed; the others carry on.
 """
 
 from __future__ import annotations
@@ -284,7 +286,11 @@ class GearmanServerProtocol(Protocol):
                         _P.ERROR, b"INVALID_MAGIC", b"Request magic expected"
                     )
                     continue
-                handlers[event.type](self, event.args)
+                try:
+                    handlers[event.type](self, event.args)
+                except Exception:
+                    self._handlerFailed(event.type, Failure())
+                    return
             else:
                 self.send(self.factory.admin.handle(event.line))
         error = decoder.failed
@@ -295,6 +301,27 @@ class GearmanServerProtocol(Protocol):
                 error=str(error),
             )
             self.sendPacket(_P.ERROR, error.code, error.text)
+            self.close()
+
+    def _handlerFailed(self, ptype: PacketType, failure: Failure) -> None:
+        """
+        The handler of a C{ptype} packet raised: a bug, not the peer's
+        fault, but what this connection's state has become is unknown, so
+        it is told and closed (without reading the rest), and the server
+        goes on serving the others.
+        """
+        self.log.failure(
+            "Closing connection from {host}: handling {packetType} failed",
+            failure,
+            host=self.session.host,
+            packetType=ptype.name,
+        )
+        if not self._closing:
+            self.sendPacket(
+                _P.ERROR,
+                b"SERVER_ERROR",
+                b"Server failed to handle " + ptype.name.encode(),
+            )
             self.close()
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:

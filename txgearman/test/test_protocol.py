@@ -1,7 +1,7 @@
 """
 Tests for L{txgearman.server.protocol}: every packet type over an in-memory
-transport, framing errors, flow control and dispatch.  The real-TCP tests
-are in the system tree (C{tests/test_protocol_tcp.py}).
+transport, framing errors, flow control, dispatch and handler failures.
+The real-TCP tests are in the system tree (C{tests/test_protocol_tcp.py}).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import struct
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from txgearman.codec import SUBMITS
@@ -1078,7 +1079,8 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
 class DispatchTests(ProtocolTestsMixin, SynchronousTestCase):
     """
     Each packet goes to its type's C{packet_<NAME>} method, looked up on the
-    connection's own class.
+    connection's own class; a handler that raises costs its connection
+    only.
     """
 
     def test_subclassOverrides(self) -> None:
@@ -1120,6 +1122,53 @@ class DispatchTests(ProtocolTestsMixin, SynchronousTestCase):
                 (conn.proto.session, b"f", b"u", b"d", *SUBMITS[ptype]),
                 ptype,
             )
+
+    def test_handlerFails(self) -> None:
+        """
+        A handler that raises is logged with its packet type, answered
+        with C{ERROR SERVER_ERROR} after the answers before it, and its
+        connection is closed without reading further; other connections
+        are served as before.
+        """
+
+        def broken(handle: bytes) -> None:
+            raise ZeroDivisionError("bug")
+
+        self.patch(self.core, "getStatus", broken)
+        client = self.connect()
+        worker = self.worker(b"f")
+        handle = self.submit(client, P.SUBMIT_JOB, b"f", b"", b"d")
+        victim = self.connect()
+        with capturedLogs() as events:
+            victim.raw(
+                request(P.ECHO_REQ, b"before")
+                + request(P.GET_STATUS, b"H:test:1")
+                + request(P.ECHO_REQ, b"after")
+            )
+        self.assertEqual(
+            victim.replies(),
+            [
+                (P.ECHO_RES, b"before"),
+                (P.ERROR, b"SERVER_ERROR\0Server failed to handle GET_STATUS"),
+            ],
+        )
+        self.assertTrue(victim.transport.disconnecting)
+        [event] = [e for e in events if "log_failure" in e]
+        self.assertEqual(event["packetType"], "GET_STATUS")
+        self.assertIsInstance(event["log_failure"].value, ZeroDivisionError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        victim.send(P.ECHO_REQ, b"ignored")
+        self.assertEqual(victim.output(), b"")
+        victim.lose()
+        self.assertNotIn(victim.proto.session, self.core.sessions)
+
+        self.assertFalse(client.transport.disconnecting)
+        client.send(P.ECHO_REQ, b"still served")
+        self.assertEqual(client.output(), response(P.ECHO_RES, b"still served"))
+        worker.send(P.GRAB_JOB)
+        self.assertEqual(worker.output(), response(P.JOB_ASSIGN, handle, b"f", b"d"))
+        worker.send(P.WORK_COMPLETE, handle, b"r")
+        self.assertEqual(client.output(), response(P.WORK_COMPLETE, handle, b"r"))
 
 
 class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
@@ -1163,3 +1212,25 @@ class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
         value = conn.transport.value()
         self.assertTrue(value.startswith(response(P.ECHO_RES, b"x")), value)
         self.assertIn(b"INVALID_MAGIC", value)
+
+    def test_handlerFailureFlushesFirst(self) -> None:
+        """
+        The ERROR after a handler failed is written with the turn's earlier
+        answers, before the connection closes.
+        """
+
+        def broken(handle: bytes) -> None:
+            raise ZeroDivisionError("bug")
+
+        self.patch(self.core, "getStatus", broken)
+        conn = self.connect()
+        conn.proto.dataReceived(
+            request(P.ECHO_REQ, b"x") + request(P.GET_STATUS, b"H:test:1")
+        )
+        self.assertTrue(conn.transport.disconnecting)
+        self.assertEqual(
+            conn.transport.value(),
+            response(P.ECHO_RES, b"x")
+            + response(P.ERROR, b"SERVER_ERROR", b"Server failed to handle GET_STATUS"),
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
