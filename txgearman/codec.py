@@ -1,7 +1,8 @@
 # -*- test-case-name: txgearman.test.test_codec -*-
 """
-The Gearman wire format: packet types, argument rules, encoding and an
-incremental decoder.
+The Gearman wire format: packet types, argument rules, encoding, an
+incremental decoder, and the table by which a protocol finds its handler
+for each packet type.
 
 Pure functions over bytes, no Twisted: the server protocol, the client
 library and the tests all share this one parser.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "REQ",
@@ -28,6 +29,7 @@ __all__ = [
     "ARGUMENTS",
     "SUBMITS",
     "submitType",
+    "packetHandlers",
     "Packet",
     "AdminLine",
     "ProtocolError",
@@ -142,6 +144,25 @@ def submitType(priority: Priority, background: bool) -> PacketType:
     background or not.
     """
     return _SUBMIT_TYPES[(priority, background)]
+
+
+def packetHandlers(cls: type, default: object = None) -> tuple[Any, ...]:
+    """
+    The dispatch table of a protocol class: indexed by wire number, the
+    C{packet_<NAME>} attribute C{cls} has for each packet type, or
+    C{default} for a type it has no handler for (and for the unused
+    numbers).
+
+    Looked up on C{cls} itself, so a subclass's override is in its table.
+    A protocol builds its table once per class, when the class is made,
+    so that each packet costs one tuple index, not a name lookup.
+    """
+    return tuple(
+        getattr(cls, "packet_" + _T(n).name, default)
+        if n in _T._value2member_map_
+        else default
+        for n in range(max(_T) + 1)
+    )
 
 
 #: How each packet body splits into arguments: C{(count, hasData)}.  With
