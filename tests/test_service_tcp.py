@@ -38,9 +38,29 @@ class PrivilegedPortTests(SynchronousTestCase):
         busy.listen(1)
         port = busy.getsockname()[1]
         service = GearmanServerService(
-            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
+            f"tcp:{port}:interface=127.0.0.1", reactor=reactor, listenEarly=True
         )
         self.assertRaises(CannotListenError, service.privilegedStartService)
+        self.assertIsNone(service.port)
+
+    def test_portInUseLate(self) -> None:
+        """
+        A port bound once the store is ready: a port already in use fails
+        C{ready}, with the reason logged in words.
+        """
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        service = GearmanServerService(
+            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
+        )
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        failure = self.failureResultOf(service.ready, CannotListenError)
+        self.assertIn("Address already in use", failure.getErrorMessage())
         self.assertIsNone(service.port)
 
 

@@ -53,6 +53,8 @@ _HIGH = Priority.HIGH
 _NORMAL = Priority.NORMAL
 _LOW = Priority.LOW
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
+#: What a request gets while the server is still starting.
+_STARTING = b"the server is starting (its queue store is replaying); try again shortly"
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
 
 
@@ -97,11 +99,13 @@ class GearmanServerProtocol(Protocol):
 
     def __init__(self) -> None:
         self._made = False
-        # Reading stops while the factory is not ready or while the
-        # transport's send buffer is full; the two are tracked apart because
-        # a transport calls pauseProducing on every write that finds its
+        # Whether the factory was not ready yet (the store replaying) when
+        # this connection came: then its first request is answered with
+        # ERROR and the connection closed, rather than left unanswered.
+        self._unready = False
+        # Reading stops while the transport's send buffer is full.  A
+        # transport calls pauseProducing on every write that finds its
         # buffer full, but resumeProducing only once.
-        self._waitingForReady = False
         self._sendBufferFull = False
         self._readingPaused = False
         self._closing = False
@@ -146,8 +150,7 @@ class GearmanServerProtocol(Protocol):
         cast(IConsumer, transport).registerProducer(self, True)
         factory.connections.add(self)
         if not factory.ready:
-            self._waitingForReady = True
-            self._updateReading()
+            self._unready = True
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connections.discard(self)
@@ -187,10 +190,28 @@ class GearmanServerProtocol(Protocol):
 
     def factoryReady(self) -> None:
         """
-        The factory became ready: start reading requests.
+        The factory became ready: requests are served from now on.
         """
-        self._waitingForReady = False
-        self._updateReading()
+        self._unready = False
+
+    def _refuseUnready(self, data: bytes) -> None:
+        """
+        Answer a request that came before the server was ready (its port
+        was bound early, before twistd dropped privileges, and the store is
+        still starting or replaying) with an error in the request's own
+        protocol, and close: the client fails over to another server at
+        once instead of waiting on a silent socket.
+        """
+        self.log.info(
+            "Refusing a request from {host}: the server is not ready yet (its queue "
+            "store is starting or replaying)",
+            host=self.session.host,
+        )
+        if data[:1] == b"\0":
+            self.sendPacket(_P.ERROR, b"SERVER_STARTING", _STARTING)
+        else:
+            self.send(b"ERR SERVER_STARTING " + _STARTING.replace(b" ", b"+") + b"\r\n")
+        self.close()
 
     def pauseProducing(self) -> None:
         self._sendBufferFull = True
@@ -207,7 +228,7 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if transport is None or self._closing:
             return
-        pause = self._waitingForReady or self._sendBufferFull
+        pause = self._sendBufferFull
         if pause == self._readingPaused:
             return
         self._readingPaused = pause
@@ -276,6 +297,9 @@ class GearmanServerProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
+            return
+        if self._unready:
+            self._refuseUnready(data)
             return
         decoder = self.decoder
         handlers = self._handlers
@@ -489,8 +513,11 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
     """
     Builds L{GearmanServerProtocol}s sharing one L{JobServer}.
 
-    Until L{setReady} is called (the store has replayed), connections are
-    accepted but not read: clients wait, as gearmand's wait in its backlog.
+    Until L{setReady} is called (the store has replayed), a request is
+    answered with C{ERROR SERVER_STARTING} (an admin line with C{ERR
+    SERVER_STARTING}) and its connection closed.  The service listens only
+    once it is ready, unless the port had to be bound early (before twistd
+    drops privileges).
 
     @ivar connections: the open connections.
     """
@@ -517,7 +544,7 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         self.connections: set[GearmanServerProtocol] = set()
 
     def setReady(self) -> None:
-        """Start reading from the connections that arrived while not ready."""
+        """Serve requests, on the connections that arrived before too."""
         if self.ready:
             return
         self.ready = True

@@ -15,6 +15,7 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorCore,
@@ -29,12 +30,13 @@ from txgearman import __version__
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
+from txgearman.server.claim import ListeningClaim
 from txgearman.server.core import JobServer
 from txgearman.server.protocol import GearmanServerFactory
 from txgearman.store.interfaces import IQueueStore, StoreError
 from txgearman.store.memory import MemoryQueueStore
 
-__all__ = ["GearmanServerService", "endpointDescription"]
+__all__ = ["GearmanServerService", "endpointDescription", "listensEarly"]
 
 
 def endpointDescription(port: str) -> str:
@@ -45,13 +47,33 @@ def endpointDescription(port: str) -> str:
     return f"tcp:{port}" if port.isdigit() else port
 
 
+def listensEarly(description: str) -> bool:
+    """
+    Whether a server on the strports C{description} must bind it before
+    twistd drops privileges: a TCP port below 1024, a Unix socket (its
+    directory may be root's), or any other kind of endpoint.  Other ports
+    are bound only once the store has replayed, so that a client connecting
+    before then is refused and fails over at once.
+    """
+    endpoint: Any = endpoints.serverFromString(None, description)
+    if isinstance(
+        endpoint, endpoints.TCP4ServerEndpoint | endpoints.TCP6ServerEndpoint
+    ):
+        port = endpoint._port
+        return 0 < port < 1024
+    return True
+
+
 class GearmanServerService(Service):
     """
     A Gearman job server listening on one endpoint.
 
-    Ports are bound in L{privilegedStartService} (before twistd drops
-    privileges), but connections are read only after the store has
-    replayed its jobs, so no client ever sees a half-loaded queue.
+    The port is bound once the store has started and replayed its jobs:
+    until then connecting is refused, so no client ever sees a half-loaded
+    queue, or a socket that says nothing.  A port that must be bound before
+    twistd drops privileges (see L{listensEarly}) is bound in
+    L{privilegedStartService}; until the store is ready, a request on it
+    gets C{ERROR SERVER_STARTING} and its connection is closed.
 
     @ivar core: the L{JobServer}.
     @ivar factory: the L{GearmanServerFactory}.
@@ -75,6 +97,8 @@ class GearmanServerService(Service):
         hangupRotatesLog: bool = False,
         drainTimeout: float = 300.0,
         closeTimeout: float = 5.0,
+        listenEarly: bool | None = None,
+        claim: ListeningClaim | None = None,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -90,6 +114,11 @@ class GearmanServerService(Service):
         @param drainTimeout: the longest such a drain waits.
         @param closeTimeout: how long stopping lets connections flush what
             was written to them before they are aborted.
+        @param listenEarly: bind the port in L{privilegedStartService}
+            rather than once the store is ready; by default, as
+            L{listensEarly} says (always, for an endpoint object).
+        @param claim: the listening address as the store's claim (see
+            L{txgearman.server.claim}): marked held once listening.
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -103,9 +132,13 @@ class GearmanServerService(Service):
             self.endpoint = endpoints.serverFromString(
                 reactor, endpointDescription(endpoint)
             )
+            early = listensEarly(endpointDescription(endpoint))
         else:
             self.endpointDescription = repr(endpoint)
             self.endpoint = endpoint
+            early = True
+        self.listenEarly = early if listenEarly is None else listenEarly
+        self.claim = claim
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         clock: IReactorTime = reactor
         self.core = JobServer(
@@ -168,7 +201,8 @@ class GearmanServerService(Service):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self._listen()
+        if self.listenEarly:
+            self._listen()
 
     def _listen(self) -> None:
         if self._listening:
@@ -197,6 +231,8 @@ class GearmanServerService(Service):
             port.stopListening()
             return
         self.port = port
+        if self.claim is not None:
+            self.claim.held = True
 
     def startService(self) -> None:
         if self._stopped:
@@ -207,7 +243,9 @@ class GearmanServerService(Service):
                 "one with the same store, which replays the jobs"
             )
         super().startService()
-        self._listen()
+        if self.listenEarly:
+            # Embedded without privilegedStartService.
+            self._listen()
         if self.drainSignal is not None:
             self._previousHandler = signal.signal(
                 self.drainSignal, self._drainSignalled
@@ -252,12 +290,30 @@ class GearmanServerService(Service):
         if count:
             self.log.info("Replayed {count} stored jobs", count=count)
         self.factory.setReady()
+        if not self.listenEarly:
+            await self._listenLate()
         self._fireReady(None)
+
+    async def _listenLate(self) -> None:
+        """
+        Bind the port now that the store is ready; a failure fails the
+        start, as it would have in L{privilegedStartService}.
+        """
+        if self._stopped or self._listening:
+            return
+        self._listening = True
+        try:
+            port = await self.endpoint.listen(self.factory)
+        except BaseException:
+            self._listening = False
+            raise
+        self._listened(port)
 
     def _startFailed(self, failure: Failure) -> None:
         self.startFailure = failure
-        if failure.check(StoreError):
-            # A store says what is wrong in words; a traceback adds nothing.
+        if failure.check(StoreError, CannotListenError):
+            # A store (or a taken port) says what is wrong in words; a
+            # traceback adds nothing.
             self.log.critical(
                 "The job server could not start: {reason}",
                 reason=failure.getErrorMessage(),
@@ -265,8 +321,13 @@ class GearmanServerService(Service):
         else:
             self.log.failure("The job server could not start", failure)
         self._fireReady(failure)
-        if IReactorCore.providedBy(self.reactor) and self.reactor.running:
-            self.reactor.stop()
+        if IReactorCore.providedBy(self.reactor):
+            if self.reactor.running:
+                self.reactor.stop()
+            else:
+                # Failed before twistd ran the reactor (a port taken, with
+                # a store that starts at once): stop as soon as it runs.
+                self.reactor.callWhenRunning(self.reactor.stop)
 
     def stopService(self) -> Deferred[Any]:
         self._stopped = True

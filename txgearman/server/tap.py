@@ -16,6 +16,7 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.server.claim import listeningClaim
 from txgearman.server.core import MAX_HANDLE_SIZE
 from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.store.redisaddress import parseRedisAddress
@@ -221,6 +222,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
+    # What only this server can hold on this host: the store writes it into
+    # its lock, so that a restart after a crash recognises its own lock.
+    claim = listeningClaim(endpointDescription(options["port"]))
     store = None
     if options["redis"] is not None:
         # Imported here: txredisapi installs the global reactor on import.
@@ -233,6 +237,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             timeout=options["redis-timeout"],
             lockTTL=options["redis-lock-ttl"],
             startTimeout=options["redis-start-timeout"],
+            claim=claim,
         )
     prefix = options["job-handle-prefix"]
     service = GearmanServerService(
@@ -247,6 +252,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         drainSignal=DRAIN_SIGNAL,
         hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],
+        claim=claim,
     )
     if underTwistd:
         atexit.register(_exitStatus, service)

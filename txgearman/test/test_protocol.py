@@ -951,23 +951,42 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(conn.transport.streaming)
         self.assertEqual(conn.transport.producerState, "producing")
 
-    def test_notReadyPausesReading(self) -> None:
+    def test_notReadyRefuses(self) -> None:
         """
-        Connections made before the factory is ready are not read until
-        L{GearmanServerFactory.setReady}.
+        Before the factory is ready (the store replaying, on a port bound
+        early), a request is answered with C{ERROR SERVER_STARTING} (an
+        admin line with C{ERR SERVER_STARTING}) and the connection closed,
+        never left unanswered.  A connection made meanwhile that sends its
+        first request after L{GearmanServerFactory.setReady} is served.
         """
         self.factory = GearmanServerFactory(self.core, ready=False)
-        first = self.connect()
-        second = self.connect()
-        self.assertEqual(first.transport.producerState, "paused")
-        self.assertEqual(second.transport.producerState, "paused")
+        binary = self.connect()
+        admin = self.connect()
+        patient = self.connect()
+        self.assertEqual(binary.transport.producerState, "producing")
+        binary.send(P.ECHO_REQ, b"x")
+        self.assertEqual(
+            binary.replies(),
+            [
+                (
+                    P.ERROR,
+                    b"SERVER_STARTING\0the server is starting (its queue store is "
+                    b"replaying); try again shortly",
+                )
+            ],
+        )
+        self.assertTrue(binary.transport.disconnecting)
+        self.assertTrue(
+            admin.admin(b"version").startswith(b"ERR SERVER_STARTING the+server")
+        )
+        self.assertTrue(admin.transport.disconnecting)
         self.factory.setReady()
-        self.assertEqual(first.transport.producerState, "producing")
-        self.assertEqual(second.transport.producerState, "producing")
+        patient.send(P.ECHO_REQ, b"x")
+        self.assertEqual(patient.replies(), [(P.ECHO_RES, b"x")])
         self.factory.setReady()
-        self.assertEqual(first.transport.producerState, "producing")
-        third = self.connect()
-        self.assertEqual(third.transport.producerState, "producing")
+        late = self.connect()
+        late.send(P.ECHO_REQ, b"y")
+        self.assertEqual(late.replies(), [(P.ECHO_RES, b"y")])
 
     def test_flowControl(self) -> None:
         """
@@ -985,22 +1004,6 @@ class ConnectionTests(ProtocolTestsMixin, SynchronousTestCase):
         conn.proto.resumeProducing()
         self.assertEqual(conn.transport.producerState, "producing")
         # A spurious resume changes nothing.
-        conn.proto.resumeProducing()
-        self.assertEqual(conn.transport.producerState, "producing")
-
-    def test_flowControlAndReadiness(self) -> None:
-        """
-        Reading resumes only once the factory is ready and the send buffer
-        has drained, whichever comes last.
-        """
-        self.factory = GearmanServerFactory(self.core, ready=False)
-        conn = self.connect()
-        conn.proto.pauseProducing()
-        conn.proto.resumeProducing()
-        self.assertEqual(conn.transport.producerState, "paused")
-        conn.proto.pauseProducing()
-        self.factory.setReady()
-        self.assertEqual(conn.transport.producerState, "paused")
         conn.proto.resumeProducing()
         self.assertEqual(conn.transport.producerState, "producing")
 

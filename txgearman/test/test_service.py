@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -19,8 +20,14 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from txgearman.codec import PacketType
+from txgearman.server.claim import ListeningClaim
 from txgearman.server.protocol import GearmanServerFactory
-from txgearman.server.service import GearmanServerService, endpointDescription
+from txgearman.server.service import (
+    GearmanServerService,
+    endpointDescription,
+    listensEarly,
+)
 from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.store.memory import MemoryQueueStore
 from txgearman.test.fakes import MemoryConnection, response
@@ -34,6 +41,7 @@ CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = (
     13,
 )
 SUBMIT_JOB_EPOCH, GRAB_JOB_ALL, JOB_ASSIGN_ALL = 36, 39, 40
+ECHO_REQ = 16
 
 
 class ControlledStore(MemoryQueueStore):
@@ -141,22 +149,87 @@ class StartTests(SynchronousTestCase):
 
     def test_listensOnDescription(self) -> None:
         """
-        A strports description (or bare port number) is listened on in
-        L{privilegedStartService}, once.
+        A strports description (or bare port number) of an unprivileged port
+        is listened on once the store is ready, once; the claim of that
+        address is then held.
         """
+        claim = ListeningClaim(socket.AF_INET, "127.0.0.1", 4731)
         service = GearmanServerService(
-            "tcp:4731:interface=127.0.0.1", reactor=self.reactor
+            "tcp:4731:interface=127.0.0.1", reactor=self.reactor, claim=claim
         )
-        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertFalse(service.listenEarly)
         service.privilegedStartService()
+        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertFalse(claim.held)
         service.startService()
         self.assertEqual(
             self.reactor.tcpServers, [(4731, service.factory, 50, "127.0.0.1")]
         )
         self.assertIsNotNone(service.port)
+        self.assertTrue(claim.held)
         plain = GearmanServerService("4732", reactor=self.reactor)
         plain.startService()
         self.assertEqual(self.reactor.tcpServers[1], (4732, plain.factory, 50, ""))
+
+    def test_privilegedPortEarly(self) -> None:
+        """
+        A port below 1024 is listened on in L{privilegedStartService}, before
+        twistd drops privileges.
+        """
+        service = GearmanServerService("473", reactor=self.reactor)
+        self.assertTrue(service.listenEarly)
+        service.privilegedStartService()
+        self.assertEqual(self.reactor.tcpServers, [(473, service.factory, 50, "")])
+        service.startService()
+        self.assertEqual(len(self.reactor.tcpServers), 1)
+
+    def test_listensEarly(self) -> None:
+        """
+        L{listensEarly}: TCP ports below 1024, Unix sockets and other kinds of
+        endpoint are bound early; other TCP ports (and port 0) once ready.
+        """
+        for description, early in [
+            ("tcp:4730", False),
+            ("tcp:0", False),
+            ("tcp6:4730:interface=\\:\\:1", False),
+            ("tcp:80", True),
+            ("tcp6:443", True),
+            ("unix:/run/gearman.sock", True),
+        ]:
+            self.assertEqual(listensEarly(description), early, description)
+
+    def test_notListeningUntilReady(self) -> None:
+        """
+        While the store starts, an unprivileged port is not listened on, so
+        clients are refused and fail over; once it has replayed, it is.
+        """
+        store = ControlledStore()
+        service = GearmanServerService("tcp:4733", reactor=self.reactor, store=store)
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertNoResult(service.ready)
+        store.startResult.callback(None)
+        self.successResultOf(service.ready)
+        self.assertEqual(self.reactor.tcpServers, [(4733, service.factory, 50, "")])
+
+    def test_lateListenFails(self) -> None:
+        """
+        A port that cannot be listened on once the store is ready fails the
+        start: C{ready} fails, the reason is logged and a running reactor
+        stops.
+        """
+        self.reactor.running = True
+        endpoint = RecordingEndpoint(
+            CannotListenError("127.0.0.1", 4730, OSError("in use"))
+        )
+        service = GearmanServerService(
+            endpoint, reactor=self.reactor, listenEarly=False
+        )
+        service.privilegedStartService()
+        service.startService()
+        self.failureResultOf(service.ready, CannotListenError)
+        self.assertTrue(self.reactor.hasStopped)
 
     def test_listenFailureRaises(self) -> None:
         """
@@ -207,14 +280,15 @@ class StartTests(SynchronousTestCase):
         ready = service.ready
         listening.errback(CannotListenError("::", 4730, OSError("no")))
         self.failureResultOf(ready, CannotListenError)
-        self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 1)
 
     def test_replayBeforeReading(self) -> None:
         """
-        Connections accepted before the store has replayed are not read;
-        once it has, stored jobs are queued under new handles (in store
-        order, with their priority, time and reducer), connections are
-        read and C{ready} fires.
+        On a port bound early, a request that comes before the store has
+        replayed is answered with C{ERROR SERVER_STARTING} and its
+        connection closed (an admin line with C{ERR SERVER_STARTING}); once
+        the store has replayed, stored jobs are queued under new handles (in
+        store order, with their priority, time and reducer), connections are
+        served (those made before too) and C{ready} fires.
         """
         store = ControlledStore()
         store.add(StoredJob(b"f", b"u1", b"low", priority=2))
@@ -227,7 +301,6 @@ class StartTests(SynchronousTestCase):
         service.privilegedStartService()
         self.assertEqual(endpoint.factories, [service.factory])
         early = Connection(service.factory)
-        self.assertEqual(early.transport.producerState, "paused")
         self.assertFalse(service.factory.ready)
 
         service.startService()
@@ -235,13 +308,32 @@ class StartTests(SynchronousTestCase):
         self.assertTrue(store.started)
         self.assertNoResult(ready)
         self.assertEqual(service.core.jobs, {})
-        self.assertEqual(early.transport.producerState, "paused")
+        refused = Connection(service.factory)
+        refused.send(ECHO_REQ, b"hello")
+        self.assertEqual(
+            refused.replies(),
+            [
+                (
+                    PacketType.ERROR,
+                    b"SERVER_STARTING\0the server is starting (its queue store is "
+                    b"replaying); try again shortly",
+                )
+            ],
+        )
+        self.assertTrue(refused.transport.disconnecting)
+        admin = Connection(service.factory)
+        self.assertEqual(
+            admin.admin(b"status"),
+            b"ERR SERVER_STARTING the+server+is+starting+(its+queue+store+is+"
+            b"replaying);+try+again+shortly\r\n",
+        )
+        self.assertTrue(admin.transport.disconnecting)
 
         store.startResult.callback(None)
         self.successResultOf(ready)
         self.successResultOf(service.ready)
         self.assertTrue(service.factory.ready)
-        self.assertEqual(early.transport.producerState, "producing")
+        self.assertFalse(early.transport.disconnecting)
         self.assertEqual(list(service.core.jobs), [b"H:svc:1", b"H:svc:2", b"H:svc:3"])
         early.send(CAN_DO, b"f")
         early.send(GRAB_JOB_ALL)
@@ -262,7 +354,7 @@ class StartTests(SynchronousTestCase):
     def test_storeStartFails(self) -> None:
         """
         A store that cannot start makes C{ready} fail (for every caller),
-        leaves connections unread and stops a running reactor.
+        leaves requests refused and stops a running reactor.
         """
         store = ControlledStore(fail(StoreError("no redis")))
         self.reactor.running = True
@@ -278,7 +370,9 @@ class StartTests(SynchronousTestCase):
         self.failureResultOf(service.ready, StoreError)
         self.failureResultOf(service.ready, StoreError)
         self.assertFalse(service.factory.ready)
-        self.assertEqual(conn.transport.producerState, "paused")
+        conn.send(ECHO_REQ, b"hello")
+        self.assertEqual(conn.replies()[0][0], PacketType.ERROR)
+        self.assertTrue(conn.transport.disconnecting)
         self.assertTrue(self.reactor.hasStopped)
         # A store's error is its own clear message: logged as such, with no
         # traceback, and kept for twistd's exit status.

@@ -239,9 +239,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.drainTimeout, 7.0)
         self.assertIs(service.core.clock, reactor)
         service.privilegedStartService()
+        # An unprivileged port is bound once the store is ready.
+        self.assertEqual(reactor.tcpServers, [])
+        service.startService()
+        self.addCleanup(service.stopService)
         self.assertEqual(reactor.tcpServers, [(4731, service.factory, 50, "")])
+        # The port is the claim of this server, held once it listens.
+        assert service.claim is not None
+        self.assertEqual(service.claim.name, "tcp *:4731")
+        self.assertTrue(service.claim.held)
         # The packet size limit is the one the connections use.
-        service.factory.setReady()
         transport = StringTransport()
         proto = service.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         assert proto is not None
@@ -263,6 +270,8 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertFalse(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, DEFAULT_MAX_PACKET_SIZE)
         service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
         self.assertEqual(reactor.tcpServers, [(4730, service.factory, 50, "")])
 
     def test_strports(self) -> None:
@@ -275,6 +284,8 @@ class MakeServiceTests(SynchronousTestCase):
         )
         assert isinstance(service, GearmanServerService)
         service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
         self.assertEqual(reactor.tcpServers, [(4733, service.factory, 50, "127.0.0.1")])
 
 
