@@ -183,8 +183,7 @@ class JobServer:
         held = list(session.jobs.values())
         session.jobs.clear()
         for function in session.functions:
-            function.workers.pop(session, None)
-            function.watchers.pop(session, None)
+            function.removeWorker(session)
             function.sleepers.pop(session, None)
         session.functions = []
         session.ready = None
@@ -217,24 +216,11 @@ class JobServer:
     def _dropIfOrphan(self, job: Job) -> None:
         if job.clients or job.background:
             return
-        if self._unqueue(job):
-            self._forget(job)
+        state = job.state
+        if state is _QUEUED or state is _SCHEDULED:
+            job.function.forget(job)
+            self._drop(job)
         # A running job keeps running; its results go nowhere.
-
-    def _unqueue(self, job: Job) -> bool:
-        """
-        Take a queued or scheduled job out of line (state C{DONE}).
-
-        @return: whether it was waiting in line.
-        """
-        if job.state is _QUEUED:
-            job.function.discard(job)
-        elif job.state is _SCHEDULED:
-            job.function.scheduled[job.priority] -= 1
-            job.state = _DONE
-        else:
-            return False
-        return True
 
     # -- worker abilities --------------------------------------------------
 
@@ -263,7 +249,7 @@ class JobServer:
             return
         functions = session.functions
         functions.append(function)
-        function.workers[session] = None
+        function.addWorker(session)
         if len(functions) == 2:
             session.ready = (OrderedDict(), OrderedDict(), OrderedDict())
             for each in functions:
@@ -296,7 +282,7 @@ class JobServer:
         Have a worker of several functions track when C{function} has
         runnable jobs (see L{Session.ready}).
         """
-        function.watchers[session] = None
+        function.watch(session)
         assert session.ready is not None
         for priority, ready in enumerate(session.ready):
             if function.queued[priority]:
@@ -306,17 +292,16 @@ class JobServer:
         functions = session.functions
         functions.remove(function)
         session.timeouts.pop(function, None)
-        del function.workers[session]
+        function.removeWorker(session)
         function.sleepers.pop(session, None)
         claimed = session.wokenFor is function
         if claimed:
             self._unclaim(session)
         if session.ready is not None:
-            del function.watchers[session]
             for ready in session.ready:
                 ready.pop(function, None)
             if len(functions) == 1:
-                del functions[0].watchers[session]
+                functions[0].unwatch(session)
                 session.ready = None
         for handle, job in list(session.jobs.items()):
             if job.function is function:
@@ -457,11 +442,7 @@ class JobServer:
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
-        job.state = _RUNNING
-        job.worker = session
         function = job.function
-        function.running += 1
-        session.jobs[job.handle] = job
         timeout = session.timeouts.get(function) if session.timeouts else None
         if timeout is not None:
             job.timer = self.clock.callLater(timeout, self._timedOut, session, job)
@@ -483,8 +464,8 @@ class JobServer:
 
     def _nextJob(self, session: Session) -> Job | None:
         """
-        Take the job C{session} gets next out of its queue: the oldest of
-        the highest priority, rotating between the worker's functions.
+        Start the job C{session} gets next (L{Function.start}): the oldest
+        of the highest priority, rotating between the worker's functions.
         Amortised constant time, whatever the number of functions.
         """
         ready = session.ready
@@ -496,12 +477,12 @@ class JobServer:
             queued = function.queued
             for priority in (0, 1, 2):
                 if queued[priority]:
-                    return function.popRunnable(priority)
+                    return function.start(priority, session)
             return None
         for priority, runnable in enumerate(ready):
             while runnable:
                 function, _ = runnable.popitem(last=False)
-                job = function.popRunnable(priority)
+                job = function.start(priority, session)
                 if job is not None:
                     if function.queued[priority]:
                         # Round-robin: the function that just supplied a
@@ -514,7 +495,6 @@ class JobServer:
         job.timer = None
         if session.jobs.get(job.handle) is not job or job.state is not _RUNNING:
             return
-        del session.jobs[job.handle]
         self.log.warn(
             "Worker timeout reached on job {handle}, requeueing",
             handle=job.handle.decode("ascii", "replace"),
@@ -545,9 +525,9 @@ class JobServer:
                 client.peer.sendPacket(_WORK_FAIL, job.handle)
             self._finish(job)
             return
-        job.function.running -= 1
-        job.worker = None
-        self._enqueue(job)
+        function = job.function
+        function.requeue(job)
+        self._wake(function)
 
     # -- submitting --------------------------------------------------------
 
@@ -687,9 +667,8 @@ class JobServer:
         for session, place in waiters:
             self._answerWaiter(session, place, _ERROR, b"QUEUE_ERROR", text)
         if job.state is _PENDING:
-            self._releaseClients(job)
-            job.state = _DONE
-            self._forget(job)
+            job.function.forget(job)
+            self._drop(job)
         elif job.state is not _DONE:
             # A foreground job a background submit tried to adopt: it stays
             # the foreground job it was.
@@ -706,19 +685,15 @@ class JobServer:
             self._enqueue(job)
 
     def _enqueue(self, job: Job) -> None:
-        """Append a job to the tail of its queue and wake workers for it."""
+        """Append a new job to the tail of its queue and wake workers for it."""
         function = job.function
-        if function.push(job) and function.watchers:
-            priority = job.priority
-            for session in function.watchers:
-                session.ready[priority][function] = None  # type: ignore[index]
+        function.push(job)
         self._wake(function)
 
     # -- scheduled jobs ----------------------------------------------------
 
     def _scheduleJob(self, job: Job) -> None:
-        job.state = _SCHEDULED
-        job.function.scheduled[job.priority] += 1
+        job.function.schedule(job)
         self._scheduleSeq += 1
         heapq.heappush(self._schedule, (job.when, self._scheduleSeq, job))
         if self._schedule[0][2] is job:
@@ -740,8 +715,9 @@ class JobServer:
         while self._schedule and self._schedule[0][0] <= now:
             _, _, job = heapq.heappop(self._schedule)
             if job.state is _SCHEDULED:
-                job.function.scheduled[job.priority] -= 1
-                self._enqueue(job)
+                function = job.function
+                function.release(job)
+                self._wake(function)
         self._armSchedule()
 
     # -- results -----------------------------------------------------------
@@ -811,39 +787,23 @@ class JobServer:
         """
         The job has ended: unlink it everywhere and drop its stored record.
         """
-        worker = job.worker
-        if job.state is _CANCELLED:
-            # Already counted out when it was cancelled.
-            job.state = _DONE
-            if worker is not None:
-                worker.jobs.pop(job.handle, None)
-                job.worker = None
-            return
-        if job.state is _RUNNING:
-            job.function.running -= 1
-        job.state = _DONE
         if job.timer is not None:
             job.timer.cancel()
             job.timer = None
-        if worker is not None:
-            worker.jobs.pop(job.handle, None)
-            job.worker = None
-        self._releaseClients(job)
-        self._forget(job)
+        if job.function.finish(job):
+            self._drop(job)
 
-    def _releaseClients(self, job: Job) -> None:
-        """The job's foreground clients stop waiting for it."""
-        for client in job.clients:
-            client.attached.pop(job, None)
-        job.clients = []
-
-    def _forget(self, job: Job) -> None:
-        function = job.function
-        function.total -= 1
+    def _drop(self, job: Job) -> None:
+        """
+        Let go of a job its function has forgotten: its clients stop
+        waiting, its handle and its stored record go.
+        """
+        if job.clients:
+            for client in job.clients:
+                client.attached.pop(job, None)
+            job.clients = []
         if self.jobs.get(job.handle) is job:
             del self.jobs[job.handle]
-        if job.unique:
-            function.unindex(job)
         if job.storeKey is not None:
             self._storeRemove(job)
 
@@ -925,7 +885,7 @@ class JobServer:
         Admin C{maxqueue}: admission limits for new jobs of C{name}, per
         submitted priority, against the function's total (0: none).
         """
-        self.function(name).maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
+        self.function(name).setMaxQueue(high, normal, low)
 
     def cancelJob(self, handle: bytes) -> bool:
         """
@@ -940,16 +900,12 @@ class JobServer:
             return False
         for client in job.clients:
             client.peer.sendPacket(_WORK_FAIL, handle)
-        if job.state is _RUNNING:
-            job.function.running -= 1
-            if job.timer is not None:
-                job.timer.cancel()
-                job.timer = None
-            job.state = _CANCELLED
-        elif not self._unqueue(job):
-            job.state = _DONE
-        self._releaseClients(job)
-        self._forget(job)
+        if job.timer is not None:
+            # Only a running job has one.
+            job.timer.cancel()
+            job.timer = None
+        job.function.forget(job)
+        self._drop(job)
         return True
 
     # -- start-up ----------------------------------------------------------
@@ -1001,10 +957,8 @@ class JobServer:
         self._handleCounter += 1
         handle = self.handlePrefix + b"%d" % (self._handleCounter,)
         job = Job(handle, function, unique, data, priority, background, when, reducer)
-        function.total += 1
+        function.admit(job)
         self.jobs[handle] = job
-        if unique:
-            function.index(job)
         return job
 
     # -- helpers -----------------------------------------------------------
