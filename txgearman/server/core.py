@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import socket
-from collections import OrderedDict
 from collections.abc import Iterator
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -175,20 +174,13 @@ class JobServer:
         """
         if session.closed:
             return
-        session.closed = True
         self.sessions.pop(session, None)
-        for job in list(session.attached):
-            self._detach(job, session)
-        session.attached.clear()
-        held = list(session.jobs.values())
-        session.jobs.clear()
         for function in session.functions:
-            function.removeWorker(session)
             function.sleepers.pop(session, None)
-        session.functions = []
-        session.ready = None
-        session.timeouts.clear()
         claimed = self._unclaim(session)
+        attached, held = session.close()
+        for job in attached:
+            self._detach(job, session)
         if self.stopping:
             # Running jobs were not failed by their workers: they must not
             # count as a failed attempt, nor be dropped, nor leave the store.
@@ -242,20 +234,11 @@ class JobServer:
         """
         function = self.function(name)
         if timeout is not None:
-            session.timeouts[function] = max(timeout, MIN_WORKER_TIMEOUT)
-        else:
-            session.timeouts.pop(function, None)
+            timeout = max(timeout, MIN_WORKER_TIMEOUT)
+        session.setTimeout(function, timeout)
         if session in function.workers:
             return
-        functions = session.functions
-        functions.append(function)
-        function.addWorker(session)
-        if len(functions) == 2:
-            session.ready = (OrderedDict(), OrderedDict(), OrderedDict())
-            for each in functions:
-                self._watch(session, each)
-        elif len(functions) > 2:
-            self._watch(session, function)
+        session.addFunction(function)
         if session.sleeping and not session.noopSent:
             if function.runnable:
                 self._noop(session)
@@ -277,37 +260,15 @@ class JobServer:
         for function in list(session.functions):
             self._forgetAbility(session, function)
 
-    def _watch(self, session: Session, function: Function) -> None:
-        """
-        Have a worker of several functions track when C{function} has
-        runnable jobs (see L{Session.ready}).
-        """
-        function.watch(session)
-        assert session.ready is not None
-        for priority, ready in enumerate(session.ready):
-            if function.queued[priority]:
-                ready[function] = None
-
     def _forgetAbility(self, session: Session, function: Function) -> None:
-        functions = session.functions
-        functions.remove(function)
-        session.timeouts.pop(function, None)
-        function.removeWorker(session)
+        held = session.removeFunction(function)
         function.sleepers.pop(session, None)
         claimed = session.wokenFor is function
         if claimed:
             self._unclaim(session)
-        if session.ready is not None:
-            for ready in session.ready:
-                ready.pop(function, None)
-            if len(functions) == 1:
-                functions[0].unwatch(session)
-                session.ready = None
-        for handle, job in list(session.jobs.items()):
-            if job.function is function:
-                del session.jobs[handle]
-                if job.state is _RUNNING:
-                    self._requeue(job)
+        for job in held:
+            if job.state is _RUNNING:
+                self._requeue(job)
         if claimed:
             self._wake(function)
 
@@ -320,7 +281,7 @@ class JobServer:
         """
         session.sleeping = True
         session.noopSent = False
-        if self._hasRunnable(session):
+        if session.hasRunnable():
             # Woken at once; a claim it holds stays until it grabs.
             self._noop(session)
             return
@@ -328,21 +289,6 @@ class JobServer:
         self._unclaim(session)
         for function in session.functions:
             function.sleepers[session] = None
-
-    def _hasRunnable(self, session: Session) -> bool:
-        """Whether any of the worker's functions has a runnable job."""
-        ready = session.ready
-        if ready is None:
-            for function in session.functions:
-                if function.runnable:
-                    return True
-            return False
-        for priority, functions in enumerate(ready):
-            while functions:
-                if next(iter(functions)).queued[priority]:
-                    return True
-                functions.popitem(last=False)
-        return False
 
     def _noop(self, session: Session) -> None:
         session.noopSent = True
@@ -432,7 +378,7 @@ class JobServer:
                 for function in session.functions:
                     function.sleepers.pop(session, None)
             session.noopSent = False
-        job = self._nextJob(session)
+        job = session.nextJob()
         if session.wokenFor is not None:
             # Came for a job: the claim goes; if the job it was woken for
             # is still waiting (it took another), wake someone else.
@@ -461,35 +407,6 @@ class JobServer:
             session.peer.sendPacket(
                 _JOB_ASSIGN_UNIQ, job.handle, function.name, job.unique, job.data
             )
-
-    def _nextJob(self, session: Session) -> Job | None:
-        """
-        Start the job C{session} gets next (L{Function.start}): the oldest
-        of the highest priority, rotating between the worker's functions.
-        Amortised constant time, whatever the number of functions.
-        """
-        ready = session.ready
-        if ready is None:
-            functions = session.functions
-            if not functions:
-                return None
-            function = functions[0]
-            queued = function.queued
-            for priority in (0, 1, 2):
-                if queued[priority]:
-                    return function.start(priority, session)
-            return None
-        for priority, runnable in enumerate(ready):
-            while runnable:
-                function, _ = runnable.popitem(last=False)
-                job = function.start(priority, session)
-                if job is not None:
-                    if function.queued[priority]:
-                        # Round-robin: the function that just supplied a
-                        # job goes to the back of this worker's turn.
-                        runnable[function] = None
-                    return job
-        return None
 
     def _timedOut(self, session: Session, job: Job) -> None:
         job.timer = None
@@ -847,14 +764,14 @@ class JobServer:
         listing stays parseable.
         """
         cleaned = b"_".join(clientId[:MAX_CLIENT_ID_SIZE].split())
-        session.clientId = cleaned or b"-"
+        session.setClientId(cleaned or b"-")
 
     def setOption(self, session: Session, name: bytes) -> bool:
         """
         OPTION_REQ: only C{exceptions} is known.
         """
         if name.lower() == b"exceptions":
-            session.exceptions = True
+            session.wantExceptions()
             return True
         return False
 
