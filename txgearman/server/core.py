@@ -197,12 +197,7 @@ class JobServer:
         for and nobody asked for in the background is dropped; a
         background job is kept (gearmand drops it: see docs/protocol.md).
         """
-        try:
-            job.clients.remove(session)
-        except ValueError:
-            pass
-        if job.waiters:
-            job.waiters = [w for w in job.waiters if w[0] is not session]
+        job.detach(session)
         self._dropIfOrphan(job)
 
     def _dropIfOrphan(self, job: Job) -> None:
@@ -391,7 +386,7 @@ class JobServer:
         function = job.function
         timeout = session.timeouts.get(function) if session.timeouts else None
         if timeout is not None:
-            job.timer = self.clock.callLater(timeout, self._timedOut, session, job)
+            job.armTimer(self.clock.callLater(timeout, self._timedOut, session, job))
         if kind is _GRAB_JOB:
             session.peer.sendPacket(_JOB_ASSIGN, job.handle, function.name, job.data)
         elif kind is _GRAB_JOB_ALL and job.reducer is not None:
@@ -409,7 +404,7 @@ class JobServer:
             )
 
     def _timedOut(self, session: Session, job: Job) -> None:
-        job.timer = None
+        job.stopTimer()
         if session.jobs.get(job.handle) is not job or job.state is not _RUNNING:
             return
         self.log.warn(
@@ -424,15 +419,13 @@ class JobServer:
         queue it again at the tail, or drop it past the retry limit.
         """
         if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
+            job.stopTimer()
         if not job.clients and not job.background:
             # Its clients left while it ran: nobody waits for another try.
             self._finish(job)
             return
-        job.retries += 1
-        job.numerator = job.denominator = 0
-        if self.jobRetries >= 0 and job.retries >= max(self.jobRetries, 1):
+        retries = job.attemptFailed()
+        if self.jobRetries >= 0 and retries >= max(self.jobRetries, 1):
             self.log.info(
                 "Dropped job due to max retry count: {handle} {unique}",
                 handle=job.handle.decode("ascii", "replace"),
@@ -485,11 +478,18 @@ class JobServer:
         if limit > 0 and function.total >= limit:
             self._error(session, b"QUEUE_ERROR", b"Job queue is full")
             return
-        job = self._newJob(function, unique, data, priority, background, when, reducer)
+        job = self._newJob(
+            function,
+            unique,
+            data,
+            priority,
+            background,
+            when,
+            reducer,
+            None,
+            None if background else session,
+        )
         handle = job.handle
-        if session is not None and not background:
-            job.clients.append(session)
-            session.attached[job] = None
         if background:
             self._persist(job, session)
         else:
@@ -501,13 +501,11 @@ class JobServer:
         """
         A submit matched a live job by unique id: the submitter shares it.
         """
-        if session is not None and not background and session not in job.clients:
-            job.clients.append(session)
-            session.attached[job] = None
+        if session is not None and not background:
+            job.attach(session)
         if background and not job.background:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
-            job.background = True
             self._persist(job, session)
             return
         if job.waiters is not None and (background or job.state is _PENDING):
@@ -523,7 +521,7 @@ class JobServer:
         answer in its output, so that it comes in the order of its requests.
         """
         if session is not None and job.waiters is not None:
-            job.waiters.append((session, session.peer.reservePacket()))
+            job.addWaiter(session, session.peer.reservePacket())
 
     def _answerWaiter(
         self, session: Session, place: object, ptype: int, *args: bytes
@@ -540,7 +538,7 @@ class JobServer:
         Store a background job; C{submitter} gets its answer once the store
         has answered.
         """
-        job.waiters = [(submitter, None)] if submitter is not None else []
+        job.storing(submitter)
         try:
             d = self.store.add(job.record())
         except Exception:
@@ -555,16 +553,14 @@ class JobServer:
         if submitter is not None and job.waiters is not None:
             # The store answers later (a memory store has answered already,
             # and the waiters are gone): keep the submitter's place for it.
-            job.waiters = [(submitter, submitter.peer.reservePacket())]
+            job.keepPlace(submitter, submitter.peer.reservePacket())
 
     def _persisted(self, key: object, job: Job) -> None:
-        job.storeKey = key
-        waiters = job.waiters or ()
-        job.waiters = None
+        waiters = job.stored(key)
         if job.state is _DONE or job.state is _CANCELLED:
             # Cancelled or finished while the store was writing: the job
             # is forgotten already, so nothing else would remove the record.
-            self._storeRemove(job)
+            self.store.remove(job.unstore())
         elif job.state is _PENDING:
             self._admit(job)
         for session, place in waiters:
@@ -578,8 +574,7 @@ class JobServer:
             function=job.function.name.decode("utf-8", "replace"),
             reason=reason,
         )
-        waiters = job.waiters or ()
-        job.waiters = None
+        waiters = job.notStored()
         text = reason.encode("utf-8", "replace")
         for session, place in waiters:
             self._answerWaiter(session, place, _ERROR, b"QUEUE_ERROR", text)
@@ -589,23 +584,19 @@ class JobServer:
         elif job.state is not _DONE:
             # A foreground job a background submit tried to adopt: it stays
             # the foreground job it was.
-            job.background = False
             self._dropIfOrphan(job)
 
     def _admit(self, job: Job) -> None:
         """
-        Make a new or stored job runnable now, or at its time.
+        Make a new or stored job runnable now, at the tail of its queue,
+        waking workers for it; or at its time.
         """
         if job.when and job.when > self.clock.seconds():
             self._scheduleJob(job)
         else:
-            self._enqueue(job)
-
-    def _enqueue(self, job: Job) -> None:
-        """Append a new job to the tail of its queue and wake workers for it."""
-        function = job.function
-        function.push(job)
-        self._wake(function)
+            function = job.function
+            function.push(job)
+            self._wake(function)
 
     # -- scheduled jobs ----------------------------------------------------
 
@@ -652,8 +643,7 @@ class JobServer:
         job = self._held(session, handle, _NOT_FOUND_RESULT)
         if job is None or job.state is _CANCELLED:
             return
-        job.numerator = _number(numerator)
-        job.denominator = _number(denominator)
+        job.setProgress(_number(numerator), _number(denominator))
         for client in job.clients:
             client.peer.sendPacket(_WORK_STATUS, handle, numerator, denominator)
 
@@ -705,10 +695,15 @@ class JobServer:
         The job has ended: unlink it everywhere and drop its stored record.
         """
         if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
+            job.stopTimer()
         if job.function.finish(job):
-            self._drop(job)
+            # self._drop(job), inlined: this runs for every job.
+            if job.clients:
+                job.releaseClients()
+            if self.jobs.get(job.handle) is job:
+                del self.jobs[job.handle]
+            if job.storeKey is not None:
+                self.store.remove(job.unstore())
 
     def _drop(self, job: Job) -> None:
         """
@@ -716,17 +711,11 @@ class JobServer:
         waiting, its handle and its stored record go.
         """
         if job.clients:
-            for client in job.clients:
-                client.attached.pop(job, None)
-            job.clients = []
+            job.releaseClients()
         if self.jobs.get(job.handle) is job:
             del self.jobs[job.handle]
         if job.storeKey is not None:
-            self._storeRemove(job)
-
-    def _storeRemove(self, job: Job) -> None:
-        key, job.storeKey = job.storeKey, None
-        self.store.remove(key)
+            self.store.remove(job.unstore())
 
     # -- status and options ------------------------------------------------
 
@@ -819,8 +808,7 @@ class JobServer:
             client.peer.sendPacket(_WORK_FAIL, handle)
         if job.timer is not None:
             # Only a running job has one.
-            job.timer.cancel()
-            job.timer = None
+            job.stopTimer()
         job.function.forget(job)
         self._drop(job)
         return True
@@ -853,8 +841,8 @@ class JobServer:
             True,
             when,
             reducer,
+            key,
         )
-        job.storeKey = key
         self._admit(job)
 
     def _newJob(
@@ -866,14 +854,30 @@ class JobServer:
         background: bool,
         when: int,
         reducer: bytes | None,
+        storeKey: object | None = None,
+        client: Session | None = None,
     ) -> Job:
         """
         A new job under the next handle, counted and findable by handle and
         unique id, not yet in any queue.
+
+        @param storeKey: the key of the record it was replayed from.
+        @param client: the foreground client that submitted it.
         """
         self._handleCounter += 1
         handle = self.handlePrefix + b"%d" % (self._handleCounter,)
-        job = Job(handle, function, unique, data, priority, background, when, reducer)
+        job = Job(
+            handle,
+            function,
+            unique,
+            data,
+            priority,
+            background,
+            when,
+            reducer,
+            storeKey,
+            client,
+        )
         function.admit(job)
         self.jobs[handle] = job
         return job
@@ -907,6 +911,4 @@ class JobServer:
                 function.wakeTimer.cancel()
             function.wakeTimer = None
         for job in self.jobs.values():
-            if job.timer is not None and job.timer.active():
-                job.timer.cancel()
-            job.timer = None
+            job.stopTimer()

@@ -191,8 +191,11 @@ class Function:
         @return: whether the job was still in the books (not cancelled),
             so that the server lets go of it too.
         """
-        if job.worker is not None:
-            self._unlink(job)
+        worker = job.worker
+        if worker is not None:
+            # self._unlink(job), inlined: this runs for every job.
+            worker.jobs.pop(job.handle, None)
+            job.worker = None
         if job.state is _CANCELLED:
             job.state = _DONE
             return False
