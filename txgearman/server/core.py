@@ -28,6 +28,7 @@ from txgearman.server.function import Function
 from txgearman.server.interfaces import IPeer
 from txgearman.server.job import Job, JobState
 from txgearman.server.session import Session
+from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
@@ -41,12 +42,8 @@ MAX_HANDLE_SIZE = 63
 MAX_CLIENT_ID_SIZE = 127
 #: Shortest CAN_DO_TIMEOUT, in seconds (gearmand raises smaller ones).
 MIN_WORKER_TIMEOUT = 1.0
-#: How long a worker woken for a job has to grab before another sleeping
-#: worker is woken in its place (with the default, "just enough" wake-ups).
-WAKE_PATIENCE = 1.0
 
 _P = PacketType
-_NOOP = _P.NOOP
 _NO_JOB = _P.NO_JOB
 _JOB_CREATED = _P.JOB_CREATED
 _ERROR = _P.ERROR
@@ -132,7 +129,9 @@ class JobServer:
         self.clock = clock
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         self.jobRetries = jobRetries
-        self.workerWakeup = workerWakeup
+        self._waker = Waker(clock, workerWakeup)
+        # Bound once: called for every job that becomes runnable.
+        self._wake = self._waker.wake
         self.handlePrefix = (
             handlePrefix if handlePrefix is not None else defaultHandlePrefix()
         ) + b":"
@@ -150,6 +149,11 @@ class JobServer:
         #: Set by L{stop}: connections closing now are the server going
         #: away, not workers failing their jobs.
         self.stopping = False
+
+    @property
+    def workerWakeup(self) -> int | None:
+        """How many sleeping workers one new job wakes (see L{Waker.limit})."""
+        return self._waker.limit
 
     # -- connections -------------------------------------------------------
 
@@ -175,9 +179,7 @@ class JobServer:
         if session.closed:
             return
         self.sessions.pop(session, None)
-        for function in session.functions:
-            function.sleepers.pop(session, None)
-        claimed = self._unclaim(session)
+        claimed = self._waker.leave(session)
         attached, held = session.close()
         for job in attached:
             self._detach(job, session)
@@ -234,11 +236,7 @@ class JobServer:
         if session in function.workers:
             return
         session.addFunction(function)
-        if session.sleeping and not session.noopSent:
-            if function.runnable:
-                self._noop(session)
-            else:
-                function.sleepers[session] = None
+        self._waker.learned(session, function)
 
     def cantDo(self, session: Session, name: bytes) -> None:
         """
@@ -257,107 +255,20 @@ class JobServer:
 
     def _forgetAbility(self, session: Session, function: Function) -> None:
         held = session.removeFunction(function)
-        function.sleepers.pop(session, None)
-        claimed = session.wokenFor is function
-        if claimed:
-            self._unclaim(session)
+        claimed = self._waker.forget(session, function)
         for job in held:
             if job.state is _RUNNING:
                 self._requeue(job)
         if claimed:
             self._wake(function)
 
-    # -- sleeping and waking -----------------------------------------------
+    # -- sleeping --------------------------------------------------------
 
     def preSleep(self, session: Session) -> None:
         """
-        PRE_SLEEP: the worker will wait for a NOOP.  If something is
-        runnable already, it gets the NOOP at once.
+        PRE_SLEEP: the worker will wait for a NOOP (see L{Waker.sleep}).
         """
-        session.sleeping = True
-        session.noopSent = False
-        if session.hasRunnable():
-            # Woken at once; a claim it holds stays until it grabs.
-            self._noop(session)
-            return
-        # Nothing runnable, so nothing its claim could stand for.
-        self._unclaim(session)
-        for function in session.functions:
-            function.sleepers[session] = None
-
-    def _noop(self, session: Session) -> None:
-        session.noopSent = True
-        for function in session.functions:
-            function.sleepers.pop(session, None)
-        session.peer.sendPacket(_NOOP)
-
-    def _wake(self, function: Function) -> None:
-        """
-        Wake sleeping workers of C{function}: at most C{workerWakeup}, the
-        ones asleep longest first.
-        """
-        sleepers = function.sleepers
-        if not sleepers:
-            return
-        limit = self.workerWakeup
-        claims = limit is None
-        if claims:
-            # Just enough: one worker per job no woken worker has come for
-            # yet.  Each woken worker holds a claim on the function until
-            # it grabs (or leaves, or sleeps again, or WAKE_PATIENCE
-            # passes); then the claim goes and, if jobs still wait, another
-            # sleeper is woken.
-            queued = function.queued
-            budget = queued[0] + queued[1] + queued[2] - len(function.woken)
-            now = self.clock.seconds() if budget > 0 else 0.0
-        else:
-            budget = limit or len(sleepers)
-        while sleepers and budget > 0:
-            session = next(iter(sleepers))
-            self._noop(session)
-            if claims:
-                session.wokenFor = function
-                function.woken[session] = now
-            budget -= 1
-        if function.woken and function.wakeTimer is None:
-            function.wakeTimer = self.clock.callLater(
-                WAKE_PATIENCE, self._claimsDue, function
-            )
-
-    def _unclaim(self, session: Session) -> Function | None:
-        """
-        Drop the claim of a worker woken for a job: it grabbed, slept
-        again, gave up the function or left.
-
-        @return: the function it was woken for, which may need another
-            worker now.
-        """
-        function = session.wokenFor
-        if function is not None:
-            session.wokenFor = None
-            del function.woken[session]
-        return function
-
-    def _claimsDue(self, function: Function) -> None:
-        """
-        Workers woken for C{function} that have not come for a job within
-        L{WAKE_PATIENCE} lose their claim, so that a slow or stuck worker
-        cannot keep its jobs from the workers still asleep.
-        """
-        function.wakeTimer = None
-        woken = function.woken
-        expired = self.clock.seconds() - WAKE_PATIENCE
-        while woken:
-            session, when = next(iter(woken.items()))
-            if when > expired:
-                delay = when - expired
-                function.wakeTimer = self.clock.callLater(
-                    delay, self._claimsDue, function
-                )
-                break
-            del woken[session]
-            session.wokenFor = None
-        self._wake(function)
+        self._waker.sleep(session)
 
     # -- grabbing ----------------------------------------------------------
 
@@ -367,19 +278,11 @@ class JobServer:
         job, highest priority first across all its functions, rotating
         between functions that tie; or NO_JOB.
         """
-        if session.sleeping:
-            session.sleeping = False
-            if not session.noopSent:
-                for function in session.functions:
-                    function.sleepers.pop(session, None)
-            session.noopSent = False
         job = session.nextJob()
-        if session.wokenFor is not None:
-            # Came for a job: the claim goes; if the job it was woken for
-            # is still waiting (it took another), wake someone else.
-            claimed = self._unclaim(session)
-            if claimed is not None and claimed.runnable:
-                self._wake(claimed)
+        if session.sleeping or session.wokenFor is not None:
+            # Awake now, and its claim goes (after taking the job, so that
+            # the job is not counted as still waiting for it).
+            self._waker.grabbed(session)
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
@@ -906,9 +809,6 @@ class JobServer:
         if self._scheduleTimer is not None and self._scheduleTimer.active():
             self._scheduleTimer.cancel()
         self._scheduleTimer = None
-        for function in self.functions.values():
-            if function.wakeTimer is not None and function.wakeTimer.active():
-                function.wakeTimer.cancel()
-            function.wakeTimer = None
+        self._waker.stop(self.functions.values())
         for job in self.jobs.values():
             job.stopTimer()

@@ -9,9 +9,10 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from txgearman.codec import PacketType, Priority
-from txgearman.server.core import WAKE_PATIENCE, JobServer
+from txgearman.server.core import JobServer
 from txgearman.server.job import JobState
 from txgearman.server.session import Session
+from txgearman.server.wakeup import WAKE_PATIENCE
 from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.test.fakes import FakePeer, FakeStore
 
