@@ -15,11 +15,10 @@ master); the deliberate differences are listed in C{docs/protocol.md}.
 
 from __future__ import annotations
 
-import heapq
 import socket
 from collections.abc import Iterator
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -27,6 +26,7 @@ from txgearman.codec import PacketType, Priority
 from txgearman.server.function import Function
 from txgearman.server.interfaces import IPeer
 from txgearman.server.job import Job, JobState
+from txgearman.server.schedule import TimedJobs
 from txgearman.server.session import Session
 from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
@@ -143,9 +143,7 @@ class JobServer:
         self.sessions: dict[Session, None] = {}
         self._handleCounter = 0
         self._sessionCounter = 0
-        self._schedule: list[tuple[int, int, Job]] = []
-        self._scheduleTimer: IDelayedCall | None = None
-        self._scheduleSeq = 0
+        self._timed = TimedJobs(clock, self._due)
         #: Set by L{stop}: connections closing now are the server going
         #: away, not workers failing their jobs.
         self.stopping = False
@@ -495,7 +493,8 @@ class JobServer:
         waking workers for it; or at its time.
         """
         if job.when and job.when > self.clock.seconds():
-            self._scheduleJob(job)
+            job.function.schedule(job)
+            self._timed.add(job)
         else:
             function = job.function
             function.push(job)
@@ -503,33 +502,11 @@ class JobServer:
 
     # -- scheduled jobs ----------------------------------------------------
 
-    def _scheduleJob(self, job: Job) -> None:
-        job.function.schedule(job)
-        self._scheduleSeq += 1
-        heapq.heappush(self._schedule, (job.when, self._scheduleSeq, job))
-        if self._schedule[0][2] is job:
-            self._armSchedule()
-
-    def _armSchedule(self) -> None:
-        if self._scheduleTimer is not None and self._scheduleTimer.active():
-            self._scheduleTimer.cancel()
-        self._scheduleTimer = None
-        while self._schedule and self._schedule[0][2].state is not _SCHEDULED:
-            heapq.heappop(self._schedule)
-        if self._schedule:
-            delay = max(0.0, self._schedule[0][0] - self.clock.seconds())
-            self._scheduleTimer = self.clock.callLater(delay, self._runSchedule)
-
-    def _runSchedule(self) -> None:
-        self._scheduleTimer = None
-        now = self.clock.seconds()
-        while self._schedule and self._schedule[0][0] <= now:
-            _, _, job = heapq.heappop(self._schedule)
-            if job.state is _SCHEDULED:
-                function = job.function
-                function.release(job)
-                self._wake(function)
-        self._armSchedule()
+    def _due(self, job: Job) -> None:
+        """A scheduled job's time came: it is queued, and wakes workers."""
+        function = job.function
+        function.release(job)
+        self._wake(function)
 
     # -- results -----------------------------------------------------------
 
@@ -806,9 +783,7 @@ class JobServer:
         that close from now on as the server's doing, not their peers'.
         """
         self.stopping = True
-        if self._scheduleTimer is not None and self._scheduleTimer.active():
-            self._scheduleTimer.cancel()
-        self._scheduleTimer = None
+        self._timed.stop()
         self._waker.stop(self.functions.values())
         for job in self.jobs.values():
             job.stopTimer()
