@@ -26,7 +26,7 @@ from txgearman.codec import PacketType, Priority
 from txgearman.server.function import Function
 from txgearman.server.interfaces import IPeer
 from txgearman.server.job import Job, JobState
-from txgearman.server.schedule import TimedJobs
+from txgearman.server.schedule import CronSchedule, InvalidSchedule, TimedJobs
 from txgearman.server.session import Session
 from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
@@ -397,6 +397,27 @@ class JobServer:
             self._admit(job)
             if session is not None:
                 session.peer.sendPacket(_JOB_CREATED, handle)
+
+    def submitScheduled(
+        self,
+        session: Session | None,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        schedule: CronSchedule,
+    ) -> None:
+        """
+        SUBMIT_JOB_SCHED: a background job that runs once, at the first
+        minute after now that C{schedule} matches, and is otherwise
+        submitted as L{submitJob} does.  A schedule that never matches is
+        answered with C{ERROR INVALID_ARGUMENT}, as a malformed one is.
+        """
+        try:
+            when = schedule.nextAfter(self.clock.seconds())
+        except InvalidSchedule as e:
+            self._error(session, b"INVALID_ARGUMENT", str(e).encode())
+            return
+        self.submitJob(session, name, unique, data, _NORMAL, True, when)
 
     def _coalesce(self, session: Session | None, job: Job, background: bool) -> None:
         """

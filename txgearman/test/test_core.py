@@ -11,6 +11,7 @@ from twisted.trial import unittest
 from txgearman.codec import PacketType, Priority
 from txgearman.server.core import JobServer
 from txgearman.server.job import JobState
+from txgearman.server.schedule import CronSchedule
 from txgearman.server.session import Session
 from txgearman.server.wakeup import WAKE_PATIENCE
 from txgearman.store.interfaces import StoredJob, StoreError
@@ -1864,6 +1865,37 @@ class EpochTests(CoreTestCase):
         handle = self.submit(unique=b"u", background=True, when=NOW + 10)
         self.assertEqual(self.submit(unique=b"u", background=True), handle)
         self.assertEqual(self.submit(unique=b"u"), handle)
+
+    def test_submitScheduled(self) -> None:
+        """
+        L{JobServer.submitScheduled} reads the clock for the schedule: the
+        job is a background job that runs at the next matching minute.
+        """
+        # NOW is 2023-11-14 22:13:20 UTC: the next 22:30 is 1000 s away.
+        client = self.client()
+        schedule = CronSchedule.parse(b"30", b"22", b"", b"*", b"")
+        self.server.submitScheduled(client, b"fn", b"", b"d", schedule)
+        [(ptype, (handle,))] = peerOf(client).take()
+        self.assertEqual(ptype, T.JOB_CREATED)
+        self.assertEqual(self.store.added[-1][1].when, NOW + 1000)
+        worker = self.worker(b"fn")
+        self.clock.advance(999)
+        self.assertEqual(self.grab(worker), (T.NO_JOB, ()))
+        self.clock.advance(1)
+        self.assertEqual(self.grabHandle(worker), handle)
+
+    def test_submitScheduledNever(self) -> None:
+        """
+        A schedule that never matches is answered with ERROR
+        INVALID_ARGUMENT, and makes no job.
+        """
+        client = self.client()
+        schedule = CronSchedule.parse(b"0", b"0", b"31", b"2", b"")
+        self.server.submitScheduled(client, b"fn", b"", b"d", schedule)
+        [(ptype, (code, text))] = peerOf(client).take()
+        self.assertEqual((ptype, code), (T.ERROR, b"INVALID_ARGUMENT"))
+        self.assertEqual(text, b"the schedule never matches")
+        self.assertEqual(self.server.jobs, {})
 
     def test_stopCancelsTimers(self) -> None:
         """
