@@ -23,11 +23,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txgearman.codec import PacketType, Priority
-from txgearman.server.function import Function
+from txgearman.server.function import Function, FunctionStatus, PriorityStatus
 from txgearman.server.interfaces import IPeer
-from txgearman.server.job import Job, JobState
+from txgearman.server.job import Job, JobInfo, JobState
 from txgearman.server.schedule import CronSchedule, InvalidSchedule, TimedJobs
-from txgearman.server.session import Session
+from txgearman.server.session import Session, WorkerInfo
 from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
@@ -666,6 +666,25 @@ class JobServer:
         return False
 
     # -- administration ----------------------------------------------------
+
+    def functionStatus(self) -> list[FunctionStatus]:
+        """Admin C{status}: every known function's figures, in creation order."""
+        return [function.status() for function in self.functions.values()]
+
+    def priorityStatus(self) -> list[PriorityStatus]:
+        """
+        Admin C{prioritystatus}: every known function's waiting jobs per
+        priority, in creation order.
+        """
+        return [function.priorityStatus() for function in self.functions.values()]
+
+    def listWorkers(self) -> list[WorkerInfo]:
+        """Admin C{workers}: every connection, in connection order."""
+        return [session.info() for session in self.sessions]
+
+    def listJobs(self) -> list[JobInfo]:
+        """Admin C{show jobs}: every live job, in submission order."""
+        return [job.info() for job in self.jobs.values()]
 
     def createFunction(self, name: bytes) -> Function:
         """Admin C{create function}."""

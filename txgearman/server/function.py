@@ -14,7 +14,7 @@ L{Function.finish} and L{Function.forget}.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from txgearman.server.job import Job, JobState
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from txgearman.server.session import Session
 
-__all__ = ["Function"]
+__all__ = ["Function", "FunctionStatus", "PriorityStatus"]
 
 # Rebuild a queue once this many cancelled entries sit in it and they
 # outnumber the live ones: removal stays O(1) and memory stays bounded.
@@ -34,6 +34,35 @@ _QUEUED = JobState.QUEUED
 _RUNNING = JobState.RUNNING
 _CANCELLED = JobState.CANCELLED
 _DONE = JobState.DONE
+
+
+class FunctionStatus(NamedTuple):
+    """
+    One line of the admin C{status} listing.
+
+    @ivar name: the function name.
+    @ivar total: jobs held: pending, scheduled, queued and running.
+    @ivar running: jobs a worker is running.
+    @ivar workers: registered workers.
+    """
+
+    name: bytes
+    total: int
+    running: int
+    workers: int
+
+
+class PriorityStatus(NamedTuple):
+    """
+    One line of the admin C{prioritystatus} listing: jobs waiting (queued
+    or scheduled) per priority.
+    """
+
+    name: bytes
+    high: int
+    normal: int
+    low: int
+    workers: int
 
 
 class Function:
@@ -297,6 +326,21 @@ class Function:
         """Whether any job of this function can be handed out now."""
         q = self.queued
         return bool(q[0] or q[1] or q[2])
+
+    def status(self) -> FunctionStatus:
+        """The function's line in the admin C{status} listing."""
+        return FunctionStatus(self.name, self.total, self.running, len(self.workers))
+
+    def priorityStatus(self) -> PriorityStatus:
+        """The function's line in the admin C{prioritystatus} listing."""
+        queued, scheduled = self.queued, self.scheduled
+        return PriorityStatus(
+            self.name,
+            queued[0] + scheduled[0],
+            queued[1] + scheduled[1],
+            queued[2] + scheduled[2],
+            len(self.workers),
+        )
 
     def __repr__(self) -> str:
         return f"<Function {self.name!r} total={self.total} running={self.running}>"

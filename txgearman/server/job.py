@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from txgearman.codec import Priority
 from txgearman.store.interfaces import StoredJob, storedJob
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from txgearman.server.function import Function
     from txgearman.server.session import Session
 
-__all__ = ["JobState", "Job", "TRANSITIONS"]
+__all__ = ["JobState", "Job", "JobInfo", "TRANSITIONS"]
 
 
 class JobState(Enum):
@@ -84,6 +84,22 @@ TRANSITIONS: Mapping[tuple[JobState, JobState], str] = MappingProxyType(
         (_CANCELLED, _DONE): "Function.finish",
     }
 )
+
+
+class JobInfo(NamedTuple):
+    """
+    One job as the admin C{show jobs} and C{show unique jobs} list it.
+
+    @ivar handle: the job handle.
+    @ivar retries: how many times a worker failed it.
+    @ivar stored: whether the store holds it.
+    @ivar unique: its unique id, possibly empty.
+    """
+
+    handle: bytes
+    retries: int
+    stored: bool
+    unique: bytes
 
 
 class Job:
@@ -295,6 +311,12 @@ class Job:
             int(self.priority),
             self.when,
             self.reducer,
+        )
+
+    def info(self) -> JobInfo:
+        """What the admin job listings show of it."""
+        return JobInfo(
+            self.handle, self.retries, self.storeKey is not None, self.unique
         )
 
     def __repr__(self) -> str:

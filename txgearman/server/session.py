@@ -13,14 +13,31 @@ picks the job it runs next (L{Session.nextJob}).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from txgearman.server.function import Function
     from txgearman.server.interfaces import IPeer
     from txgearman.server.job import Job
 
-__all__ = ["Session"]
+__all__ = ["Session", "WorkerInfo"]
+
+
+class WorkerInfo(NamedTuple):
+    """
+    One line of the admin C{workers} listing (every connection, worker or
+    not).
+
+    @ivar connectionId: see L{Session.connectionId}.
+    @ivar host: the peer's address.
+    @ivar clientId: set by SET_CLIENT_ID; C{-} until then.
+    @ivar functions: the function names it can do, in registration order.
+    """
+
+    connectionId: int
+    host: str
+    clientId: bytes
+    functions: list[bytes]
 
 
 class Session:
@@ -220,6 +237,17 @@ class Session:
                         runnable[function] = None
                     return job
         return None
+
+    # -- queries -----------------------------------------------------------
+
+    def info(self) -> WorkerInfo:
+        """The connection's line in the admin C{workers} listing."""
+        return WorkerInfo(
+            self.connectionId,
+            self.host,
+            self.clientId,
+            [f.name for f in self.functions],
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.connectionId} {self.host} {self.clientId!r}>"
