@@ -8,6 +8,16 @@ L{IPeer}.  Time comes from an injected L{IReactorTime}, persistence from an
 injected L{IQueueStore}; the Twisted protocols in L{txgearman.server.protocol}
 only translate packets into calls on this class.
 
+The server's parts keep their own books, and this class calls them: a
+L{Function} its queues, counters and unique index (one call per move of a
+job, the moves listed in L{txgearman.server.job.TRANSITIONS}), a
+L{Session} its worker's abilities, a L{Job} its clients and store
+handshake; L{txgearman.server.wakeup.Waker} decides which sleeping workers
+to wake, and L{txgearman.server.schedule.TimedJobs} holds the jobs
+waiting for their time.  What is left here is the rules that tie them
+together: admission and coalescing, storing, results, retries and
+timeouts, and what each connection is told.
+
 Semantics follow gearmand master (global priority, round-robin between a
 worker's functions, epoch jobs woken on time, C{--job-retries} as in
 master); the deliberate differences are listed in C{docs/protocol.md}.
@@ -260,7 +270,7 @@ class JobServer:
         if claimed:
             self._wake(function)
 
-    # -- sleeping --------------------------------------------------------
+    # -- sleeping ----------------------------------------------------------
 
     def preSleep(self, session: Session) -> None:
         """
@@ -379,16 +389,10 @@ class JobServer:
         if limit > 0 and function.total >= limit:
             self._error(session, b"QUEUE_ERROR", b"Job queue is full")
             return
+        # No store key yet; a foreground submitter is attached at once.
+        client = None if background else session
         job = self._newJob(
-            function,
-            unique,
-            data,
-            priority,
-            background,
-            when,
-            reducer,
-            None,
-            None if background else session,
+            function, unique, data, priority, background, when, reducer, None, client
         )
         handle = job.handle
         if background:

@@ -140,7 +140,7 @@ class Function:
         self.uniques: dict[bytes, Job] = {}
         self.payloads: dict[bytes, Job] = {}
 
-    # -- a job's life --------------------------------------------------------
+    # -- a job's life ------------------------------------------------------
 
     def admit(self, job: Job) -> None:
         """
@@ -283,7 +283,7 @@ class Function:
         if table.get(key) is job:
             del table[key]
 
-    # -- workers -------------------------------------------------------------
+    # -- workers -----------------------------------------------------------
 
     def addWorker(self, session: Session) -> None:
         """A worker registered for this function."""
@@ -309,7 +309,7 @@ class Function:
         """Admission limits per submitted priority; 0 or less: none."""
         self.maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
 
-    # -- queries -------------------------------------------------------------
+    # -- queries -----------------------------------------------------------
 
     def findUnique(self, unique: bytes, data: bytes) -> Job | None:
         """
