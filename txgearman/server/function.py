@@ -4,7 +4,8 @@ A function: its three priority queues, its workers, its unique index, and
 the books of every job it holds.
 
 A job's life is a handful of calls on its function, each one call that
-moves the job to its next state and updates the counters, queues and
+moves the job to its next state (the moves are listed in
+L{txgearman.server.job.TRANSITIONS}) and updates the counters, queues and
 index that move concerns, so that they cannot drift apart:
 L{Function.admit}, L{Function.push}, L{Function.schedule},
 L{Function.release}, L{Function.start}, L{Function.requeue},
@@ -28,7 +29,6 @@ __all__ = ["Function", "FunctionStatus", "PriorityStatus"]
 # Rebuild a queue once this many cancelled entries sit in it and they
 # outnumber the live ones: removal stays O(1) and memory stays bounded.
 _COMPACT_AT = 1024
-_PENDING = JobState.PENDING
 _SCHEDULED = JobState.SCHEDULED
 _QUEUED = JobState.QUEUED
 _RUNNING = JobState.RUNNING
