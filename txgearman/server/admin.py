@@ -4,7 +4,9 @@ The text (admin) protocol: C{status}, C{workers}, C{maxqueue} and the rest,
 answered in gearmand's formats byte for byte.
 
 Each command yields one complete reply, which the protocol writes in one
-piece: C{gearadmin} stops reading after 5 ms of silence.
+piece: C{gearadmin} stops reading after 5 ms of silence.  Replies are built
+from the L{JobServer}'s query and admin methods only, never from its
+internals.
 """
 
 from __future__ import annotations
@@ -73,32 +75,25 @@ class AdminCommands:
 
     def admin_status(self, args: list[bytes]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers))
-            for f in self.core.functions.values()
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, f.workers)
+            for f in self.core.functionStatus()
         ]
         return _listing(lines)
 
     def admin_prioritystatus(self, args: list[bytes]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\t%d\n"
-            % (
-                f.name,
-                f.queued[0] + f.scheduled[0],
-                f.queued[1] + f.scheduled[1],
-                f.queued[2] + f.scheduled[2],
-                len(f.workers),
-            )
-            for f in self.core.functions.values()
+            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.high, f.normal, f.low, f.workers)
+            for f in self.core.priorityStatus()
         ]
         return _listing(lines)
 
     def admin_workers(self, args: list[bytes]) -> bytes:
         lines = []
-        for s in self.core.sessions:
-            names = b"".join(b" " + f.name for f in s.functions)
+        for w in self.core.listWorkers():
+            names = b"".join(b" " + name for name in w.functions)
             lines.append(
                 b"%d %s %s :%s\n"
-                % (s.connectionId, s.host.encode("ascii", "replace"), s.clientId, names)
+                % (w.connectionId, w.host.encode("ascii", "replace"), w.clientId, names)
             )
         return _listing(lines)
 
@@ -109,11 +104,11 @@ class AdminCommands:
             return None
         if what[:1] == [b"jobs"]:
             lines = [
-                b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, j.storeKey is not None)
-                for j in self.core.iterJobs()
+                b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, j.stored)
+                for j in self.core.listJobs()
             ]
         elif what[:2] == [b"unique", b"jobs"]:
-            lines = [j.unique + b"\n" for j in self.core.iterJobs()]
+            lines = [j.unique + b"\n" for j in self.core.listJobs()]
         else:
             return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
         return _listing(lines)

@@ -8,6 +8,16 @@ L{IPeer}.  Time comes from an injected L{IReactorTime}, persistence from an
 injected L{IQueueStore}; the Twisted protocols in L{txgearman.server.protocol}
 only translate packets into calls on this class.
 
+The server's parts keep their own books, and this class calls them: a
+L{Function} its queues, counters and unique index (one call per move of a
+job, the moves listed in L{txgearman.server.job.TRANSITIONS}), a
+L{Session} its worker's abilities, a L{Job} its clients and store
+handshake; L{txgearman.server.wakeup.Waker} decides which sleeping workers
+to wake, and L{txgearman.server.schedule.TimedJobs} holds the jobs
+waiting for their time.  What is left here is the rules that tie them
+together: admission and coalescing, storing, results, retries and
+timeouts, and what each connection is told.
+
 Semantics follow gearmand master (global priority, round-robin between a
 worker's functions, epoch jobs woken on time, C{--job-retries} as in
 master); the deliberate differences are listed in C{docs/protocol.md}.
@@ -15,20 +25,20 @@ master); the deliberate differences are listed in C{docs/protocol.md}.
 
 from __future__ import annotations
 
-import heapq
 import socket
-from collections import OrderedDict
 from collections.abc import Iterator
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txgearman.codec import PacketType, Priority
-from txgearman.server.function import Function
+from txgearman.server.function import Function, FunctionStatus, PriorityStatus
 from txgearman.server.interfaces import IPeer
-from txgearman.server.job import Job, JobState
-from txgearman.server.session import Session
+from txgearman.server.job import Job, JobInfo, JobState
+from txgearman.server.schedule import CronSchedule, InvalidSchedule, TimedJobs
+from txgearman.server.session import Session, WorkerInfo
+from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
@@ -42,12 +52,8 @@ MAX_HANDLE_SIZE = 63
 MAX_CLIENT_ID_SIZE = 127
 #: Shortest CAN_DO_TIMEOUT, in seconds (gearmand raises smaller ones).
 MIN_WORKER_TIMEOUT = 1.0
-#: How long a worker woken for a job has to grab before another sleeping
-#: worker is woken in its place (with the default, "just enough" wake-ups).
-WAKE_PATIENCE = 1.0
 
 _P = PacketType
-_NOOP = _P.NOOP
 _NO_JOB = _P.NO_JOB
 _JOB_CREATED = _P.JOB_CREATED
 _ERROR = _P.ERROR
@@ -133,7 +139,9 @@ class JobServer:
         self.clock = clock
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         self.jobRetries = jobRetries
-        self.workerWakeup = workerWakeup
+        self._waker = Waker(clock, workerWakeup)
+        # Bound once: called for every job that becomes runnable.
+        self._wake = self._waker.wake
         self.handlePrefix = (
             handlePrefix if handlePrefix is not None else defaultHandlePrefix()
         ) + b":"
@@ -145,12 +153,15 @@ class JobServer:
         self.sessions: dict[Session, None] = {}
         self._handleCounter = 0
         self._sessionCounter = 0
-        self._schedule: list[tuple[int, int, Job]] = []
-        self._scheduleTimer: IDelayedCall | None = None
-        self._scheduleSeq = 0
+        self._timed = TimedJobs(clock, self._due)
         #: Set by L{stop}: connections closing now are the server going
         #: away, not workers failing their jobs.
         self.stopping = False
+
+    @property
+    def workerWakeup(self) -> int | None:
+        """How many sleeping workers one new job wakes (see L{Waker.limit})."""
+        return self._waker.limit
 
     # -- connections -------------------------------------------------------
 
@@ -175,21 +186,11 @@ class JobServer:
         """
         if session.closed:
             return
-        session.closed = True
         self.sessions.pop(session, None)
-        for job in list(session.attached):
+        claimed = self._waker.leave(session)
+        attached, held = session.close()
+        for job in attached:
             self._detach(job, session)
-        session.attached.clear()
-        held = list(session.jobs.values())
-        session.jobs.clear()
-        for function in session.functions:
-            function.workers.pop(session, None)
-            function.watchers.pop(session, None)
-            function.sleepers.pop(session, None)
-        session.functions = []
-        session.ready = None
-        session.timeouts.clear()
-        claimed = self._unclaim(session)
         if self.stopping:
             # Running jobs were not failed by their workers: they must not
             # count as a failed attempt, nor be dropped, nor leave the store.
@@ -206,35 +207,17 @@ class JobServer:
         for and nobody asked for in the background is dropped; a
         background job is kept (gearmand drops it: see docs/protocol.md).
         """
-        try:
-            job.clients.remove(session)
-        except ValueError:
-            pass
-        if job.waiters:
-            job.waiters = [w for w in job.waiters if w[0] is not session]
+        job.detach(session)
         self._dropIfOrphan(job)
 
     def _dropIfOrphan(self, job: Job) -> None:
         if job.clients or job.background:
             return
-        if self._unqueue(job):
-            self._forget(job)
+        state = job.state
+        if state is _QUEUED or state is _SCHEDULED:
+            job.function.forget(job)
+            self._drop(job)
         # A running job keeps running; its results go nowhere.
-
-    def _unqueue(self, job: Job) -> bool:
-        """
-        Take a queued or scheduled job out of line (state C{DONE}).
-
-        @return: whether it was waiting in line.
-        """
-        if job.state is _QUEUED:
-            job.function.discard(job)
-        elif job.state is _SCHEDULED:
-            job.function.scheduled[job.priority] -= 1
-            job.state = _DONE
-        else:
-            return False
-        return True
 
     # -- worker abilities --------------------------------------------------
 
@@ -256,25 +239,12 @@ class JobServer:
         """
         function = self.function(name)
         if timeout is not None:
-            session.timeouts[function] = max(timeout, MIN_WORKER_TIMEOUT)
-        else:
-            session.timeouts.pop(function, None)
+            timeout = max(timeout, MIN_WORKER_TIMEOUT)
+        session.setTimeout(function, timeout)
         if session in function.workers:
             return
-        functions = session.functions
-        functions.append(function)
-        function.workers[session] = None
-        if len(functions) == 2:
-            session.ready = (OrderedDict(), OrderedDict(), OrderedDict())
-            for each in functions:
-                self._watch(session, each)
-        elif len(functions) > 2:
-            self._watch(session, function)
-        if session.sleeping and not session.noopSent:
-            if function.runnable:
-                self._noop(session)
-            else:
-                function.sleepers[session] = None
+        session.addFunction(function)
+        self._waker.learned(session, function)
 
     def cantDo(self, session: Session, name: bytes) -> None:
         """
@@ -291,147 +261,22 @@ class JobServer:
         for function in list(session.functions):
             self._forgetAbility(session, function)
 
-    def _watch(self, session: Session, function: Function) -> None:
-        """
-        Have a worker of several functions track when C{function} has
-        runnable jobs (see L{Session.ready}).
-        """
-        function.watchers[session] = None
-        assert session.ready is not None
-        for priority, ready in enumerate(session.ready):
-            if function.queued[priority]:
-                ready[function] = None
-
     def _forgetAbility(self, session: Session, function: Function) -> None:
-        functions = session.functions
-        functions.remove(function)
-        session.timeouts.pop(function, None)
-        del function.workers[session]
-        function.sleepers.pop(session, None)
-        claimed = session.wokenFor is function
-        if claimed:
-            self._unclaim(session)
-        if session.ready is not None:
-            del function.watchers[session]
-            for ready in session.ready:
-                ready.pop(function, None)
-            if len(functions) == 1:
-                del functions[0].watchers[session]
-                session.ready = None
-        for handle, job in list(session.jobs.items()):
-            if job.function is function:
-                del session.jobs[handle]
-                if job.state is _RUNNING:
-                    self._requeue(job)
+        held = session.removeFunction(function)
+        claimed = self._waker.forget(session, function)
+        for job in held:
+            if job.state is _RUNNING:
+                self._requeue(job)
         if claimed:
             self._wake(function)
 
-    # -- sleeping and waking -----------------------------------------------
+    # -- sleeping ----------------------------------------------------------
 
     def preSleep(self, session: Session) -> None:
         """
-        PRE_SLEEP: the worker will wait for a NOOP.  If something is
-        runnable already, it gets the NOOP at once.
+        PRE_SLEEP: the worker will wait for a NOOP (see L{Waker.sleep}).
         """
-        session.sleeping = True
-        session.noopSent = False
-        if self._hasRunnable(session):
-            # Woken at once; a claim it holds stays until it grabs.
-            self._noop(session)
-            return
-        # Nothing runnable, so nothing its claim could stand for.
-        self._unclaim(session)
-        for function in session.functions:
-            function.sleepers[session] = None
-
-    def _hasRunnable(self, session: Session) -> bool:
-        """Whether any of the worker's functions has a runnable job."""
-        ready = session.ready
-        if ready is None:
-            for function in session.functions:
-                if function.runnable:
-                    return True
-            return False
-        for priority, functions in enumerate(ready):
-            while functions:
-                if next(iter(functions)).queued[priority]:
-                    return True
-                functions.popitem(last=False)
-        return False
-
-    def _noop(self, session: Session) -> None:
-        session.noopSent = True
-        for function in session.functions:
-            function.sleepers.pop(session, None)
-        session.peer.sendPacket(_NOOP)
-
-    def _wake(self, function: Function) -> None:
-        """
-        Wake sleeping workers of C{function}: at most C{workerWakeup}, the
-        ones asleep longest first.
-        """
-        sleepers = function.sleepers
-        if not sleepers:
-            return
-        limit = self.workerWakeup
-        claims = limit is None
-        if claims:
-            # Just enough: one worker per job no woken worker has come for
-            # yet.  Each woken worker holds a claim on the function until
-            # it grabs (or leaves, or sleeps again, or WAKE_PATIENCE
-            # passes); then the claim goes and, if jobs still wait, another
-            # sleeper is woken.
-            queued = function.queued
-            budget = queued[0] + queued[1] + queued[2] - len(function.woken)
-            now = self.clock.seconds() if budget > 0 else 0.0
-        else:
-            budget = limit or len(sleepers)
-        while sleepers and budget > 0:
-            session = next(iter(sleepers))
-            self._noop(session)
-            if claims:
-                session.wokenFor = function
-                function.woken[session] = now
-            budget -= 1
-        if function.woken and function.wakeTimer is None:
-            function.wakeTimer = self.clock.callLater(
-                WAKE_PATIENCE, self._claimsDue, function
-            )
-
-    def _unclaim(self, session: Session) -> Function | None:
-        """
-        Drop the claim of a worker woken for a job: it grabbed, slept
-        again, gave up the function or left.
-
-        @return: the function it was woken for, which may need another
-            worker now.
-        """
-        function = session.wokenFor
-        if function is not None:
-            session.wokenFor = None
-            del function.woken[session]
-        return function
-
-    def _claimsDue(self, function: Function) -> None:
-        """
-        Workers woken for C{function} that have not come for a job within
-        L{WAKE_PATIENCE} lose their claim, so that a slow or stuck worker
-        cannot keep its jobs from the workers still asleep.
-        """
-        function.wakeTimer = None
-        woken = function.woken
-        expired = self.clock.seconds() - WAKE_PATIENCE
-        while woken:
-            session, when = next(iter(woken.items()))
-            if when > expired:
-                delay = when - expired
-                function.wakeTimer = self.clock.callLater(
-                    delay, self._claimsDue, function
-                )
-                break
-            del woken[session]
-            session.wokenFor = None
-        self._wake(function)
+        self._waker.sleep(session)
 
     # -- grabbing ----------------------------------------------------------
 
@@ -441,30 +286,18 @@ class JobServer:
         job, highest priority first across all its functions, rotating
         between functions that tie; or NO_JOB.
         """
-        if session.sleeping:
-            session.sleeping = False
-            if not session.noopSent:
-                for function in session.functions:
-                    function.sleepers.pop(session, None)
-            session.noopSent = False
-        job = self._nextJob(session)
-        if session.wokenFor is not None:
-            # Came for a job: the claim goes; if the job it was woken for
-            # is still waiting (it took another), wake someone else.
-            claimed = self._unclaim(session)
-            if claimed is not None and claimed.runnable:
-                self._wake(claimed)
+        job = session.nextJob()
+        if session.sleeping or session.wokenFor is not None:
+            # Awake now, and its claim goes (after taking the job, so that
+            # the job is not counted as still waiting for it).
+            self._waker.grabbed(session)
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
-        job.state = _RUNNING
-        job.worker = session
         function = job.function
-        function.running += 1
-        session.jobs[job.handle] = job
         timeout = session.timeouts.get(function) if session.timeouts else None
         if timeout is not None:
-            job.timer = self.clock.callLater(timeout, self._timedOut, session, job)
+            job.armTimer(self.clock.callLater(timeout, self._timedOut, session, job))
         if kind is _GRAB_JOB:
             session.peer.sendPacket(_JOB_ASSIGN, job.handle, function.name, job.data)
         elif kind is _GRAB_JOB_ALL and job.reducer is not None:
@@ -481,40 +314,10 @@ class JobServer:
                 _JOB_ASSIGN_UNIQ, job.handle, function.name, job.unique, job.data
             )
 
-    def _nextJob(self, session: Session) -> Job | None:
-        """
-        Take the job C{session} gets next out of its queue: the oldest of
-        the highest priority, rotating between the worker's functions.
-        Amortised constant time, whatever the number of functions.
-        """
-        ready = session.ready
-        if ready is None:
-            functions = session.functions
-            if not functions:
-                return None
-            function = functions[0]
-            queued = function.queued
-            for priority in (0, 1, 2):
-                if queued[priority]:
-                    return function.popRunnable(priority)
-            return None
-        for priority, runnable in enumerate(ready):
-            while runnable:
-                function, _ = runnable.popitem(last=False)
-                job = function.popRunnable(priority)
-                if job is not None:
-                    if function.queued[priority]:
-                        # Round-robin: the function that just supplied a
-                        # job goes to the back of this worker's turn.
-                        runnable[function] = None
-                    return job
-        return None
-
     def _timedOut(self, session: Session, job: Job) -> None:
-        job.timer = None
+        job.stopTimer()
         if session.jobs.get(job.handle) is not job or job.state is not _RUNNING:
             return
-        del session.jobs[job.handle]
         self.log.warn(
             "Worker timeout reached on job {handle}, requeueing",
             handle=job.handle.decode("ascii", "replace"),
@@ -527,15 +330,13 @@ class JobServer:
         queue it again at the tail, or drop it past the retry limit.
         """
         if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
+            job.stopTimer()
         if not job.clients and not job.background:
             # Its clients left while it ran: nobody waits for another try.
             self._finish(job)
             return
-        job.retries += 1
-        job.numerator = job.denominator = 0
-        if self.jobRetries >= 0 and job.retries >= max(self.jobRetries, 1):
+        retries = job.attemptFailed()
+        if self.jobRetries >= 0 and retries >= max(self.jobRetries, 1):
             self.log.info(
                 "Dropped job due to max retry count: {handle} {unique}",
                 handle=job.handle.decode("ascii", "replace"),
@@ -545,9 +346,9 @@ class JobServer:
                 client.peer.sendPacket(_WORK_FAIL, job.handle)
             self._finish(job)
             return
-        job.function.running -= 1
-        job.worker = None
-        self._enqueue(job)
+        function = job.function
+        function.requeue(job)
+        self._wake(function)
 
     # -- submitting --------------------------------------------------------
 
@@ -588,11 +389,12 @@ class JobServer:
         if limit > 0 and function.total >= limit:
             self._error(session, b"QUEUE_ERROR", b"Job queue is full")
             return
-        job = self._newJob(function, unique, data, priority, background, when, reducer)
+        # No store key yet; a foreground submitter is attached at once.
+        client = None if background else session
+        job = self._newJob(
+            function, unique, data, priority, background, when, reducer, None, client
+        )
         handle = job.handle
-        if session is not None and not background:
-            job.clients.append(session)
-            session.attached[job] = None
         if background:
             self._persist(job, session)
         else:
@@ -600,17 +402,36 @@ class JobServer:
             if session is not None:
                 session.peer.sendPacket(_JOB_CREATED, handle)
 
+    def submitScheduled(
+        self,
+        session: Session | None,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        schedule: CronSchedule,
+    ) -> None:
+        """
+        SUBMIT_JOB_SCHED: a background job that runs once, at the first
+        minute after now that C{schedule} matches, and is otherwise
+        submitted as L{submitJob} does.  A schedule that never matches is
+        answered with C{ERROR INVALID_ARGUMENT}, as a malformed one is.
+        """
+        try:
+            when = schedule.nextAfter(self.clock.seconds())
+        except InvalidSchedule as e:
+            self._error(session, b"INVALID_ARGUMENT", str(e).encode())
+            return
+        self.submitJob(session, name, unique, data, _NORMAL, True, when)
+
     def _coalesce(self, session: Session | None, job: Job, background: bool) -> None:
         """
         A submit matched a live job by unique id: the submitter shares it.
         """
-        if session is not None and not background and session not in job.clients:
-            job.clients.append(session)
-            session.attached[job] = None
+        if session is not None and not background:
+            job.attach(session)
         if background and not job.background:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
-            job.background = True
             self._persist(job, session)
             return
         if job.waiters is not None and (background or job.state is _PENDING):
@@ -626,7 +447,7 @@ class JobServer:
         answer in its output, so that it comes in the order of its requests.
         """
         if session is not None and job.waiters is not None:
-            job.waiters.append((session, session.peer.reservePacket()))
+            job.addWaiter(session, session.peer.reservePacket())
 
     def _answerWaiter(
         self, session: Session, place: object, ptype: int, *args: bytes
@@ -643,7 +464,7 @@ class JobServer:
         Store a background job; C{submitter} gets its answer once the store
         has answered.
         """
-        job.waiters = [(submitter, None)] if submitter is not None else []
+        job.storing(submitter)
         try:
             d = self.store.add(job.record())
         except Exception:
@@ -658,16 +479,14 @@ class JobServer:
         if submitter is not None and job.waiters is not None:
             # The store answers later (a memory store has answered already,
             # and the waiters are gone): keep the submitter's place for it.
-            job.waiters = [(submitter, submitter.peer.reservePacket())]
+            job.keepPlace(submitter, submitter.peer.reservePacket())
 
     def _persisted(self, key: object, job: Job) -> None:
-        job.storeKey = key
-        waiters = job.waiters or ()
-        job.waiters = None
+        waiters = job.stored(key)
         if job.state is _DONE or job.state is _CANCELLED:
             # Cancelled or finished while the store was writing: the job
             # is forgotten already, so nothing else would remove the record.
-            self._storeRemove(job)
+            self.store.remove(job.unstore())
         elif job.state is _PENDING:
             self._admit(job)
         for session, place in waiters:
@@ -681,68 +500,38 @@ class JobServer:
             function=job.function.name.decode("utf-8", "replace"),
             reason=reason,
         )
-        waiters = job.waiters or ()
-        job.waiters = None
+        waiters = job.notStored()
         text = reason.encode("utf-8", "replace")
         for session, place in waiters:
             self._answerWaiter(session, place, _ERROR, b"QUEUE_ERROR", text)
         if job.state is _PENDING:
-            self._releaseClients(job)
-            job.state = _DONE
-            self._forget(job)
+            job.function.forget(job)
+            self._drop(job)
         elif job.state is not _DONE:
             # A foreground job a background submit tried to adopt: it stays
             # the foreground job it was.
-            job.background = False
             self._dropIfOrphan(job)
 
     def _admit(self, job: Job) -> None:
         """
-        Make a new or stored job runnable now, or at its time.
+        Make a new or stored job runnable now, at the tail of its queue,
+        waking workers for it; or at its time.
         """
         if job.when and job.when > self.clock.seconds():
-            self._scheduleJob(job)
+            job.function.schedule(job)
+            self._timed.add(job)
         else:
-            self._enqueue(job)
-
-    def _enqueue(self, job: Job) -> None:
-        """Append a job to the tail of its queue and wake workers for it."""
-        function = job.function
-        if function.push(job) and function.watchers:
-            priority = job.priority
-            for session in function.watchers:
-                session.ready[priority][function] = None  # type: ignore[index]
-        self._wake(function)
+            function = job.function
+            function.push(job)
+            self._wake(function)
 
     # -- scheduled jobs ----------------------------------------------------
 
-    def _scheduleJob(self, job: Job) -> None:
-        job.state = _SCHEDULED
-        job.function.scheduled[job.priority] += 1
-        self._scheduleSeq += 1
-        heapq.heappush(self._schedule, (job.when, self._scheduleSeq, job))
-        if self._schedule[0][2] is job:
-            self._armSchedule()
-
-    def _armSchedule(self) -> None:
-        if self._scheduleTimer is not None and self._scheduleTimer.active():
-            self._scheduleTimer.cancel()
-        self._scheduleTimer = None
-        while self._schedule and self._schedule[0][2].state is not _SCHEDULED:
-            heapq.heappop(self._schedule)
-        if self._schedule:
-            delay = max(0.0, self._schedule[0][0] - self.clock.seconds())
-            self._scheduleTimer = self.clock.callLater(delay, self._runSchedule)
-
-    def _runSchedule(self) -> None:
-        self._scheduleTimer = None
-        now = self.clock.seconds()
-        while self._schedule and self._schedule[0][0] <= now:
-            _, _, job = heapq.heappop(self._schedule)
-            if job.state is _SCHEDULED:
-                job.function.scheduled[job.priority] -= 1
-                self._enqueue(job)
-        self._armSchedule()
+    def _due(self, job: Job) -> None:
+        """A scheduled job's time came: it is queued, and wakes workers."""
+        function = job.function
+        function.release(job)
+        self._wake(function)
 
     # -- results -----------------------------------------------------------
 
@@ -759,8 +548,7 @@ class JobServer:
         job = self._held(session, handle, _NOT_FOUND_RESULT)
         if job is None or job.state is _CANCELLED:
             return
-        job.numerator = _number(numerator)
-        job.denominator = _number(denominator)
+        job.setProgress(_number(numerator), _number(denominator))
         for client in job.clients:
             client.peer.sendPacket(_WORK_STATUS, handle, numerator, denominator)
 
@@ -811,45 +599,28 @@ class JobServer:
         """
         The job has ended: unlink it everywhere and drop its stored record.
         """
-        worker = job.worker
-        if job.state is _CANCELLED:
-            # Already counted out when it was cancelled.
-            job.state = _DONE
-            if worker is not None:
-                worker.jobs.pop(job.handle, None)
-                job.worker = None
-            return
-        if job.state is _RUNNING:
-            job.function.running -= 1
-        job.state = _DONE
         if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
-        if worker is not None:
-            worker.jobs.pop(job.handle, None)
-            job.worker = None
-        self._releaseClients(job)
-        self._forget(job)
+            job.stopTimer()
+        if job.function.finish(job):
+            # self._drop(job), inlined: this runs for every job.
+            if job.clients:
+                job.releaseClients()
+            if self.jobs.get(job.handle) is job:
+                del self.jobs[job.handle]
+            if job.storeKey is not None:
+                self.store.remove(job.unstore())
 
-    def _releaseClients(self, job: Job) -> None:
-        """The job's foreground clients stop waiting for it."""
-        for client in job.clients:
-            client.attached.pop(job, None)
-        job.clients = []
-
-    def _forget(self, job: Job) -> None:
-        function = job.function
-        function.total -= 1
+    def _drop(self, job: Job) -> None:
+        """
+        Let go of a job its function has forgotten: its clients stop
+        waiting, its handle and its stored record go.
+        """
+        if job.clients:
+            job.releaseClients()
         if self.jobs.get(job.handle) is job:
             del self.jobs[job.handle]
-        if job.unique:
-            function.unindex(job)
         if job.storeKey is not None:
-            self._storeRemove(job)
-
-    def _storeRemove(self, job: Job) -> None:
-        key, job.storeKey = job.storeKey, None
-        self.store.remove(key)
+            self.store.remove(job.unstore())
 
     # -- status and options ------------------------------------------------
 
@@ -887,18 +658,37 @@ class JobServer:
         listing stays parseable.
         """
         cleaned = b"_".join(clientId[:MAX_CLIENT_ID_SIZE].split())
-        session.clientId = cleaned or b"-"
+        session.setClientId(cleaned or b"-")
 
     def setOption(self, session: Session, name: bytes) -> bool:
         """
         OPTION_REQ: only C{exceptions} is known.
         """
         if name.lower() == b"exceptions":
-            session.exceptions = True
+            session.wantExceptions()
             return True
         return False
 
     # -- administration ----------------------------------------------------
+
+    def functionStatus(self) -> list[FunctionStatus]:
+        """Admin C{status}: every known function's figures, in creation order."""
+        return [function.status() for function in self.functions.values()]
+
+    def priorityStatus(self) -> list[PriorityStatus]:
+        """
+        Admin C{prioritystatus}: every known function's waiting jobs per
+        priority, in creation order.
+        """
+        return [function.priorityStatus() for function in self.functions.values()]
+
+    def listWorkers(self) -> list[WorkerInfo]:
+        """Admin C{workers}: every connection, in connection order."""
+        return [session.info() for session in self.sessions]
+
+    def listJobs(self) -> list[JobInfo]:
+        """Admin C{show jobs}: every live job, in submission order."""
+        return [job.info() for job in self.jobs.values()]
 
     def createFunction(self, name: bytes) -> Function:
         """Admin C{create function}."""
@@ -925,7 +715,7 @@ class JobServer:
         Admin C{maxqueue}: admission limits for new jobs of C{name}, per
         submitted priority, against the function's total (0: none).
         """
-        self.function(name).maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
+        self.function(name).setMaxQueue(high, normal, low)
 
     def cancelJob(self, handle: bytes) -> bool:
         """
@@ -940,16 +730,11 @@ class JobServer:
             return False
         for client in job.clients:
             client.peer.sendPacket(_WORK_FAIL, handle)
-        if job.state is _RUNNING:
-            job.function.running -= 1
-            if job.timer is not None:
-                job.timer.cancel()
-                job.timer = None
-            job.state = _CANCELLED
-        elif not self._unqueue(job):
-            job.state = _DONE
-        self._releaseClients(job)
-        self._forget(job)
+        if job.timer is not None:
+            # Only a running job has one.
+            job.stopTimer()
+        job.function.forget(job)
+        self._drop(job)
         return True
 
     # -- start-up ----------------------------------------------------------
@@ -980,8 +765,8 @@ class JobServer:
             True,
             when,
             reducer,
+            key,
         )
-        job.storeKey = key
         self._admit(job)
 
     def _newJob(
@@ -993,18 +778,32 @@ class JobServer:
         background: bool,
         when: int,
         reducer: bytes | None,
+        storeKey: object | None = None,
+        client: Session | None = None,
     ) -> Job:
         """
         A new job under the next handle, counted and findable by handle and
         unique id, not yet in any queue.
+
+        @param storeKey: the key of the record it was replayed from.
+        @param client: the foreground client that submitted it.
         """
         self._handleCounter += 1
         handle = self.handlePrefix + b"%d" % (self._handleCounter,)
-        job = Job(handle, function, unique, data, priority, background, when, reducer)
-        function.total += 1
+        job = Job(
+            handle,
+            function,
+            unique,
+            data,
+            priority,
+            background,
+            when,
+            reducer,
+            storeKey,
+            client,
+        )
+        function.admit(job)
         self.jobs[handle] = job
-        if unique:
-            function.index(job)
         return job
 
     # -- helpers -----------------------------------------------------------
@@ -1028,14 +827,7 @@ class JobServer:
         that close from now on as the server's doing, not their peers'.
         """
         self.stopping = True
-        if self._scheduleTimer is not None and self._scheduleTimer.active():
-            self._scheduleTimer.cancel()
-        self._scheduleTimer = None
-        for function in self.functions.values():
-            if function.wakeTimer is not None and function.wakeTimer.active():
-                function.wakeTimer.cancel()
-            function.wakeTimer = None
+        self._timed.stop()
+        self._waker.stop(self.functions.values())
         for job in self.jobs.values():
-            if job.timer is not None and job.timer.active():
-                job.timer.cancel()
-            job.timer = None
+            job.stopTimer()

@@ -1,12 +1,21 @@
-# -*- test-case-name: txgearman.test.test_core -*-
+# -*- test-case-name: txgearman.test.test_function -*-
 """
-A function: its three priority queues, its workers and its unique index.
+A function: its three priority queues, its workers, its unique index, and
+the books of every job it holds.
+
+A job's life is a handful of calls on its function, each one call that
+moves the job to its next state (the moves are listed in
+L{txgearman.server.job.TRANSITIONS}) and updates the counters, queues and
+index that move concerns, so that they cannot drift apart:
+L{Function.admit}, L{Function.push}, L{Function.schedule},
+L{Function.release}, L{Function.start}, L{Function.requeue},
+L{Function.finish} and L{Function.forget}.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from txgearman.server.job import Job, JobState
 
@@ -15,13 +24,45 @@ if TYPE_CHECKING:
 
     from txgearman.server.session import Session
 
-__all__ = ["Function"]
+__all__ = ["Function", "FunctionStatus", "PriorityStatus"]
 
 # Rebuild a queue once this many cancelled entries sit in it and they
 # outnumber the live ones: removal stays O(1) and memory stays bounded.
 _COMPACT_AT = 1024
+_SCHEDULED = JobState.SCHEDULED
 _QUEUED = JobState.QUEUED
+_RUNNING = JobState.RUNNING
+_CANCELLED = JobState.CANCELLED
 _DONE = JobState.DONE
+
+
+class FunctionStatus(NamedTuple):
+    """
+    One line of the admin C{status} listing.
+
+    @ivar name: the function name.
+    @ivar total: jobs held: pending, scheduled, queued and running.
+    @ivar running: jobs a worker is running.
+    @ivar workers: registered workers.
+    """
+
+    name: bytes
+    total: int
+    running: int
+    workers: int
+
+
+class PriorityStatus(NamedTuple):
+    """
+    One line of the admin C{prioritystatus} listing: jobs waiting (queued
+    or scheduled) per priority.
+    """
+
+    name: bytes
+    high: int
+    normal: int
+    low: int
+    workers: int
 
 
 class Function:
@@ -29,17 +70,22 @@ class Function:
     Everything the server knows about one function name.
 
     Queues are FIFO deques per priority.  Removing a queued job from the
-    middle (cancel, abandon) only marks it; L{popRunnable} skips marked
+    middle (cancel, abandon) only marks it; L{start} skips marked
     entries, so no operation walks the queue.
+
+    Only this class's methods change the counters, queues and index; the
+    wake-up fields (C{sleepers}, C{woken}, C{wakeTimer}) are kept by
+    L{txgearman.server.wakeup.Waker}.
 
     @ivar queued: live runnable jobs per priority.
     @ivar scheduled: jobs waiting for their time, per priority.
     @ivar total: every job of the function the server holds: pending,
         scheduled, queued and running.
+    @ivar running: jobs of the function a worker is running.
     @ivar workers: registered worker sessions, in registration order.
     @ivar watchers: the workers that can do other functions too; each
         keeps its own per-priority set of runnable functions
-        (L{Session.ready}), which the core updates when this function
+        (L{Session.ready}), which L{push} updates when this function
         becomes runnable at a priority.
     @ivar sleepers: workers asleep (PRE_SLEEP) that have not yet been sent
         a NOOP, oldest first: the ones a new job wakes.  An OrderedDict,
@@ -94,6 +140,177 @@ class Function:
         self.uniques: dict[bytes, Job] = {}
         self.payloads: dict[bytes, Job] = {}
 
+    # -- a job's life ------------------------------------------------------
+
+    def admit(self, job: Job) -> None:
+        """
+        A new job (C{PENDING}) joins the function: counted in L{total},
+        findable by its unique id.
+        """
+        self.total += 1
+        unique = job.unique
+        if unique:
+            if unique == b"-":
+                self.payloads[job.data] = job
+            else:
+                self.uniques[unique] = job
+
+    def push(self, job: Job) -> None:
+        """
+        A pending job becomes runnable: C{QUEUED}, at the tail of its
+        priority's queue.  If the function had no runnable job of that
+        priority, its L{watchers} learn it has one now.
+        """
+        job.state = _QUEUED
+        p = job.priority
+        self.queues[p].append(job)
+        queued = self.queued
+        queued[p] += 1
+        if queued[p] == 1 and self.watchers:
+            for session in self.watchers:
+                session.ready[p][self] = None  # type: ignore[index]
+
+    def schedule(self, job: Job) -> None:
+        """A pending job waits for its time: C{SCHEDULED}."""
+        job.state = _SCHEDULED
+        self.scheduled[job.priority] += 1
+
+    def release(self, job: Job) -> None:
+        """A scheduled job's time came: it is queued like a new one."""
+        self.scheduled[job.priority] -= 1
+        self.push(job)
+
+    def start(self, priority: int, worker: Session) -> Job | None:
+        """
+        Hand the oldest runnable job of one priority to C{worker}:
+        C{RUNNING}, counted in L{running}, held in the worker's
+        C{Session.jobs}.
+
+        @return: the job, or C{None} if none of that priority is runnable.
+        """
+        queued = self.queued
+        if not queued[priority]:
+            return None
+        queue = self.queues[priority]
+        while True:
+            job = queue.popleft()
+            if job.state is _QUEUED:
+                queued[priority] -= 1
+                job.state = _RUNNING
+                job.worker = worker
+                self.running += 1
+                worker.jobs[job.handle] = job
+                return job
+            self.dead[priority] -= 1
+
+    def requeue(self, job: Job) -> None:
+        """
+        A running job's worker failed it: it leaves the worker and goes
+        to the tail of its queue again.
+        """
+        self.running -= 1
+        self._unlink(job)
+        self.push(job)
+
+    def finish(self, job: Job) -> bool:
+        """
+        A running (or cancelled) job ended: it leaves its worker and, if a
+        cancel did not count it out already, the function's books.
+
+        @return: whether the job was still in the books (not cancelled),
+            so that the server lets go of it too.
+        """
+        worker = job.worker
+        if worker is not None:
+            # self._unlink(job), inlined: this runs for every job.
+            worker.jobs.pop(job.handle, None)
+            job.worker = None
+        if job.state is _CANCELLED:
+            job.state = _DONE
+            return False
+        if job.state is _RUNNING:
+            self.running -= 1
+        job.state = _DONE
+        self.total -= 1
+        if job.unique:
+            self._unindex(job)
+        return True
+
+    def forget(self, job: Job) -> None:
+        """
+        Take a job out of the books before its end: out of its queue or
+        the schedule, the running count, L{total} and the unique index.
+        A running job becomes C{CANCELLED}: its worker still holds it and
+        may report, for nothing; any other becomes C{DONE}.
+        """
+        state = job.state
+        p = job.priority
+        if state is _QUEUED:
+            queued = self.queued
+            dead = self.dead
+            queued[p] -= 1
+            dead[p] += 1
+            job.state = _DONE
+            if dead[p] > _COMPACT_AT and dead[p] > queued[p]:
+                live = deque(j for j in self.queues[p] if j.state is _QUEUED)
+                self.queues = tuple(  # type: ignore[assignment]
+                    live if i == p else q for i, q in enumerate(self.queues)
+                )
+                dead[p] = 0
+        elif state is _RUNNING:
+            self.running -= 1
+            job.state = _CANCELLED
+        else:
+            if state is _SCHEDULED:
+                self.scheduled[p] -= 1
+            job.state = _DONE
+        self.total -= 1
+        if job.unique:
+            self._unindex(job)
+
+    def _unlink(self, job: Job) -> None:
+        """The job leaves the worker that held it."""
+        worker = job.worker
+        if worker is not None:
+            worker.jobs.pop(job.handle, None)
+            job.worker = None
+
+    def _unindex(self, job: Job) -> None:
+        """Forget C{job}'s unique id, if it still names C{job}."""
+        unique = job.unique
+        table = self.payloads if unique == b"-" else self.uniques
+        key = job.data if unique == b"-" else unique
+        if table.get(key) is job:
+            del table[key]
+
+    # -- workers -----------------------------------------------------------
+
+    def addWorker(self, session: Session) -> None:
+        """A worker registered for this function."""
+        self.workers[session] = None
+
+    def removeWorker(self, session: Session) -> None:
+        """A worker gave up this function or left."""
+        self.workers.pop(session, None)
+        self.watchers.pop(session, None)
+
+    def watch(self, session: Session) -> None:
+        """
+        A worker of several functions keeps L{Session.ready}: tell it when
+        this function becomes runnable.
+        """
+        self.watchers[session] = None
+
+    def unwatch(self, session: Session) -> None:
+        """That worker is down to one function and keeps no ready sets."""
+        del self.watchers[session]
+
+    def setMaxQueue(self, high: int, normal: int, low: int) -> None:
+        """Admission limits per submitted priority; 0 or less: none."""
+        self.maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
+
+    # -- queries -----------------------------------------------------------
+
     def findUnique(self, unique: bytes, data: bytes) -> Job | None:
         """
         The job a submit with this unique id coalesces onto, if any.
@@ -104,74 +321,26 @@ class Function:
             return self.payloads.get(data)
         return self.uniques.get(unique)
 
-    def index(self, job: Job) -> None:
-        """Make C{job} findable by its unique id."""
-        unique = job.unique
-        if not unique:
-            return
-        if unique == b"-":
-            self.payloads[job.data] = job
-        else:
-            self.uniques[unique] = job
-
-    def unindex(self, job: Job) -> None:
-        """Forget C{job}'s unique id, if it still names C{job}."""
-        unique = job.unique
-        if not unique:
-            return
-        table = self.payloads if unique == b"-" else self.uniques
-        key = job.data if unique == b"-" else unique
-        if table.get(key) is job:
-            del table[key]
-
-    def push(self, job: Job) -> bool:
-        """
-        Append a runnable job to the tail of its priority's queue.
-
-        @return: whether the function had no runnable job of that priority
-            before, so that the core tells the L{watchers}.
-        """
-        job.state = _QUEUED
-        p = job.priority
-        self.queues[p].append(job)
-        queued = self.queued
-        queued[p] += 1
-        return queued[p] == 1
-
-    def discard(self, job: Job) -> None:
-        """
-        Take a queued job out of its queue (lazily).
-        """
-        p = job.priority
-        self.queued[p] -= 1
-        self.dead[p] += 1
-        job.state = _DONE
-        if self.dead[p] > _COMPACT_AT and self.dead[p] > self.queued[p]:
-            live = deque(j for j in self.queues[p] if j.state is _QUEUED)
-            self.queues = tuple(  # type: ignore[assignment]
-                live if i == p else q for i, q in enumerate(self.queues)
-            )
-            self.dead[p] = 0
-
-    def popRunnable(self, priority: int) -> Job | None:
-        """
-        Take the oldest runnable job of one priority, or C{None}.
-        """
-        if not self.queued[priority]:
-            return None
-        queue = self.queues[priority]
-        while True:
-            job = queue.popleft()
-            if job.state is _QUEUED:
-                self.queued[priority] -= 1
-                return job
-            self.dead[priority] -= 1
-
     @property
     def runnable(self) -> bool:
         """Whether any job of this function can be handed out now."""
         q = self.queued
         return bool(q[0] or q[1] or q[2])
+
+    def status(self) -> FunctionStatus:
+        """The function's line in the admin C{status} listing."""
+        return FunctionStatus(self.name, self.total, self.running, len(self.workers))
+
+    def priorityStatus(self) -> PriorityStatus:
+        """The function's line in the admin C{prioritystatus} listing."""
+        queued, scheduled = self.queued, self.scheduled
+        return PriorityStatus(
+            self.name,
+            queued[0] + scheduled[0],
+            queued[1] + scheduled[1],
+            queued[2] + scheduled[2],
+            len(self.workers),
+        )
 
     def __repr__(self) -> str:
         return f"<Function {self.name!r} total={self.total} running={self.running}>"

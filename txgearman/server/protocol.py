@@ -444,13 +444,10 @@ class GearmanServerProtocol(Protocol):
         name, unique, minute, hour, day, month, weekday, data = args
         try:
             schedule = CronSchedule.parse(minute, hour, day, month, weekday)
-            when = schedule.nextAfter(self.core.clock.seconds())
         except InvalidSchedule as e:
             self.sendPacket(_P.ERROR, b"INVALID_ARGUMENT", str(e).encode())
             return
-        self.core.submitJob(
-            self.session, name, unique, data, Priority.NORMAL, True, when
-        )
+        self.core.submitScheduled(self.session, name, unique, data, schedule)
 
     def packet_SUBMIT_REDUCE_JOB(self, args: tuple[bytes, ...]) -> None:
         name, unique, reducer, _aggregator, data = args

@@ -1,19 +1,36 @@
 # -*- test-case-name: txgearman.test.test_schedule -*-
 """
-SUBMIT_JOB_SCHED's cron fields: when does a scheduled job run?
+Jobs that run at a time: when they run, and waiting for it.
 
-gearmand refuses SUBMIT_JOB_SCHED.  txgearman runs such a job once, at the
-first minute (UTC) after submission that matches its five cron fields, the
-way one line of a crontab would fire.
+L{CronSchedule} reads SUBMIT_JOB_SCHED's cron fields.  gearmand refuses
+SUBMIT_JOB_SCHED; txgearman runs such a job once, at the first minute
+(UTC) after submission that matches its five cron fields, the way one line
+of a crontab would fire.
+
+L{TimedJobs} holds the jobs whose time (SUBMIT_JOB_EPOCH's, or the one a
+L{CronSchedule} gave) has not come yet, and hands each back to the server
+when it does.
 """
 
 from __future__ import annotations
 
 import calendar
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-__all__ = ["CronSchedule", "InvalidSchedule"]
+from txgearman.server.job import JobState
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+    from txgearman.server.job import Job
+
+__all__ = ["CronSchedule", "InvalidSchedule", "TimedJobs"]
+
+_SCHEDULED = JobState.SCHEDULED
 
 # (name, lowest, highest) for minute, hour, day of month, month, day of week.
 _FIELDS = (
@@ -158,3 +175,65 @@ class CronSchedule:
                     if candidate >= start:
                         return calendar.timegm(candidate.timetuple())
         raise InvalidSchedule("the schedule never matches")
+
+
+class TimedJobs:
+    """
+    Jobs waiting for their time, in a heap by time (then by arrival), with
+    one delayed call for the earliest.
+
+    A job that leaves the schedule early (cancelled, or abandoned by its
+    last client) is not searched for: its entry stays in the heap and is
+    skipped once it comes up, since the job is no longer C{SCHEDULED}.
+    """
+
+    def __init__(self, clock: IReactorTime, due: Callable[[Job], None]) -> None:
+        """
+        @param clock: where time comes from, and the delayed call.
+        @param due: called with each job, still C{SCHEDULED}, whose time
+            came, earliest first.
+        """
+        self.clock = clock
+        self.due = due
+        self._heap: list[tuple[int, int, Job]] = []
+        self._timer: IDelayedCall | None = None
+        self._seq = 0
+
+    def __len__(self) -> int:
+        """Entries in the heap, including those of jobs gone early."""
+        return len(self._heap)
+
+    def add(self, job: Job) -> None:
+        """Wait for C{job.when}, an epoch second in the future."""
+        self._seq += 1
+        heapq.heappush(self._heap, (job.when, self._seq, job))
+        if self._heap[0][2] is job:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Have the delayed call wait for the earliest job still waiting."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        heap = self._heap
+        while heap and heap[0][2].state is not _SCHEDULED:
+            heapq.heappop(heap)
+        if heap:
+            delay = max(0.0, heap[0][0] - self.clock.seconds())
+            self._timer = self.clock.callLater(delay, self._run)
+
+    def _run(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, job = heapq.heappop(heap)
+            if job.state is _SCHEDULED:
+                self.due(job)
+        self._arm()
+
+    def stop(self) -> None:
+        """The server is going away: cancel the delayed call."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None

@@ -5,19 +5,39 @@ One connection's state as the server core sees it.
 A Gearman connection may act as a client (submitting and waiting for
 jobs), as a worker (registering functions and running jobs), or both; the
 core keeps both roles' state here and talks back through an L{IPeer}.
+The session keeps its own books of what its worker can do
+(L{Session.addFunction}, L{Session.removeFunction}, L{Session.close}) and
+picks the job it runs next (L{Session.nextJob}).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from txgearman.server.function import Function
     from txgearman.server.interfaces import IPeer
     from txgearman.server.job import Job
 
-__all__ = ["Session"]
+__all__ = ["Session", "WorkerInfo"]
+
+
+class WorkerInfo(NamedTuple):
+    """
+    One line of the admin C{workers} listing (every connection, worker or
+    not).
+
+    @ivar connectionId: see L{Session.connectionId}.
+    @ivar host: the peer's address.
+    @ivar clientId: set by SET_CLIENT_ID; C{-} until then.
+    @ivar functions: the function names it can do, in registration order.
+    """
+
+    connectionId: int
+    host: str
+    clientId: bytes
+    functions: list[bytes]
 
 
 class Session:
@@ -35,13 +55,14 @@ class Session:
         ran empty is dropped when next seen).  A grab looks here instead
         of asking each of the worker's functions, so its cost does not
         grow with the number of functions.  C{None} for a worker of one
-        function or none.
+        function or none.  L{Function.push} adds to it.
     @ivar timeouts: CAN_DO_TIMEOUT limits in seconds, per function.
     @ivar sleeping: the worker sent PRE_SLEEP and has not grabbed since.
     @ivar noopSent: a NOOP went to the sleeping worker already.
     @ivar wokenFor: the function whose job this worker was woken for, until
         it grabs (see L{Function.woken}).
-    @ivar jobs: jobs this worker holds, by handle.
+    @ivar jobs: jobs this worker holds, by handle (kept by
+        L{Function.start}, L{Function.requeue} and L{Function.finish}).
     @ivar attached: foreground jobs this client waits for.
     @ivar exceptions: the client asked for WORK_EXCEPTION packets.
     @ivar closed: the connection is gone.
@@ -88,6 +109,145 @@ class Session:
         self.attached: dict[Job, None] = {}
         self.exceptions = exceptions
         self.closed = False
+
+    # -- options -----------------------------------------------------------
+
+    def setClientId(self, clientId: bytes) -> None:
+        """SET_CLIENT_ID, as the core cleaned it."""
+        self.clientId = clientId
+
+    def wantExceptions(self) -> None:
+        """OPTION_REQ C{exceptions}: send WORK_EXCEPTION to this client."""
+        self.exceptions = True
+
+    # -- abilities ---------------------------------------------------------
+
+    def setTimeout(self, function: Function, seconds: float | None) -> None:
+        """Jobs of C{function} it runs are requeued after C{seconds}, or never."""
+        if seconds is not None:
+            self.timeouts[function] = seconds
+        else:
+            self.timeouts.pop(function, None)
+
+    def addFunction(self, function: Function) -> None:
+        """
+        The worker can do C{function} too (it could not before).  With two
+        functions or more it keeps L{ready} and watches each of them.
+        """
+        functions = self.functions
+        functions.append(function)
+        function.addWorker(self)
+        if len(functions) == 2:
+            self.ready = (OrderedDict(), OrderedDict(), OrderedDict())
+            for each in functions:
+                self._watch(each)
+        elif len(functions) > 2:
+            self._watch(function)
+
+    def _watch(self, function: Function) -> None:
+        function.watch(self)
+        assert self.ready is not None
+        queued = function.queued
+        for priority, ready in enumerate(self.ready):
+            if queued[priority]:
+                ready[function] = None
+
+    def removeFunction(self, function: Function) -> list[Job]:
+        """
+        The worker can no longer do C{function}.
+
+        @return: the jobs of C{function} it held, which it holds no more.
+        """
+        functions = self.functions
+        functions.remove(function)
+        self.timeouts.pop(function, None)
+        function.removeWorker(self)
+        if self.ready is not None:
+            for ready in self.ready:
+                ready.pop(function, None)
+            if len(functions) == 1:
+                functions[0].unwatch(self)
+                self.ready = None
+        held = [job for job in self.jobs.values() if job.function is function]
+        for job in held:
+            del self.jobs[job.handle]
+        return held
+
+    def close(self) -> tuple[list[Job], list[Job]]:
+        """
+        The connection went away: it can do nothing more.
+
+        @return: the jobs its client waited for and the jobs its worker
+            held, both of which it now lets go.
+        """
+        self.closed = True
+        for function in self.functions:
+            function.removeWorker(self)
+        self.functions = []
+        self.ready = None
+        self.timeouts.clear()
+        attached = list(self.attached)
+        self.attached.clear()
+        held = list(self.jobs.values())
+        self.jobs.clear()
+        return attached, held
+
+    # -- picking a job -----------------------------------------------------
+
+    def hasRunnable(self) -> bool:
+        """Whether any of the worker's functions has a runnable job."""
+        ready = self.ready
+        if ready is None:
+            for function in self.functions:
+                if function.runnable:
+                    return True
+            return False
+        for priority, functions in enumerate(ready):
+            while functions:
+                if next(iter(functions)).queued[priority]:
+                    return True
+                functions.popitem(last=False)
+        return False
+
+    def nextJob(self) -> Job | None:
+        """
+        Start the job this worker gets next (L{Function.start}): the oldest
+        of the highest priority, rotating between the worker's functions.
+        Amortised constant time, whatever the number of functions.
+        """
+        ready = self.ready
+        if ready is None:
+            functions = self.functions
+            if not functions:
+                return None
+            function = functions[0]
+            queued = function.queued
+            for priority in (0, 1, 2):
+                if queued[priority]:
+                    return function.start(priority, self)
+            return None
+        for priority, runnable in enumerate(ready):
+            while runnable:
+                function, _ = runnable.popitem(last=False)
+                job = function.start(priority, self)
+                if job is not None:
+                    if function.queued[priority]:
+                        # Round-robin: the function that just supplied a
+                        # job goes to the back of this worker's turn.
+                        runnable[function] = None
+                    return job
+        return None
+
+    # -- queries -----------------------------------------------------------
+
+    def info(self) -> WorkerInfo:
+        """The connection's line in the admin C{workers} listing."""
+        return WorkerInfo(
+            self.connectionId,
+            self.host,
+            self.clientId,
+            [f.name for f in self.functions],
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.connectionId} {self.host} {self.clientId!r}>"

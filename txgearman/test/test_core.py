@@ -9,9 +9,12 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from txgearman.codec import PacketType, Priority
-from txgearman.server.core import WAKE_PATIENCE, JobServer
-from txgearman.server.job import JobState
-from txgearman.server.session import Session
+from txgearman.server.core import JobServer
+from txgearman.server.function import FunctionStatus, PriorityStatus
+from txgearman.server.job import JobInfo, JobState
+from txgearman.server.schedule import CronSchedule
+from txgearman.server.session import Session, WorkerInfo
+from txgearman.server.wakeup import WAKE_PATIENCE
 from txgearman.store.interfaces import StoredJob, StoreError
 from txgearman.test.fakes import FakePeer, FakeStore
 
@@ -1786,6 +1789,73 @@ class StatusTests(CoreTestCase):
         self.assertEqual(self.connect().connectionId, 2)
 
 
+class QueryTests(CoreTestCase):
+    """
+    The figures and listings the admin protocol reads, as plain tuples.
+    """
+
+    def test_functionStatus(self) -> None:
+        """
+        Per function, in creation order: jobs held, jobs running, workers.
+        """
+        self.server.createFunction(b"idle")
+        self.submit(background=True)
+        self.submit(background=True, when=NOW + 60)
+        self.grabHandle(self.worker(b"fn"))
+        self.worker(b"fn")
+        self.assertEqual(
+            self.server.functionStatus(),
+            [
+                FunctionStatus(b"idle", 0, 0, 0),
+                FunctionStatus(b"fn", 2, 1, 2),
+            ],
+        )
+
+    def test_priorityStatus(self) -> None:
+        """
+        Per function and priority, the jobs waiting: queued or scheduled,
+        not running.
+        """
+        self.submit(priority=HIGH)
+        self.submit(priority=LOW, background=True, when=NOW + 60)
+        self.submit()
+        self.submit()
+        self.grabHandle(self.worker(b"fn"))
+        self.assertEqual(
+            self.server.priorityStatus(), [PriorityStatus(b"fn", 0, 2, 1, 1)]
+        )
+
+    def test_listWorkers(self) -> None:
+        """
+        Every connection, in connection order, with what it can do.
+        """
+        client = self.client()
+        worker = self.worker(b"a", b"b")
+        self.server.setClientId(worker, b"w 1")
+        self.assertEqual(
+            self.server.listWorkers(),
+            [
+                WorkerInfo(client.connectionId, "127.0.0.1", b"-", []),
+                WorkerInfo(worker.connectionId, "127.0.0.1", b"w_1", [b"a", b"b"]),
+            ],
+        )
+
+    def test_listJobs(self) -> None:
+        """
+        Every live job, in submission order, with its failed attempts and
+        whether the store holds it.
+        """
+        fg = self.submit(unique=b"u")
+        bg = self.submit(background=True)
+        worker = self.worker(b"fn")
+        self.assertEqual(self.grabHandle(worker), fg)
+        self.server.disconnect(worker)
+        self.assertEqual(
+            self.server.listJobs(),
+            [JobInfo(fg, 1, False, b"u"), JobInfo(bg, 0, True, b"")],
+        )
+
+
 class EpochTests(CoreTestCase):
     """
     Jobs with a time to run at (SUBMIT_JOB_EPOCH and SUBMIT_JOB_SCHED).
@@ -1863,6 +1933,37 @@ class EpochTests(CoreTestCase):
         handle = self.submit(unique=b"u", background=True, when=NOW + 10)
         self.assertEqual(self.submit(unique=b"u", background=True), handle)
         self.assertEqual(self.submit(unique=b"u"), handle)
+
+    def test_submitScheduled(self) -> None:
+        """
+        L{JobServer.submitScheduled} reads the clock for the schedule: the
+        job is a background job that runs at the next matching minute.
+        """
+        # NOW is 2023-11-14 22:13:20 UTC: the next 22:30 is 1000 s away.
+        client = self.client()
+        schedule = CronSchedule.parse(b"30", b"22", b"", b"*", b"")
+        self.server.submitScheduled(client, b"fn", b"", b"d", schedule)
+        [(ptype, (handle,))] = peerOf(client).take()
+        self.assertEqual(ptype, T.JOB_CREATED)
+        self.assertEqual(self.store.added[-1][1].when, NOW + 1000)
+        worker = self.worker(b"fn")
+        self.clock.advance(999)
+        self.assertEqual(self.grab(worker), (T.NO_JOB, ()))
+        self.clock.advance(1)
+        self.assertEqual(self.grabHandle(worker), handle)
+
+    def test_submitScheduledNever(self) -> None:
+        """
+        A schedule that never matches is answered with ERROR
+        INVALID_ARGUMENT, and makes no job.
+        """
+        client = self.client()
+        schedule = CronSchedule.parse(b"0", b"0", b"31", b"2", b"")
+        self.server.submitScheduled(client, b"fn", b"", b"d", schedule)
+        [(ptype, (code, text))] = peerOf(client).take()
+        self.assertEqual((ptype, code), (T.ERROR, b"INVALID_ARGUMENT"))
+        self.assertEqual(text, b"the schedule never matches")
+        self.assertEqual(self.server.jobs, {})
 
     def test_stopCancelsTimers(self) -> None:
         """

@@ -2,7 +2,8 @@
 Stateful property tests for L{txgearman.server.core.JobServer}: random sequences of
 submits, grabs, results, disconnects, cancels, store answers and clock
 steps, after each of which the server's bookkeeping must agree with itself
-and no acknowledged background job may have vanished.
+and no acknowledged background job may have vanished; and no job may make
+a move L{txgearman.server.job.TRANSITIONS} does not list.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from txgearman.server.core import JobServer
 from txgearman.server.job import JobState
 from txgearman.server.session import Session
 from txgearman.test.fakes import FakePeer, FakeStore
+from txgearman.test.test_job import TransitionWatcher
 
 NOW = 1_700_000_000
 FUNCTIONS = [b"a", b"a", b"c-d", b"e"]
@@ -313,8 +315,10 @@ class JobServerModelTests(unittest.SynchronousTestCase):
 
     def test_bookkeeping(self) -> None:
         """
-        No sequence of operations breaks the invariants.
+        No sequence of operations breaks the invariants, or makes a move
+        of a job's state the table does not list.
         """
+        watcher = TransitionWatcher().install(self)
         run_state_machine_as_test(
             JobServerMachine,
             settings=settings(
@@ -324,3 +328,4 @@ class JobServerModelTests(unittest.SynchronousTestCase):
                 suppress_health_check=[HealthCheck.too_slow],
             ),
         )
+        self.assertNotEqual(watcher.moves, [])

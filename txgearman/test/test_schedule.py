@@ -1,15 +1,19 @@
 """
-Tests for L{txgearman.server.schedule}: parsing SUBMIT_JOB_SCHED's cron fields and
-finding the minute they next match.
+Tests for L{txgearman.server.schedule}: parsing SUBMIT_JOB_SCHED's cron fields,
+finding the minute they next match, and the jobs waiting for their time.
 """
 
 from __future__ import annotations
 
 import calendar
 
+from twisted.internet import task
 from twisted.trial import unittest
 
-from txgearman.server.schedule import CronSchedule, InvalidSchedule
+from txgearman.codec import Priority
+from txgearman.server.function import Function
+from txgearman.server.job import Job, JobState
+from txgearman.server.schedule import CronSchedule, InvalidSchedule, TimedJobs
 
 
 def at(
@@ -283,3 +287,103 @@ class NextAfterTests(unittest.SynchronousTestCase):
             self.assertGreater(nxt, now)
             self.assertIn((nxt // 60) % 60, schedule.minutes or ())
             now = nxt
+
+
+class TimedJobsTests(unittest.SynchronousTestCase):
+    """
+    L{TimedJobs} hands jobs back when their time comes, earliest first,
+    with one delayed call at a time.
+    """
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.clock.advance(MONDAY)
+        self.due: list[bytes] = []
+        self.timed = TimedJobs(self.clock, self.ran)
+        self.addCleanup(self.timed.stop)
+        self.function = Function(b"fn")
+        self.count = 0
+
+    def ran(self, job: Job) -> None:
+        self.assertIs(job.state, JobState.SCHEDULED)
+        self.due.append(job.handle)
+        self.function.release(job)
+
+    def add(self, delay: int) -> Job:
+        """A job scheduled C{delay} seconds from now."""
+        self.count += 1
+        when = int(self.clock.seconds()) + delay
+        job = Job(
+            b"%d" % self.count, self.function, b"", b"", Priority.NORMAL, True, when
+        )
+        self.function.admit(job)
+        self.function.schedule(job)
+        self.timed.add(job)
+        return job
+
+    def test_inTimeOrder(self) -> None:
+        """
+        Jobs come back at their own times, in time order, those due at the
+        same time in the order they were added; one delayed call waits.
+        """
+        self.add(30)
+        self.add(10)
+        self.add(10)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(9)
+        self.assertEqual(self.due, [])
+        self.clock.advance(1)
+        self.assertEqual(self.due, [b"2", b"3"])
+        self.clock.advance(20)
+        self.assertEqual(self.due, [b"2", b"3", b"1"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.timed), 0)
+
+    def test_earlierRearms(self) -> None:
+        """
+        A job due before the one the delayed call waits for moves the call
+        earlier.
+        """
+        self.add(100)
+        self.add(5)
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), MONDAY + 5)
+        self.clock.advance(5)
+        self.assertEqual(self.due, [b"2"])
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), MONDAY + 100)
+
+    def test_goneEarly(self) -> None:
+        """
+        A job that left the schedule (no longer C{SCHEDULED}) is skipped
+        when its time comes, and the delayed call waits for the next job
+        still waiting.
+        """
+        first = self.add(10)
+        self.add(20)
+        self.function.forget(first)
+        self.clock.advance(10)
+        self.assertEqual(self.due, [])
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), MONDAY + 20)
+        self.clock.advance(10)
+        self.assertEqual(self.due, [b"2"])
+
+    def test_allGone(self) -> None:
+        """
+        When every job left early, no delayed call is left once the first
+        time passes.
+        """
+        self.function.forget(self.add(10))
+        self.clock.advance(10)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop(self) -> None:
+        """
+        L{TimedJobs.stop} cancels the delayed call; nothing comes back.
+        """
+        self.add(10)
+        self.timed.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(10)
+        self.assertEqual(self.due, [])
