@@ -17,6 +17,17 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import FailTest, TestCase
 
+from tests.library import (
+    LOOPBACK,
+    ClientTestMixin,
+    WorkerTestMixin,
+    pause,
+    poll,
+    raised,
+    rejects,
+    serverName,
+)
+from tests.library import AdminTestCase as _Cleanups
 from tests.server import freePort, peerBinary
 from txgearman.client.admin import (
     FunctionStatus,
@@ -28,9 +39,7 @@ from txgearman.client.client import JobStatus
 from txgearman.client.errors import AdminError, JobException
 from txgearman.client.worker import WorkerJob
 from txgearman.codec import PacketType
-from txgearman.test.test_adminclient import _Cleanups, rejects
-from txgearman.test.test_client import ClientTestMixin, raised, serverName
-from txgearman.test.test_worker import LOOPBACK, Gate, WorkerTestMixin, pause, poll
+from txgearman.test.test_worker import Gate
 
 
 def _accepts(port: int) -> bool:
