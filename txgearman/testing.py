@@ -47,6 +47,12 @@ succeed once a server listens there again).
 Servers are named by an address, a string: several servers may run side by
 side at different addresses, and a server stopped and started again at the
 same address is found by the clients that knew the first one.
+
+With trial, use a C{SynchronousTestCase}: nothing touches the global
+reactor, so nothing is left to clean up, and C{pump.flush()} followed by
+C{successResultOf} or C{failureResultOf} reads results as well as
+L{GearmanPump.result} does.  The clock starts at 0 unless the pump is
+given one: mind it where Unix times matter (a background job's C{when}).
 """
 
 from __future__ import annotations
@@ -512,9 +518,10 @@ class GearmanPump:
     ) -> GearmanServerService:
         """
         Start a txgearman job server listening at C{address}: the same
-        L{GearmanServerService} twistd runs, on this pump's clock.  It is
-        ready (its store replayed) once this returns, with an in-memory
-        store it is given none.
+        L{GearmanServerService} twistd runs, on this pump's clock.  With
+        the default in-memory store, or any store that answers at once, it
+        is ready (its store replayed) when this returns; otherwise see its
+        C{ready}.
 
         To restart a server, stop the service (C{stopService}, then
         L{flush}) and start another at the same address with the first
