@@ -23,204 +23,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
+
+from support import (
+    LOAD_PY,
+    SERVERS,
+    Server,
+    addDriverArguments,
+    cpuSeconds,
+    findDriver,
+    freePort,
+    peakRssMiB,
+    startRedis,
+    stopProcess,
+)
 
 MODES = {
     "bg": ["-n", "100000", "-c", "2", "-w", "4", "-b", "100", "-s", "100"],
     "bg-split": ["-n", "100000", "-c", "2", "-w", "4", "-b", "100", "-s", "100"],
     "fg": ["-n", "50000", "-c", "8", "-w", "4"],
-}
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def waitForPort(
-    port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"version\n")
-                if s.recv(100).startswith(b"OK"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not answer in time")
-
-
-def cpuSeconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _statusMiB(pid: int, field: str) -> float:
-    """
-    A size in kB from C{/proc/<pid>/status}, in MiB.
-    """
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rssMiB(pid: int) -> float:
-    """
-    The current resident set size of process C{pid}, in MiB.
-    """
-    return _statusMiB(pid, "VmRSS:")
-
-
-def peakRssMiB(pid: int) -> float:
-    """
-    The largest resident set size process C{pid} has had, in MiB.
-    """
-    return _statusMiB(pid, "VmHWM:")
-
-
-@dataclass
-class Server:
-    name: str
-    command: list[str]
-    redis: bool = False
-
-    def start(self, port: int, tmp: str, redisPort: int = 0) -> subprocess.Popen[bytes]:
-        argv = [a.format(port=port, tmp=tmp, redis=redisPort) for a in self.command]
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        waitForPort(port, proc)
-        return proc
-
-
-def stopProcess(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """
-    Stop a server as its operator would (SIGTERM), killing it only if it
-    has not exited within C{timeout} seconds.
-    """
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def twistd() -> str:
-    local = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
-
-
-def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    """
-    A fresh redis-server for one run: no snapshots, no AOF, as gearmand's
-    figures in ../shared/bench were taken.
-    """
-    port = freePort()
-    proc = subprocess.Popen(
-        [
-            os.environ.get("REDIS_SERVER", "redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            tmp,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(100).startswith(b"+PONG"):
-                    return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
-
-
-def _txgearman(*extra: str) -> list[str]:
-    return [
-        twistd(),
-        "-n",
-        "--pidfile=",
-        "--logfile={tmp}/t.log",
-        "gearman",
-        "--port",
-        "tcp:{port}:interface=127.0.0.1",
-        *extra,
-    ]
-
-
-def _gearmand(threads: str, *extra: str) -> list[str]:
-    return [
-        "gearmand",
-        "-p",
-        "{port}",
-        "-L",
-        "127.0.0.1",
-        "-t",
-        threads,
-        "-l",
-        "{tmp}/g.log",
-        *extra,
-    ]
-
-
-_GEARMAND_REDIS = (
-    "-q",
-    "redis",
-    "--redis-server",
-    "127.0.0.1",
-    "--redis-port",
-    "{redis}",
-)
-
-SERVERS = {
-    "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
-    "gearmand-t4": Server("gearmand -t 4", _gearmand("4")),
-    # gearmand finds jobs (by unique id, by handle) in hash tables with a
-    # fixed number of buckets, 991 by default: with many jobs queued every
-    # lookup walks long chains.  This one is sized for a million jobs.
-    "gearmand-t1-hash": Server(
-        "gearmand -t 1 --hashtable-buckets 1000003",
-        _gearmand("1", "--hashtable-buckets", "1000003"),
-    ),
-    "txgearman": Server("txgearman", _txgearman()),
-    "gearmand-t1-redis": Server(
-        "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True
-    ),
-    "gearmand-t4-redis": Server(
-        "gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True
-    ),
-    "txgearman-redis": Server(
-        "txgearman --redis", _txgearman("--redis", "127.0.0.1:{redis}"), True
-    ),
 }
 
 
@@ -243,53 +68,6 @@ def number(result: dict[str, object], key: str) -> float:
     """
     value = result.get(key)
     return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-LOAD_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
-
-
-def addDriverArguments(parser: argparse.ArgumentParser, auto: str) -> None:
-    """
-    The C{--gearbench} and C{--driver} options L{findDriver} reads;
-    C{auto} says what C{--driver auto} does in this script.
-    """
-    parser.add_argument(
-        "--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)"
-    )
-    parser.add_argument(
-        "--driver",
-        choices=["auto", "gearbench", "load"],
-        default="auto",
-        help=f"auto: {auto}",
-    )
-
-
-def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
-    """
-    The load generator's command and a description of it for the table.
-
-    @param choice: C{auto} (gearbench when found, else load.py),
-        C{gearbench} or C{load}.
-    @param explicit: the --gearbench argument, if given.
-    @raise SystemExit: if gearbench was asked for and is not found.
-    """
-    if choice != "load":
-        candidates = [explicit] if explicit else []
-        if not explicit and os.environ.get("GEARBENCH"):
-            candidates.append(os.environ["GEARBENCH"])
-        candidates.append("gearbench")
-        for candidate in candidates:
-            found = shutil.which(candidate) or (
-                candidate if os.path.isfile(candidate) else None
-            )
-            if found:
-                return [found], f"gearbench ({found})"
-            if candidate is explicit or choice == "gearbench":
-                raise SystemExit(f"gearbench not found: {candidate}")
-    return (
-        [sys.executable, LOAD_PY],
-        "benchmarks/load.py (pure Python; its figures compare servers with each other only)",
-    )
 
 
 def runOnce(

@@ -33,8 +33,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from compare import SERVERS, Server, cpuSeconds, freePort, rssMiB, stopProcess
 from load import ECHO_REQ, ECHO_RES, HEADER, RES, packet
+from support import SERVERS, Server, cpuSeconds, freePort, rssMiB, stopProcess
 
 
 @dataclass

@@ -24,8 +24,17 @@ import sys
 import tempfile
 import time
 
-from compare import freePort, rssMiB, stopProcess, twistd
 from load import adminQueued
+from support import (
+    LOOPBACK,
+    SERVERS,
+    ProcessExited,
+    freePort,
+    rssMiB,
+    startRedis,
+    stopProcess,
+    waitUntil,
+)
 
 from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
@@ -41,34 +50,14 @@ def resp(*args: bytes) -> bytes:
 
 
 class Redis:
+    """
+    A private redis-server (L{startRedis}) and one connection to it, to
+    write the queue and read its memory use.
+    """
+
     def __init__(self, tmp: str) -> None:
-        self.port = freePort()
-        self.proc = subprocess.Popen(
-            [
-                os.environ.get("REDIS_SERVER", "redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tmp,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", self.port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.proc, self.port = startRedis(tmp)
+        self.sock = socket.create_connection((LOOPBACK, self.port))
         self.reader = self.sock.makefile("rb")
 
     def pipeline(self, commands: list[bytes]) -> None:
@@ -85,8 +74,7 @@ class Redis:
 
     def stop(self) -> None:
         self.sock.close()
-        self.proc.terminate()
-        self.proc.wait()
+        stopProcess(self.proc)
 
     def usedMemoryMiB(self) -> float:
         self.sock.sendall(resp(b"INFO", b"memory"))
@@ -135,28 +123,30 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
 def timeStart(
     argv: list[str], port: int, jobs: int, timeout: float, logPath: str
 ) -> tuple[float, float]:
+    """
+    Start a server and time it until its admin C{status} shows C{jobs}
+    jobs queued.
+
+    @return: the seconds that took, and the server's memory then.
+    """
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        while True:
-            if proc.poll() is not None:
-                error = (
-                    proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                )
-                if os.path.exists(logPath):
-                    with open(logPath, errors="replace") as log:
-                        error += "".join(log.readlines()[-5:])
-                raise RuntimeError(
-                    f"{' '.join(argv)} exited with {proc.returncode}: {error}"
-                )
-            try:
-                if adminQueued("127.0.0.1", port, b"bench") >= jobs:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() - started > timeout:
-                raise RuntimeError("timed out")
-            time.sleep(0.05)
+        try:
+            waitUntil(
+                lambda: adminQueued(LOOPBACK, port, b"bench") >= jobs,
+                timeout,
+                f"{jobs} queued jobs",
+                proc,
+            )
+        except ProcessExited as e:
+            error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            if os.path.exists(logPath):
+                with open(logPath, errors="replace") as log:
+                    error += "".join(log.readlines()[-5:])
+            raise RuntimeError(
+                f"{' '.join(argv)} exited with {e.returncode}: {error}"
+            ) from None
         return time.monotonic() - started, rssMiB(proc.pid)
     finally:
         stopProcess(proc)
@@ -183,17 +173,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             port = freePort()
-            argv = [
-                twistd(),
-                "-n",
-                "--pidfile=",
-                f"--logfile={tmp}/t.log",
-                "gearman",
-                "--port",
-                f"tcp:{port}:interface=127.0.0.1",
-                "--redis",
-                f"127.0.0.1:{redis.port}",
-            ]
+            argv = SERVERS["txgearman-redis"].argv(port, tmp, redis.port)
             seconds, rss = timeStart(
                 argv, port, args.jobs, args.timeout, f"{tmp}/t.log"
             )
@@ -208,23 +188,7 @@ def main() -> int:
             try:
                 fillGearmand(redis, args.jobs, args.size)
                 port = freePort()
-                argv = [
-                    "gearmand",
-                    "-p",
-                    str(port),
-                    "-L",
-                    "127.0.0.1",
-                    "-t",
-                    "1",
-                    "-l",
-                    f"{tmp}/g.log",
-                    "-q",
-                    "redis",
-                    "--redis-server",
-                    "127.0.0.1",
-                    "--redis-port",
-                    str(redis.port),
-                ]
+                argv = SERVERS["gearmand-t1-redis"].argv(port, tmp, redis.port)
                 try:
                     seconds, rss = timeStart(
                         argv, port, args.jobs, args.timeout, f"{tmp}/g.log"

@@ -42,8 +42,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from compare import (
+from load import JOB_CREATED, SUBMIT_JOB_BG, adminQueued, packet, splitPackets
+from support import (
     LOAD_PY,
+    LOOPBACK,
     SERVERS,
     Server,
     addDriverArguments,
@@ -52,8 +54,8 @@ from compare import (
     freePort,
     rssMiB,
     stopProcess,
+    waitUntil,
 )
-from load import JOB_CREATED, SUBMIT_JOB_BG, adminQueued, packet, splitPackets
 
 FILL_FUNCTION = b"scale-fill"
 
@@ -73,7 +75,7 @@ def prefill(port: int, count: int, size: int, timeout: float) -> float:
         slow.
     """
     payloadTail = b"x" * max(size - 10, 0)
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
     answers = {"created": 0, "other": 0}
     failure: list[BaseException] = []
 
@@ -119,14 +121,11 @@ def waitQueued(port: int, count: int, timeout: float) -> None:
     """
     Wait until the admin C{status} shows C{count} jobs of the fill function.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        total = adminQueued("127.0.0.1", port, FILL_FUNCTION)
-        if total >= count:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"status shows {total} queued, expected {count}")
-        time.sleep(0.05)
+    waitUntil(
+        lambda: adminQueued(LOOPBACK, port, FILL_FUNCTION) >= count,
+        timeout,
+        f"the status to show {count} queued",
+    )
 
 
 @dataclass
@@ -216,7 +215,7 @@ def runOnce(
                     timeout=args.timeout + 120,
                 )
                 used = cpuSeconds(proc.pid) - before
-                left = adminQueued("127.0.0.1", port, FILL_FUNCTION)
+                left = adminQueued(LOOPBACK, port, FILL_FUNCTION)
                 lines = out.stdout.strip().splitlines()
                 result: dict[str, Any] = (
                     json.loads(lines[-1])

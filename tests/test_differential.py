@@ -10,22 +10,12 @@ and compares.  Scenarios stay clear of the documented differences
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import (
-    LOOPBACK,
-    RawConnection,
-    adminCommand,
-    freePort,
-    peerBinary,
-    startServer,
-    waitFor,
-)
+from tests.fixtures import RawConnection, adminCommand, startGearmand, startServer
 
 Transcript = list[object]
 Scenario = Callable[["Servers"], Transcript]
@@ -317,54 +307,12 @@ class DifferentialTests(TestCase):
     Every scenario gets the same answers from gearmand and txgearman.
     """
 
-    def startGearmand(self) -> int:
-        gearmand = peerBinary("gearmand", "gearman-job-server")
-        directory = self.mktemp()
-        os.makedirs(directory)
-        port = freePort()
-        process = subprocess.Popen(
-            [
-                gearmand,
-                "--port",
-                str(port),
-                "--listen",
-                LOOPBACK,
-                "--threads",
-                "1",
-                "--job-handle-prefix",
-                "H:diff",
-                "--log-file",
-                os.path.join(directory, "gearmand.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def stop() -> None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-        self.addCleanup(stop)
-
-        def answers() -> bool:
-            try:
-                return adminCommand(port, b"version", timeout=1).startswith(b"OK")
-            except Exception:
-                return False
-
-        waitFor(answers, 10, what="gearmand to answer")
-        return port
-
     def compare(self, scenario: Scenario, *options: str) -> None:
-        gearmand = scenario(Servers(self, self.startGearmand()))
+        gearmand = startGearmand(self, "--job-handle-prefix", "H:diff")
+        expected = scenario(Servers(self, gearmand.port))
         server = startServer(self, "--job-handle-prefix", "H:diff", *options)
         txgearman = scenario(Servers(self, server.port))
-        self.assertEqual(txgearman, gearmand)
+        self.assertEqual(txgearman, expected)
 
 
 # txgearman's own options per scenario.  gearmand wakes every sleeping

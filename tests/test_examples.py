@@ -10,8 +10,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import runTool, spawnTool, startServer, waitFor
-from txgearman.test.redisserver import startRedis
+from tests.fixtures import runTool, spawnTool, startRedis, startServer, waitFor
 
 #: The examples sit beside the tests in the source tree (not in the package).
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -15,7 +15,7 @@ import gear
 from twisted.trial.unittest import FailTest, TestCase
 
 import txgearman
-from tests.server import LOOPBACK, TwistdServer, startServer, waitFor
+from tests.fixtures import LOOPBACK, TwistdServer, startServer, waitFor
 
 _TIMEOUT = 10.0
 

@@ -15,7 +15,7 @@ import re
 from twisted.trial.unittest import TestCase
 
 import txgearman
-from tests.server import (
+from tests.fixtures import (
     GearmanTools,
     RawConnection,
     TwistdServer,

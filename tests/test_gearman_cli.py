@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import GearmanTools, TwistdServer, startServer, startTap, waitFor
+from tests.fixtures import GearmanTools, TwistdServer, startServer, startTap, waitFor
 
 # Packet type numbers, as on the wire.
 CAN_DO = 1

@@ -2,180 +2,172 @@
 The library's client, worker and admin client against Debian's gearmand
 1.1.20: the interoperability half of their tests, here because it starts
 gearmand (and the C{gearman} command-line tool) as processes.
+
+The library runs on the global reactor, in this process; gearmand and the
+tools are driven through L{tests.fixtures}.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import FailTest, TestCase
 
-from tests.library import (
+from tests.fixtures import (
     LOOPBACK,
-    ClientTestMixin,
-    WorkerTestMixin,
-    pause,
-    poll,
-    raised,
-    rejects,
-    serverName,
+    GearmanTools,
+    connectRaw,
+    peerBinary,
+    startGearmand,
+    waitForAsync,
+    waitForWorkers,
 )
-from tests.library import AdminTestCase as _Cleanups
-from tests.server import freePort, peerBinary
 from txgearman.client.admin import (
     FunctionStatus,
     GearmanAdminClient,
     JobInfo,
     PriorityStatus,
 )
-from txgearman.client.client import JobStatus
+from txgearman.client.client import GearmanClient, JobStatus
 from txgearman.client.errors import AdminError, JobException
-from txgearman.client.worker import WorkerJob
-from txgearman.codec import PacketType
-from txgearman.test.test_worker import Gate
+from txgearman.client.worker import GearmanWorker, WorkerJob
+
+#: How long a test waits for anything: generous, for a loaded machine.
+WAIT = 30.0
+
+_E = TypeVar("_E", bound=BaseException)
 
 
-def _accepts(port: int) -> bool:
+async def raised(d: Deferred[Any], kind: type[_E]) -> _E:
+    """
+    Wait for C{d} to fail with C{kind}; return the exception.
+
+    @raise FailTest: it succeeded, or failed with something else.
+    """
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=1):
-            return True
-    except OSError:
-        return False
+        result = await d
+    except kind as e:
+        return e
+    raise FailTest(f"expected {kind.__name__}, got the result {result!r}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def startGearmand(case: TestCase) -> tuple[int, int]:
+class Gate:
     """
-    Start Debian's gearmand on a free loopback port, stopped when C{case}
-    ends; skip (or fail under C{CI=true}) if it is missing.
+    Jobs that end when the test says so, counting how many run at once.
 
-    @return: its port and process id.
-    """
-    gearmand = peerBinary("gearmand", "gearman-job-server")
-    directory = os.path.abspath(case.mktemp())
-    os.makedirs(directory)
-    port = freePort()
-    pidFile = os.path.join(directory, "gearmand.pid")
-    # With -d the command returns once gearmand has daemonized.
-    logFile = os.path.join(directory, "gearmand.log")
-    subprocess.run(
-        [
-            gearmand,
-            "-p",
-            str(port),
-            "-L",
-            LOOPBACK,
-            "-t",
-            "1",
-            "-l",
-            logFile,
-            "-P",
-            pidFile,
-            "-d",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=True,
-        timeout=30,
-    )
-    await poll(
-        lambda: os.path.exists(pidFile) and os.path.getsize(pidFile), "the pid file"
-    )
-    with open(pidFile) as f:
-        pid = int(f.read().strip())
-
-    async def stop() -> None:
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            try:
-                await poll(lambda: not _alive(pid), "gearmand to exit", 10)
-            except FailTest:
-                os.kill(pid, signal.SIGKILL)
-
-    case.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    await poll(lambda: _accepts(port), "gearmand to listen")
-    return port, pid
-
-
-class ClientGearmandTests(ClientTestMixin, TestCase):
-    """
-    A L{GearmanClient} against Debian's gearmand, with the C{gearman}
-    command-line tool as the worker.
+    @ivar waiting: the Deferreds of the jobs running now, oldest first.
+    @ivar jobs: every job started, in order.
+    @ivar most: the largest number of jobs that ran at once.
     """
 
-    async def startGearmand(self) -> int:
-        port, _pid = await startGearmand(self)
-        return port
+    def __init__(self) -> None:
+        self.waiting: list[Deferred[bytes]] = []
+        self.jobs: list[WorkerJob] = []
+        self.running = 0
+        self.most = 0
 
-    async def workers(self, port: int, function: bytes, count: int) -> None:
-        """
-        Wait until gearmand's C{status} shows C{count} workers for
-        C{function}.
-        """
-        admin = GearmanAdminClient(serverName(port), reactor=reactor)
-        self.addCleanup(admin.close)
-        deadline = reactor.seconds() + 30
-        while True:
-            statuses = await admin.status()
-            if any(s.function == function and s.workers == count for s in statuses):
-                return
-            if reactor.seconds() > deadline:
-                raise FailTest(f"{function!r} never had {count} workers: {statuses}")
-            await deferLater(reactor, 0.05)
+    def __call__(self, job: WorkerJob) -> Deferred[bytes]:
+        self.jobs.append(job)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        d: Deferred[bytes] = Deferred()
 
-    def startCliWorker(self, port: int, function: str, *command: str) -> None:
-        """
-        Run C{gearman -w -f function -- command...} until the test ends.
-        """
-        gearman = peerBinary("gearman")
-        process = subprocess.Popen(
-            [
-                gearman,
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(port),
-                "-w",
-                "-f",
-                function,
-                "--",
-                *command,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        def ended(result: object) -> object:
+            self.running -= 1
+            return result
 
-        def stop() -> None:
-            process.kill()
-            process.wait(timeout=30)
+        self.waiting.append(d)
+        return d.addBoth(ended)
+
+    def release(self, result: bytes = b"done") -> None:
+        """End the oldest running job."""
+        self.waiting.pop(0).callback(result)
+
+
+class GearmandTestCase(TestCase):
+    """
+    A gearmand of the test's own on L{port}, and the library's workers and
+    clients connected to it; all stopped by the test's cleanups.
+    """
+
+    def setUp(self) -> None:
+        self.gearmand = startGearmand(self)
+        self.port = self.gearmand.port
+
+    def startWorker(
+        self, functions: dict[str, Callable[[WorkerJob], Any]], **kwargs: Any
+    ) -> GearmanWorker:
+        kwargs.setdefault("stopTimeout", 5.0)
+        worker = GearmanWorker([f"tcp:{LOOPBACK}:{self.port}"], reactor, **kwargs)
+        for name, function in functions.items():
+            worker.register(name, function)
+        worker.startService()
+
+        def stop() -> Deferred[None] | None:
+            return worker.stopService() if worker.running else None
 
         self.addCleanup(stop)
+        return worker
+
+    async def asleep(self, worker: GearmanWorker) -> None:
+        """
+        Wait until C{worker} is connected, has announced its functions and
+        been told there is no job.
+        """
+
+        def ready() -> bool:
+            live = worker.connections
+            return len(live) == 1 and all(c.sleeping for c in live)
+
+        await waitForAsync(ready, WAIT, "a sleeping worker connection")
+
+    def startClient(self) -> GearmanClient:
+        client = GearmanClient(
+            [f"tcp:{LOOPBACK}:{self.port}"],
+            reactor=reactor,
+            timeout=WAIT,
+            clientId=b"client-under-test",
+        )
+        client.startService()
+
+        def stop() -> Deferred[Any] | None:
+            return client.stopService() if client.running else None
+
+        self.addCleanup(stop)
+        return client
+
+    def adminClient(self) -> GearmanAdminClient:
+        client = GearmanAdminClient(
+            TCP4ClientEndpoint(reactor, LOOPBACK, self.port),
+            timeout=10.0,
+            reactor=reactor,
+        )
+        self.addCleanup(client.close)
+        return client
+
+
+class ClientGearmandTests(GearmandTestCase):
+    """
+    A L{GearmanClient} against gearmand, with the C{gearman} command-line
+    tool as the worker.
+    """
 
     async def test_reverse(self) -> None:
         """
         A job run by C{gearman -w -f reverse -- rev} through gearmand
         comes back reversed.
         """
-        port = await self.startGearmand()
-        self.startCliWorker(port, "reverse", peerBinary("rev", "util-linux"))
-        await self.workers(port, b"reverse", 1)
-        client = self.startClient([port])
+        rev = peerBinary("rev", "util-linux")
+        GearmanTools(self, self.port).spawnGearman("-w", "-f", "reverse", "--", rev)
+        waitForWorkers(self.port, b"reverse", 1, WAIT)
+        client = self.startClient()
         self.assertEqual(await client.submit("reverse", b"hello\n"), b"olleh\n")
 
     async def test_backgroundAndStatus(self) -> None:
@@ -183,8 +175,7 @@ class ClientGearmandTests(ClientTestMixin, TestCase):
         gearmand queues a background job and reports it by handle and by
         unique id; an unknown handle is not known.
         """
-        port = await self.startGearmand()
-        client = self.startClient([port])
+        client = self.startClient()
         handle = await client.submitBackground("nobody", b"data", unique="gm-1")
         self.assertTrue(handle.startswith(b"H:"), handle)
         self.assertEqual(
@@ -202,7 +193,6 @@ class ClientGearmandTests(ClientTestMixin, TestCase):
         callbacks, and its exception reaches the client as
         L{JobException} (gearmand honours the client's OPTION_REQ).
         """
-        port = await self.startGearmand()
 
         def chatty(job: WorkerJob) -> bytes:
             job.sendStatus(1, 2)
@@ -212,9 +202,9 @@ class ClientGearmandTests(ClientTestMixin, TestCase):
         def broken(job: WorkerJob) -> None:
             raise ValueError("bad input")
 
-        worker = self.startWorker([port], {"chatty": chatty, "broken": broken})
+        worker = self.startWorker({"chatty": chatty, "broken": broken})
         await self.asleep(worker)
-        client = self.startClient([port])
+        client = self.startClient()
         events: list[object] = []
         result = await client.submit(
             "chatty",
@@ -228,21 +218,24 @@ class ClientGearmandTests(ClientTestMixin, TestCase):
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
 
-class WorkerGearmandTests(WorkerTestMixin, TestCase):
+class WorkerGearmandTests(GearmandTestCase):
     """
-    A L{GearmanWorker} serving Debian's gearmand, with the C{gearman}
-    command-line client submitting the jobs.
+    A L{GearmanWorker} serving gearmand, with the C{gearman} command-line
+    client submitting the jobs.
     """
 
-    async def startGearmand(self) -> int:
-        self.gearmanCli = peerBinary("gearman")
-        port, _pid = await startGearmand(self)
-        return port
+    def setUp(self) -> None:
+        super().setUp()
+        self.tools = GearmanTools(self, self.port)
 
-    async def gearman(self, port: int, *args: str) -> tuple[bytes, bytes, int]:
-        """Run the C{gearman} client; return its output and exit code."""
+    async def gearman(self, *args: str) -> tuple[bytes, bytes, int]:
+        """
+        Run the C{gearman} client, letting the reactor (and so the worker)
+        run meanwhile; return its output and exit code.
+        """
+        executable, *argv = self.tools.gearmanArgv(*args)
         out, err, code = await getProcessOutputAndValue(
-            self.gearmanCli, ["-h", LOOPBACK, "-p", str(port), *args], env=os.environ
+            executable, argv, env=os.environ
         )
         return out, err, code
 
@@ -250,10 +243,9 @@ class WorkerGearmandTests(WorkerTestMixin, TestCase):
         """
         C{gearman -f reverse -- hello} prints what the worker answered.
         """
-        port = await self.startGearmand()
-        worker = self.startWorker([port], {"reverse": lambda job: job.data[::-1]})
+        worker = self.startWorker({"reverse": lambda job: job.data[::-1]})
         await self.asleep(worker)
-        out, err, code = await self.gearman(port, "-f", "reverse", "--", "hello")
+        out, err, code = await self.gearman("-f", "reverse", "--", "hello")
         self.assertEqual((out, code), (b"olleh", 0), err)
 
     async def test_concurrencyAndData(self) -> None:
@@ -262,24 +254,24 @@ class WorkerGearmandTests(WorkerTestMixin, TestCase):
         at most its concurrency run at once, and WORK_DATA reaches the
         client before the result.
         """
-        port = await self.startGearmand()
         gate = Gate()
 
         def slow(job: WorkerJob) -> Deferred[bytes]:
             job.sendData(b"<" + job.data + b">")
             return gate(job).addCallback(lambda ignored: b"=" + job.data)
 
-        worker = self.startWorker([port], {"slow": slow}, concurrency=2)
+        worker = self.startWorker({"slow": slow}, concurrency=2)
         await self.asleep(worker)
         runs = [
-            Deferred.fromCoroutine(self.gearman(port, "-f", "slow", "--", f"job{n}"))
+            Deferred.fromCoroutine(self.gearman("-f", "slow", "--", f"job{n}"))
             for n in range(4)
         ]
-        await poll(lambda: len(gate.jobs) == 2, "two jobs to start")
-        await pause(0.3)
+        await waitForAsync(lambda: len(gate.jobs) == 2, WAIT, "two jobs to start")
+        # The time a third job would need to start, were it let through.
+        await deferLater(reactor, 0.3)
         self.assertEqual(len(gate.jobs), 2)
         for _ in range(4):
-            await poll(lambda: gate.waiting, "a running job")
+            await waitForAsync(lambda: gate.waiting, WAIT, "a running job")
             gate.release()
         outputs = sorted([(await run)[0] for run in runs])
         self.assertEqual(outputs, [b"<job%d>=job%d" % (n, n) for n in range(4)])
@@ -290,43 +282,35 @@ class WorkerGearmandTests(WorkerTestMixin, TestCase):
         A job handed back at the stop timeout is requeued by gearmand and
         answered by the next worker.
         """
-        port = await self.startGearmand()
         gate = Gate()
-        first = self.startWorker([port], {"f": gate}, stopTimeout=0.5)
+        first = self.startWorker({"f": gate}, stopTimeout=0.5)
         await self.asleep(first)
-        run = Deferred.fromCoroutine(self.gearman(port, "-f", "f", "--", "data"))
-        await poll(lambda: gate.waiting, "the job to start")
+        run = Deferred.fromCoroutine(self.gearman("-f", "f", "--", "data"))
+        await waitForAsync(lambda: gate.waiting, WAIT, "the job to start")
         await first.stopService()
-        self.startWorker([port], {"f": lambda job: b"second:" + job.data})
+        self.startWorker({"f": lambda job: b"second:" + job.data})
         out, err, code = await run
         self.assertEqual((out, code), (b"second:data", 0), err)
 
 
-class AdminGearmandTests(_Cleanups):
+class AdminGearmandTests(GearmandTestCase):
     """
-    The client against Debian's gearmand 1.1.20.
+    A L{GearmanAdminClient} against gearmand.
     """
 
-    async def gearmand(self) -> tuple[int, int]:
-        """
-        Start gearmand on a free port.
-
-        @return: its port and process id.
-        """
-        return await startGearmand(self)
+    timeout = 60
 
     async def test_commands(self) -> None:
         """
         gearmand's listings, C{OK} and C{ERR} replies parse.
         """
-        port, pid = await self.gearmand()
-        worker = await self.connect(port)
-        worker.send(PacketType.SET_CLIENT_ID, b"wk-A")
-        worker.send(PacketType.CAN_DO, b"resize")
-        await worker.sync()
-        submitter = await self.connect(port)
-        handle = await submitter.submit(b"resize", b"img-1")
-        admin = self.adminClient(port)
+        worker = connectRaw(self, self.port)
+        worker.send("SET_CLIENT_ID", b"wk-A")
+        worker.send("CAN_DO", b"resize")
+        worker.sync()
+        submitter = connectRaw(self, self.port)
+        handle = submitter.submit("SUBMIT_JOB_BG", b"resize", b"img-1", b"payload")
+        admin = self.adminClient()
 
         self.assertEqual(await admin.status(), [FunctionStatus(b"resize", 1, 0, 1)])
         self.assertEqual(
@@ -345,7 +329,7 @@ class AdminGearmandTests(_Cleanups):
         self.assertEqual(await admin.showJobs(), [JobInfo(handle, 0, 0, True)])
         self.assertEqual(await admin.showUniqueJobs(), [b"img-1"])
         self.assertTrue((await admin.version()).startswith("1.1."))
-        self.assertEqual(await admin.getpid(), pid)
+        self.assertEqual(await admin.getpid(), self.gearmand.pid)
         self.assertTrue(await admin.verbose())
 
         # CRLF line ends: gearmand 1.1.20 would create "fres" from "fresh\n".
@@ -353,11 +337,11 @@ class AdminGearmandTests(_Cleanups):
         self.assertIn(FunctionStatus(b"fresh", 0, 0, 0), await admin.status())
         await admin.dropFunction(b"fresh")
         await admin.maxQueue(b"resize", (1, 1, 1))
-        error = await rejects(admin.cancelJob(b"H:nope:1"), AdminError)
+        error = await raised(admin.cancelJob(b"H:nope:1"), AdminError)
         self.assertEqual((error.code, error.text), ("UNKNOWN_JOB", ""))
-        error = await rejects(admin.dropFunction(b"nope"), AdminError)
+        error = await raised(admin.dropFunction(b"nope"), AdminError)
         self.assertEqual((error.code, error.text), ("", "function not found"))
-        error = await rejects(admin.shutdown(graceful=True), AdminError)
+        error = await raised(admin.shutdown(graceful=True), AdminError)
         self.assertEqual(error.code, "UNKNOWN_COMMAND")
         await admin.cancelJob(handle)
         # gearmand keeps a cancelled job, flagged, until a worker reaps it.

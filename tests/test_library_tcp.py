@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from twisted.internet.error import ConnectionRefusedError
 
+from tests.fixtures import freePort
 from tests.library import (
     AdminTestCase,
     ClientTestMixin,
@@ -17,7 +18,6 @@ from tests.library import (
     raised,
     serverName,
 )
-from tests.server import freePort
 from txgearman.client.admin import FunctionStatus, GearmanAdminClient
 from txgearman.client.worker import WorkerJob
 from txgearman.codec import PacketType

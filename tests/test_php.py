@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.server import (
+from tests.fixtures import (
     SpawnedTool,
     TwistdServer,
     missingPeer,

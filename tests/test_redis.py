@@ -20,17 +20,19 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import FailTest, TestCase
 
-from tests.server import (
+from tests.fixtures import (
     LOOPBACK,
     GearmanTools,
     RawConnection,
+    RedisServer,
     TwistdServer,
     connectRaw,
     freePort,
+    startRedis,
+    startSentinel,
     startServer,
     waitFor,
 )
-from txgearman.test.redisserver import RedisServer, startRedis, startSentinel
 
 PREFIX = b"txgearman"
 LAYOUT = PREFIX + b":layout"

@@ -19,7 +19,7 @@ import time
 from twisted.trial.unittest import SkipTest, TestCase
 
 import txgearman
-from tests.server import (
+from tests.fixtures import (
     LOOPBACK,
     TwistdServer,
     connectRaw,

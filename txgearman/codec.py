@@ -1,7 +1,8 @@
 # -*- test-case-name: txgearman.test.test_codec -*-
 """
-The Gearman wire format: packet types, argument rules, encoding and an
-incremental decoder.
+The Gearman wire format: packet types, argument rules, encoding, an
+incremental decoder, and the table by which a protocol finds its handler
+for each packet type.
 
 Pure functions over bytes, no Twisted: the server protocol, the client
 library and the tests all share this one parser.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "REQ",
@@ -28,6 +29,7 @@ __all__ = [
     "ARGUMENTS",
     "SUBMITS",
     "submitType",
+    "packetHandlers",
     "Packet",
     "AdminLine",
     "ProtocolError",
@@ -142,6 +144,25 @@ def submitType(priority: Priority, background: bool) -> PacketType:
     background or not.
     """
     return _SUBMIT_TYPES[(priority, background)]
+
+
+def packetHandlers(cls: type, default: object = None) -> tuple[Any, ...]:
+    """
+    The dispatch table of a protocol class: indexed by wire number, the
+    C{packet_<NAME>} attribute C{cls} has for each packet type, or
+    C{default} for a type it has no handler for (and for the unused
+    numbers).
+
+    Looked up on C{cls} itself, so a subclass's override is in its table.
+    A protocol builds its table once per class, when the class is made,
+    so that each packet costs one tuple index, not a name lookup.
+    """
+    return tuple(
+        getattr(cls, "packet_" + _T(n).name, default)
+        if n in _T._value2member_map_
+        else default
+        for n in range(max(_T) + 1)
+    )
 
 
 #: How each packet body splits into arguments: C{(count, hasData)}.  With
@@ -281,6 +302,12 @@ def splitArguments(ptype: PacketType, body: bytes) -> tuple[bytes, ...]:
     return _split(ptype, count + hasData, body)
 
 
+#: The packets whose body may be a job handle alone, meaning empty data.
+_BARE_HANDLE_TYPES = frozenset(
+    {_T.WORK_COMPLETE, _T.WORK_EXCEPTION, _T.WORK_DATA, _T.WORK_WARNING}
+)
+
+
 def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
     """
     Split C{body} at its first C{parts - 1} NULs.
@@ -293,6 +320,10 @@ def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
         return (body,)
     args = body.split(b"\0", parts - 1)
     if len(args) != parts:
+        if parts == 2 and ptype in _BARE_HANDLE_TYPES:
+            # A bare handle: what Perl's Gearman::Worker sends when the work
+            # function returns a false value; gearmand takes it as no data.
+            return (body, b"")
         raise MalformedPacket(
             f"{ptype.name} needs {parts} NUL-separated parts, got {len(args)}"
         )

@@ -10,6 +10,12 @@ an ERROR answers the oldest of them.  The results of foreground jobs
 routed by job handle.  The bytes are parsed by L{txgearman.codec}, the same
 parser the server uses.
 
+Each packet type is handled by a C{packet_<NAME>} method, found in a table
+built once per class (so that a subclass's override is the one called); a
+type without one is an answer of the wrong type.  A handler that raises has
+a bug: the failure is logged and the connection dropped, which fails what
+waits on it as any lost connection does; never the process.
+
 L{txgearman.client.GearmanClient} spreads jobs over several servers and
 reconnects; use this protocol directly for one connection you manage.
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol, connectionDone
@@ -41,6 +47,7 @@ from txgearman.codec import (
     Priority,
     ProtocolError,
     encodeRequest,
+    packetHandlers,
     submitType,
 )
 
@@ -112,6 +119,18 @@ class GearmanClientProtocol(Protocol):
 
     log = Logger()
 
+    #: Each packet type's handler, indexed by wire number: this class's
+    #: C{packet_<NAME>} method, or C{None} for a type it does not expect.
+    _handlers: ClassVar[
+        tuple[Callable[[GearmanClientProtocol, tuple[bytes, ...]], None] | None, ...]
+    ]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each subclass gets its own table, so that its overrides are
+        # called (this class's own is built after its body).
+        super().__init_subclass__(**kwargs)
+        cls._handlers = packetHandlers(cls)
+
     def __init__(self, maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE) -> None:
         self._decoder = Decoder(maxPacketSize)
         # (expected answer type, Deferred, callbacks of a foreground submit)
@@ -163,6 +182,7 @@ class GearmanClientProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         decoder = self._decoder
         decoder.feed(data)
+        handlers = self._handlers
         while not self._aborted:
             try:
                 packet = decoder.next()
@@ -180,29 +200,70 @@ class GearmanClientProtocol(Protocol):
                 )
                 self._abort()
                 return
-            self._received(packet)
+            kind = packet.type
+            handler = handlers[kind]
+            try:
+                if handler is None:
+                    # Not a type a client is sent: it answers nothing asked.
+                    self._answered(kind)
+                else:
+                    handler(self, packet.args)
+            except Exception:
+                self._handlerFailed(kind, Failure())
+                return
 
     def _abort(self) -> None:
         self._aborted = True
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
+    def _handlerFailed(self, kind: PacketType, failure: Failure) -> None:
+        """
+        The handler of a C{kind} packet raised: a bug, after which requests
+        and answers may no longer match, so the connection is dropped (and
+        what waits on it fails once it is lost).
+        """
+        self.log.failure(
+            "Handling {packetType} from the job server failed; disconnecting",
+            failure,
+            packetType=kind.name,
+        )
+        self._abort()
+
     # -- answers -----------------------------------------------------------
 
-    def _received(self, packet: Packet) -> None:
-        kind, args = packet.type, packet.args
-        if kind in _JOB_EVENTS:
-            self._jobEvent(kind, args)
-            return
+    def _oldest(
+        self, kind: PacketType
+    ) -> tuple[PacketType, Deferred[Any], JobCallbacks | None] | None:
+        """
+        Take the oldest request, which an answer of type C{kind} answers.
+
+        @return: what it waits for, its Deferred and callbacks; or C{None}
+            if no request waits (the answer is ignored).
+        """
         if not self._waiting:
             self.log.warn(
                 "Unexpected {kind} from the job server; ignored", kind=kind.name
             )
-            return
-        expected, d, callbacks = self._waiting.popleft()
-        if kind is _P.ERROR:
-            d.errback(ServerError(args[0], args[1]))
-        elif kind is not expected:
+            return None
+        return self._waiting.popleft()
+
+    def _answered(
+        self, kind: PacketType
+    ) -> tuple[Deferred[Any], JobCallbacks | None] | None:
+        """
+        Take the oldest request, which an answer of type C{kind} answers.
+
+        @return: its Deferred and callbacks; or C{None} if no request waits
+            (the answer is ignored) or the oldest waits for another type
+            (it fails, and the connection is dropped: answers and requests
+            no longer match).
+        """
+        oldest = self._oldest(kind)
+        if oldest is None:
+            return None
+        expected, d, callbacks = oldest
+        if kind is not expected:
             self.log.error(
                 "Job server answered {got} where {expected} was due; disconnecting",
                 got=kind.name,
@@ -210,64 +271,106 @@ class GearmanClientProtocol(Protocol):
             )
             d.errback(ServerError(b"PROTOCOL", b"unexpected " + kind.name.encode()))
             self._abort()
-        elif kind is _P.JOB_CREATED:
-            if callbacks is not None:
-                callbacks.handle = args[0]
-                self._jobs.setdefault(args[0], []).append(callbacks)
-            d.callback(args[0])
-        elif kind is _P.STATUS_RES:
-            handle, known, running, numerator, denominator = args
-            d.callback(
-                JobStatus(
-                    handle,
-                    b"",
-                    known == b"1",
-                    running == b"1",
-                    _int(numerator),
-                    _int(denominator),
-                )
-            )
-        elif kind is _P.STATUS_RES_UNIQUE:
-            unique, known, running, numerator, denominator, waiting = args
-            d.callback(
-                JobStatus(
-                    b"",
-                    unique,
-                    known == b"1",
-                    running == b"1",
-                    _int(numerator),
-                    _int(denominator),
-                    _int(waiting),
-                )
-            )
-        else:
-            d.callback(args[0])
+            return None
+        return d, callbacks
 
-    def _jobEvent(self, kind: PacketType, args: tuple[bytes, ...]) -> None:
+    def _answer(self, kind: PacketType, value: object) -> None:
+        """
+        Fire the oldest request, which an answer of type C{kind} answers,
+        with C{value}; see L{_answered}.
+
+        The handlers make C{value} before the request is taken: should
+        that fail, the request still waits, and fails with the connection.
+        """
+        answered = self._answered(kind)
+        if answered is not None:
+            answered[0].callback(value)
+
+    def packet_ERROR(self, args: tuple[bytes, ...]) -> None:
+        # An ERROR answers whatever the oldest request waits for.
+        oldest = self._oldest(_P.ERROR)
+        if oldest is not None:
+            oldest[1].errback(ServerError(args[0], args[1]))
+
+    def packet_JOB_CREATED(self, args: tuple[bytes, ...]) -> None:
+        answered = self._answered(_P.JOB_CREATED)
+        if answered is None:
+            return
+        d, callbacks = answered
+        if callbacks is not None:
+            callbacks.handle = args[0]
+            self._jobs.setdefault(args[0], []).append(callbacks)
+        d.callback(args[0])
+
+    def packet_STATUS_RES(self, args: tuple[bytes, ...]) -> None:
+        handle, known, running, numerator, denominator = args
+        status = JobStatus(
+            handle,
+            b"",
+            known == b"1",
+            running == b"1",
+            _int(numerator),
+            _int(denominator),
+        )
+        self._answer(_P.STATUS_RES, status)
+
+    def packet_STATUS_RES_UNIQUE(self, args: tuple[bytes, ...]) -> None:
+        unique, known, running, numerator, denominator, waiting = args
+        status = JobStatus(
+            b"",
+            unique,
+            known == b"1",
+            running == b"1",
+            _int(numerator),
+            _int(denominator),
+            _int(waiting),
+        )
+        self._answer(_P.STATUS_RES_UNIQUE, status)
+
+    def packet_ECHO_RES(self, args: tuple[bytes, ...]) -> None:
+        self._answer(_P.ECHO_RES, args[0])
+
+    def packet_OPTION_RES(self, args: tuple[bytes, ...]) -> None:
+        self._answer(_P.OPTION_RES, args[0])
+
+    # -- foreground jobs' news, routed by handle ---------------------------
+
+    def packet_WORK_DATA(self, args: tuple[bytes, ...]) -> None:
+        for callbacks in self._jobs.get(args[0], ()):
+            if callbacks.onData is not None:
+                self._notify(callbacks.onData, args[1])
+
+    def packet_WORK_WARNING(self, args: tuple[bytes, ...]) -> None:
+        for callbacks in self._jobs.get(args[0], ()):
+            if callbacks.onWarning is not None:
+                self._notify(callbacks.onWarning, args[1])
+
+    def packet_WORK_STATUS(self, args: tuple[bytes, ...]) -> None:
+        for callbacks in self._jobs.get(args[0], ()):
+            if callbacks.onStatus is not None:
+                self._notify(callbacks.onStatus, _int(args[1]), _int(args[2]))
+
+    def _notify(self, callback: Callable[..., object], *values: object) -> None:
+        # The application's callback: its failure is its own, not the
+        # connection's.
+        try:
+            callback(*values)
+        except Exception:
+            self.log.failure("A job callback failed")
+
+    def packet_WORK_COMPLETE(self, args: tuple[bytes, ...]) -> None:
+        for callbacks in self._jobs.pop(args[0], ()):
+            callbacks.result.callback(args[1])
+
+    def packet_WORK_FAIL(self, args: tuple[bytes, ...]) -> None:
         handle = args[0]
-        watchers = self._jobs.get(handle)
-        if not watchers:
-            return
-        if kind is _P.WORK_DATA or kind is _P.WORK_WARNING or kind is _P.WORK_STATUS:
-            for callbacks in watchers:
-                try:
-                    if kind is _P.WORK_DATA and callbacks.onData is not None:
-                        callbacks.onData(args[1])
-                    elif kind is _P.WORK_WARNING and callbacks.onWarning is not None:
-                        callbacks.onWarning(args[1])
-                    elif kind is _P.WORK_STATUS and callbacks.onStatus is not None:
-                        callbacks.onStatus(_int(args[1]), _int(args[2]))
-                except Exception:
-                    self.log.failure("A job callback failed")
-            return
-        del self._jobs[handle]
-        for callbacks in watchers:
-            if kind is _P.WORK_COMPLETE:
-                callbacks.result.callback(args[1])
-            elif kind is _P.WORK_FAIL:
-                callbacks.result.errback(JobFailed(handle))
-            else:
-                callbacks.result.errback(JobException(handle, args[1]))
+        for callbacks in self._jobs.pop(handle, ()):
+            callbacks.result.errback(JobFailed(handle))
+
+    def packet_WORK_EXCEPTION(self, args: tuple[bytes, ...]) -> None:
+        handle = args[0]
+        for callbacks in self._jobs.pop(handle, ()):
+            callbacks.result.errback(JobException(handle, args[1]))
 
     # -- requests ----------------------------------------------------------
 
@@ -371,16 +474,7 @@ class GearmanClientProtocol(Protocol):
             self.transport.write(encodeRequest(_P.SET_CLIENT_ID, clientId))
 
 
-_JOB_EVENTS = frozenset(
-    (
-        _P.WORK_DATA,
-        _P.WORK_WARNING,
-        _P.WORK_STATUS,
-        _P.WORK_COMPLETE,
-        _P.WORK_FAIL,
-        _P.WORK_EXCEPTION,
-    )
-)
+GearmanClientProtocol._handlers = packetHandlers(GearmanClientProtocol)
 
 
 def _failResult(failure: Failure, callbacks: JobCallbacks) -> None:

@@ -16,9 +16,18 @@ connection, since the server answers each with exactly one JOB_ASSIGN_UNIQ
 or NO_JOB; a NOOP that arrives while a grab is in flight means a job may
 have arrived after the server chose its answer, so the connection stays
 awake instead of going to sleep on that answer.
+
+Each packet type the server may send a worker is handled by a
+C{packet_<NAME>} method, found in a table built once per class (so that a
+subclass's override is the one called); other types are ignored.  A handler
+that raises has a bug: the failure is logged and the connection dropped, as
+for a server that breaks the protocol, never the process.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -32,6 +41,7 @@ from txgearman.codec import (
     PacketType,
     ProtocolError,
     encodeRequest,
+    packetHandlers,
 )
 
 __all__ = ["GearmanWorkerProtocol"]
@@ -57,6 +67,18 @@ class GearmanWorkerProtocol(Protocol):
     """
 
     log = Logger()
+
+    #: Each packet type's handler, indexed by wire number: this class's
+    #: C{packet_<NAME>} method, or C{None} for a type it ignores.
+    _handlers: ClassVar[
+        tuple[Callable[[GearmanWorkerProtocol, tuple[bytes, ...]], None] | None, ...]
+    ]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each subclass gets its own table, so that its overrides are
+        # called (this class's own is built after its body).
+        super().__init_subclass__(**kwargs)
+        cls._handlers = packetHandlers(cls)
 
     def __init__(
         self,
@@ -99,6 +121,7 @@ class GearmanWorkerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         decoder = self._decoder
         decoder.feed(data)
+        handlers = self._handlers
         while self.live:
             try:
                 item = decoder.next()
@@ -113,32 +136,56 @@ class GearmanWorkerProtocol(Protocol):
                     "Ignoring a text line from the job server: {line!r}", line=item.line
                 )
                 continue
-            handler = self._handlers.get(item.type)
+            handler = handlers[item.type]
             if handler is None:
                 self.log.debug(
                     "Ignoring {type} from the job server", type=item.type.name
                 )
                 continue
-            handler(self, item.args)
+            try:
+                handler(self, item.args)
+            except Exception:
+                self._handlerFailed(item.type, Failure())
+                return
 
     def _violation(self, why: str) -> None:
         """
-        The server broke the protocol: drop the connection (the server then
-        requeues whatever this connection held; the owner reconnects).
+        The server broke the protocol: drop the connection.
         """
         self.log.error("Closing the connection to the job server: {why}", why=why)
+        self._drop(Failure(ProtocolError(why)))
+
+    def _handlerFailed(self, ptype: PacketType, failure: Failure) -> None:
+        """
+        The handler of a C{ptype} packet raised: a bug, after which what
+        this connection holds is unknown, so it is dropped like one whose
+        server broke the protocol.
+        """
+        self.log.failure(
+            "Closing the connection to the job server: handling {packetType} failed",
+            failure,
+            packetType=ptype.name,
+        )
+        self._drop(failure)
+
+    def _drop(self, reason: Failure) -> None:
+        """
+        Close the connection and tell the owner now, with C{reason} (the
+        server then requeues whatever this connection held; the owner
+        reconnects).
+        """
         if self.transport is not None:
             self.transport.loseConnection()
         # Nothing more is read or sent on this connection.
-        self.connectionLost(Failure(ProtocolError(why)))
+        self.connectionLost(reason)
 
     # -- received packets ----------------------------------------------------
 
-    def _noop(self, args: tuple[bytes, ...]) -> None:
+    def packet_NOOP(self, args: tuple[bytes, ...]) -> None:
         self.wake()
         self.owner.workerWoken(self)
 
-    def _noJob(self, args: tuple[bytes, ...]) -> None:
+    def packet_NO_JOB(self, args: tuple[bytes, ...]) -> None:
         if not self.grabbing:
             self.log.warn("Ignoring a NO_JOB that answers no grab")
             return
@@ -150,11 +197,11 @@ class GearmanWorkerProtocol(Protocol):
             self._write(_PRE_SLEEP)
         self.owner.noJob(self)
 
-    def _jobAssignUniq(self, args: tuple[bytes, ...]) -> None:
+    def packet_JOB_ASSIGN_UNIQ(self, args: tuple[bytes, ...]) -> None:
         handle, function, unique, data = args
         self._assigned(handle, function, unique, data)
 
-    def _jobAssign(self, args: tuple[bytes, ...]) -> None:
+    def packet_JOB_ASSIGN(self, args: tuple[bytes, ...]) -> None:
         # Not an answer to GRAB_JOB_UNIQ, but unambiguous all the same.
         handle, function, data = args
         self._assigned(handle, function, b"", data)
@@ -170,21 +217,13 @@ class GearmanWorkerProtocol(Protocol):
         self._wokenWhileGrabbing = False
         self.owner.jobAssigned(self, handle, function, unique, data)
 
-    def _error(self, args: tuple[bytes, ...]) -> None:
+    def packet_ERROR(self, args: tuple[bytes, ...]) -> None:
         code, text = args
         self.log.warn(
             "The job server sent ERROR {code}: {text}",
             code=code.decode("ascii", "replace"),
             text=text.decode("utf-8", "replace"),
         )
-
-    _handlers = {
-        _P.NOOP: _noop,
-        _P.NO_JOB: _noJob,
-        _P.JOB_ASSIGN_UNIQ: _jobAssignUniq,
-        _P.JOB_ASSIGN: _jobAssign,
-        _P.ERROR: _error,
-    }
 
     # -- sending ---------------------------------------------------------------
 
@@ -264,3 +303,6 @@ class GearmanWorkerProtocol(Protocol):
     def workException(self, handle: bytes, data: bytes) -> bool:
         """Send WORK_EXCEPTION: the job raised; C{data} says what."""
         return self._send(_P.WORK_EXCEPTION, handle, data)
+
+
+GearmanWorkerProtocol._handlers = packetHandlers(GearmanWorkerProtocol)

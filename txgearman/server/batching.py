@@ -1,4 +1,4 @@
-# -*- test-case-name: txgearman.test.test_batching -*-
+# -*- test-case-name: txgearman.test.test_batching,tests.test_batching_tcp -*-
 """
 Write what the server sends to a connection once per reactor turn.
 

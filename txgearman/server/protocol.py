@@ -5,14 +5,17 @@ out, packets back.
 
 Framing is the codec's, rules are the core's, admin lines are
 L{AdminCommands}'; this module only connects them.  Each request type is
-handled by a C{packet_<NAME>} method; types without one get
-C{ERROR INVALID_COMMAND}, as gearmand answers.
+handled by a C{packet_<NAME>} method, found in a table built once per class
+(so that a subclass's override is the one called); types without one get
+C{ERROR INVALID_COMMAND}, as gearmand answers.  A handler that raises has a
+bug: the failure is logged, the peer gets C{ERROR SERVER_ERROR} and that
+connection is closed; the others carry on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, ClassVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer
@@ -25,12 +28,12 @@ from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
     RES,
-    SUBMITS,
     Decoder,
     Packet,
     PacketType,
     Priority,
     encode,
+    packetHandlers,
 )
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher, writerFor
@@ -46,6 +49,9 @@ _P = PacketType
 _GRAB_JOB = _P.GRAB_JOB
 _GRAB_JOB_UNIQ = _P.GRAB_JOB_UNIQ
 _GRAB_JOB_ALL = _P.GRAB_JOB_ALL
+_HIGH = Priority.HIGH
+_NORMAL = Priority.NORMAL
+_LOW = Priority.LOW
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
 
@@ -76,6 +82,18 @@ class GearmanServerProtocol(Protocol):
     #: The core's view of this connection; set when the connection is made.
     session: Session
     log = Logger()
+
+    #: Each packet type's handler, indexed by wire number: this class's
+    #: C{packet_<NAME>} method, else L{packet_unknown}.
+    _handlers: ClassVar[
+        tuple[Callable[[GearmanServerProtocol, tuple[bytes, ...]], None], ...]
+    ]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each subclass gets its own table, so that its overrides are
+        # called (this class's own is built after its body).
+        super().__init_subclass__(**kwargs)
+        cls._handlers = packetHandlers(cls, cls.packet_unknown)
 
     def __init__(self) -> None:
         self._made = False
@@ -268,7 +286,11 @@ class GearmanServerProtocol(Protocol):
                         _P.ERROR, b"INVALID_MAGIC", b"Request magic expected"
                     )
                     continue
-                handlers[event.type](self, event.args)
+                try:
+                    handlers[event.type](self, event.args)
+                except Exception:
+                    self._handlerFailed(event.type, Failure())
+                    return
             else:
                 self.send(self.factory.admin.handle(event.line))
         error = decoder.failed
@@ -279,6 +301,27 @@ class GearmanServerProtocol(Protocol):
                 error=str(error),
             )
             self.sendPacket(_P.ERROR, error.code, error.text)
+            self.close()
+
+    def _handlerFailed(self, ptype: PacketType, failure: Failure) -> None:
+        """
+        The handler of a C{ptype} packet raised: a bug, not the peer's
+        fault, but what this connection's state has become is unknown, so
+        it is told and closed (without reading the rest), and the server
+        goes on serving the others.
+        """
+        self.log.failure(
+            "Closing connection from {host}: handling {packetType} failed",
+            failure,
+            host=self.session.host,
+            packetType=ptype.name,
+        )
+        if not self._closing:
+            self.sendPacket(
+                _P.ERROR,
+                b"SERVER_ERROR",
+                b"Server failed to handle " + ptype.name.encode(),
+            )
             self.close()
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:
@@ -339,8 +382,27 @@ class GearmanServerProtocol(Protocol):
 
     # -- clients -----------------------------------------------------------
 
-    # packet_SUBMIT_JOB, _BG, _HIGH, _HIGH_BG, _LOW and _LOW_BG are made by
-    # _makeSubmit below: they differ only in priority and background.
+    # The six plain submits (function, unique id, data) differ only in the
+    # priority and background flag that codec.SUBMITS gives their types;
+    # each calls the core directly, as this runs for every job.
+
+    def packet_SUBMIT_JOB(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _NORMAL, False)
+
+    def packet_SUBMIT_JOB_BG(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _NORMAL, True)
+
+    def packet_SUBMIT_JOB_HIGH(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _HIGH, False)
+
+    def packet_SUBMIT_JOB_HIGH_BG(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _HIGH, True)
+
+    def packet_SUBMIT_JOB_LOW(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _LOW, False)
+
+    def packet_SUBMIT_JOB_LOW_BG(self, args: tuple[bytes, ...]) -> None:
+        self.core.submitJob(self.session, args[0], args[1], args[2], _LOW, True)
 
     def packet_SUBMIT_JOB_EPOCH(self, args: tuple[bytes, ...]) -> None:
         name, unique, raw, data = args
@@ -417,34 +479,10 @@ class GearmanServerProtocol(Protocol):
     def packet_SET_CLIENT_ID(self, args: tuple[bytes, ...]) -> None:
         self.core.setClientId(self.session, args[0])
 
-    _handlers: list[Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]]
 
-
-def _makeSubmit(
-    ptype: PacketType,
-) -> Callable[[GearmanServerProtocol, tuple[bytes, ...]], None]:
-    priority, background = SUBMITS[ptype]
-
-    def packet_SUBMIT(self: GearmanServerProtocol, args: tuple[bytes, ...]) -> None:
-        self.core.submitJob(
-            self.session, args[0], args[1], args[2], priority, background
-        )
-
-    packet_SUBMIT.__name__ = "packet_" + ptype.name
-    return packet_SUBMIT
-
-
-for _ptype in SUBMITS:
-    setattr(GearmanServerProtocol, "packet_" + _ptype.name, _makeSubmit(_ptype))
-
-# Dispatch table indexed by packet number: resolved once, not per packet.
-GearmanServerProtocol._handlers = [
-    getattr(GearmanServerProtocol, "packet_" + PacketType(n).name, None)
-    or GearmanServerProtocol.packet_unknown
-    if n in PacketType._value2member_map_
-    else GearmanServerProtocol.packet_unknown
-    for n in range(max(PacketType) + 1)
-]
+GearmanServerProtocol._handlers = packetHandlers(
+    GearmanServerProtocol, GearmanServerProtocol.packet_unknown
+)
 
 
 class GearmanServerFactory(Factory[GearmanServerProtocol]):

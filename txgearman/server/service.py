@@ -1,4 +1,4 @@
-# -*- test-case-name: txgearman.test.test_service -*-
+# -*- test-case-name: txgearman.test.test_service,tests.test_service_tcp -*-
 """
 L{GearmanServerService}: the job server as a Twisted service.
 

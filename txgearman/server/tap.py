@@ -28,15 +28,37 @@ __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 DRAIN_SIGNAL = signal.SIGUSR2
 
 
+def _typed(kind: type[int] | type[float], option: str) -> Any:
+    """
+    A coercer for C{--option} that, given a value that is no number, says
+    which option and what it takes (Twisted's own message names neither).
+    """
+    what = "a whole number" if kind is int else "a number"
+
+    def coerce(value: str) -> int | float:
+        try:
+            return kind(value)
+        except ValueError:
+            raise usage.UsageError(f"--{option} takes {what}, not {value!r}") from None
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
 def _workerWakeup(value: str) -> int | None:
     """
     Read C{--worker-wakeup}: C{auto} (C{None}) or a count of 0 or more.
     """
     if value == "auto":
         return None
-    count = int(value)
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
     if count < 0:
-        raise ValueError("must be auto, or 0 or more")
+        raise usage.UsageError(
+            f"--worker-wakeup takes auto, or 0 or more, not {value!r}"
+        )
     return count
 
 
@@ -46,7 +68,9 @@ class Options(usage.Options):
         "Run a Gearman job server.  Jobs are kept in memory; with --redis, "
         "background jobs are also stored in Redis and survive restarts.  Send "
         "SIGUSR2 to drain: stop accepting connections, finish the queued jobs, "
-        "exit."
+        "exit.  twistd writes ./twistd.pid (with -n too), so a second server in "
+        "the same directory needs its own: twistd --pidfile=FILE gearman ..., "
+        "or --pidfile= for none."
     )
     optParameters = [
         [
@@ -62,7 +86,7 @@ class Options(usage.Options):
             -1,
             "How often a job may lose its worker (disconnect, timeout) before "
             "it is dropped; -1 retries forever, 0 drops at the first failure.",
-            int,
+            _typed(int, "job-retries"),
         ],
         [
             "worker-wakeup",
@@ -84,14 +108,14 @@ class Options(usage.Options):
             None,
             DEFAULT_MAX_PACKET_SIZE,
             "Largest packet body accepted, in bytes; larger packets close the connection.",
-            int,
+            _typed(int, "max-packet-size"),
         ],
         [
             "drain-timeout",
             None,
             300.0,
             "Longest a SIGUSR2 drain waits for the queues to empty, in seconds.",
-            float,
+            _typed(float, "drain-timeout"),
         ],
         [
             "redis",
@@ -112,7 +136,7 @@ class Options(usage.Options):
             None,
             5.0,
             "Longest a Redis write may take, in seconds, before the client gets ERROR QUEUE_ERROR.",
-            float,
+            _typed(float, "redis-timeout"),
         ],
         [
             "redis-start-timeout",
@@ -120,19 +144,32 @@ class Options(usage.Options):
             60.0,
             "How long start-up waits for Redis to answer and for another "
             "server's lock to expire before it exits with status 1, in seconds.",
-            float,
+            _typed(float, "redis-start-timeout"),
         ],
         [
             "redis-lock-ttl",
             None,
             15.0,
             "How long the queue lock outlives a server that died, in seconds.",
-            float,
+            _typed(float, "redis-lock-ttl"),
         ],
     ]
     optFlags = [
         ["exceptions", None, "Send WORK_EXCEPTION to clients that did not ask for it."],
     ]
+
+    def parseOptions(self, options: Any = None) -> None:
+        """
+        Parse, and under twistd answer a wrong option with one line naming
+        it (twistd itself would print the whole help first) and status 1.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"twistd gearman: {e}\nSee twistd gearman --help.\n")
+            raise SystemExit(1) from None
 
     def postOptions(self) -> None:
         port = self["port"]

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["StoredJob", "storedJob", "IQueueStore", "StoreError"]
+__all__ = ["StoredJob", "storedJob", "IQueueStore", "StoreError", "IServerClaim"]
 
 
 class StoredJob(NamedTuple):
@@ -129,4 +129,26 @@ class IQueueStore(Interface):
     def stop() -> Deferred[None]:
         """
         Release connections and ownership.  Stored jobs stay stored.
+        """
+
+
+class IServerClaim(Interface):
+    """
+    Something that only one live process on this host can hold at a time,
+    such as the address a server listens on.  A store that finds its lock
+    held by a process of this host with the same claim, while the claim is
+    free, knows that process is this server's dead predecessor (killed, or
+    crashed) and may take the lock over at once, instead of waiting for it
+    to expire.
+    """
+
+    name = Attribute(
+        "The claim in words, the same for every run of one server (such as "
+        "C{tcp 127.0.0.1:4730}); stored in the lock."
+    )
+
+    def isFree() -> bool:
+        """
+        Whether no other live process holds the claim now: true when this
+        process holds it itself, or nobody does.
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: txgearman.test.test_store_redis -*-
+# -*- test-case-name: tests.test_store_redis,tests.test_store_redis_outages -*-
 """
 L{RedisQueueStore}: background jobs kept durably in Redis, through
 txredisapi.
@@ -11,19 +11,24 @@ away; when one fails for want of Redis, background submits are refused at
 once (rather than each waiting out the deadline) until a probe sees Redis
 answer again.
 
-This is the only module that imports txredisapi, which installs the global
-reactor when imported: import it only once the reactor is chosen (twistd's
-L{txgearman.server.tap} does so from C{makeService}).
+This is the only module that uses txredisapi, which installs the global
+reactor when imported: so it imports it only when a store first connects,
+and importing this module leaves the choice of reactor to the application.
 """
 
 from __future__ import annotations
 
+# Hostnames are encoded with the idna codec at the first lookup, which
+# under twistd -u comes after the privilege drop, when Python's own files
+# may no longer be readable: import it now.
+import encodings.idna  # noqa: F401
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from enum import Enum
+from functools import cache
+from typing import Any, NamedTuple
 
-import txredisapi
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
@@ -34,12 +39,13 @@ from twisted.internet.defer import (
 )
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.store.interfaces import IQueueStore, StoredJob, StoreError
+from txgearman.store.interfaces import IQueueStore, IServerClaim, StoredJob, StoreError
 from txgearman.store.redisaddress import RedisAddress, parseRedisAddress
 from txgearman.store.redislayout import (
     ACQUIRE_SCRIPT,
@@ -53,9 +59,15 @@ from txgearman.store.redislayout import (
     Layout,
     decodeRecord,
     encodeRecord,
+    ownerToken,
+    parseOwner,
 )
 
 __all__ = ["RedisQueueStore"]
+
+#: How much later than first seen a lock must expire for its holder to
+#: count as alive (it refreshed the lock): more than a call's latency.
+REFRESH_TOLERANCE = 0.1
 
 #: Most jobs (stored or deleted) one script call carries.
 BATCH_SIZE = 1000
@@ -79,6 +91,51 @@ NAMED_SKIPS = 10
 _Add = tuple[int, bytes, "Deferred[object]"]
 
 
+class StoreState(Enum):
+    """
+    Where a L{RedisQueueStore} is in its life.  The legal moves are
+    L{TRANSITIONS}; L{RedisQueueStore._moveTo} is the only writer.
+    """
+
+    #: Made, not started.
+    IDLE = "idle"
+    #: Connecting and taking the lock on the prefix.
+    STARTING = "starting"
+    #: Holding the lock, Redis answering: jobs are stored.
+    RUNNING = "running"
+    #: Redis stopped answering: jobs are refused until a probe is answered.
+    UNAVAILABLE = "unavailable"
+    #: Redis is away and a PING to see whether it is back is in flight.
+    PROBING = "probing"
+    #: Another server took the lock over: jobs are refused for good.
+    LOST = "lost"
+    #: Writing what is pending, giving the lock up, disconnecting.
+    STOPPING = "stopping"
+    #: Stopped, or failed to start.
+    STOPPED = "stopped"
+
+
+_S = StoreState
+#: States in which nothing new is written.
+_NOT_RUNNING = frozenset({_S.IDLE, _S.STOPPING, _S.STOPPED})
+#: States in which Redis is, or will again be, written to.
+_CONNECTED = frozenset({_S.STARTING, _S.RUNNING, _S.UNAVAILABLE, _S.PROBING})
+
+#: Every legal move between states.  Losing the queue while stopping is
+#: no move: the store is stopping either way, and only stops owning the
+#: lock (see L{RedisQueueStore._loseQueue}).
+TRANSITIONS: dict[StoreState, frozenset[StoreState]] = {
+    _S.IDLE: frozenset({_S.STARTING}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.STOPPING, _S.STOPPED}),
+    _S.RUNNING: frozenset({_S.UNAVAILABLE, _S.LOST, _S.STOPPING}),
+    _S.UNAVAILABLE: frozenset({_S.PROBING, _S.LOST, _S.STOPPING}),
+    _S.PROBING: frozenset({_S.RUNNING, _S.UNAVAILABLE, _S.LOST, _S.STOPPING}),
+    _S.LOST: frozenset({_S.STOPPING}),
+    _S.STOPPING: frozenset({_S.STOPPED}),
+    _S.STOPPED: frozenset(),
+}
+
+
 class _FastCommands:
     """
     Build a command's bytes in one C{bytes.join}: txredisapi's own
@@ -96,49 +153,90 @@ class _FastCommands:
         return b"".join(parts)
 
 
-class _Protocol(_FastCommands, txredisapi.RedisProtocol):
-    pass
-
-
-class _Factory(txredisapi.RedisFactory):
+class _RedisAPI(NamedTuple):
     """
-    txredisapi's connection factory, reconnecting within about a second
-    of Redis coming back (its default backs off up to ten).
+    txredisapi and the store's own subclasses of its classes.
     """
 
-    protocol = _Protocol
-    initialDelay = 0.1
-    maxDelay = 1.0
+    module: Any
+    factory: Any
+    sentinelFactory: Any
 
 
-class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
+@cache
+def _redisAPI() -> _RedisAPI:
     """
-    txredisapi's check that a server Sentinel named is the master, for
-    replies as bytes (C{charset=None}): its own compares them with text, and
-    so drops every connection.
+    Import txredisapi, on first use: importing it installs the global
+    reactor, which an application may not have chosen yet when it imports
+    this module.
     """
+    import txredisapi
 
-    def connectionMade(self) -> Any:
-        def checkRole(role: Any) -> Any:
-            if self.factory.is_master and role[0] not in (b"master", "master"):
-                self.transport.loseConnection()
-                return None
-            return txredisapi.RedisProtocol.connectionMade(self)
+    class _Protocol(_FastCommands, txredisapi.RedisProtocol):
+        def connectionLost(self, reason: Any) -> Any:
+            result = super().connectionLost(reason)
+            onLost = getattr(self.factory, "onLost", None)
+            if onLost is not None:
+                onLost(reason)
+            return result
 
-        if self.password is not None:
-            self.auth(self.password, self.username)
-        return self.role().addCallback(checkRole)
+    class _Factory(txredisapi.RedisFactory):
+        """
+        txredisapi's connection factory, reconnecting within about a second
+        of Redis coming back (its default backs off up to ten).
+        """
 
+        protocol = _Protocol
+        initialDelay = 0.1
+        maxDelay = 1.0
+        #: Told why, when Redis refuses a connection it accepted (a wrong
+        #: password, a database it does not have): txredisapi then stops
+        #: trying, and otherwise says so only in its log.
+        onError: Callable[[str], None] | None = None
+        #: Told when a connection to Redis is lost: commands sent before
+        #: it comes back would wait for it, so the store refuses jobs at
+        #: once instead, until a probe is answered.
+        onLost: Callable[[Failure], None] | None = None
 
-class _SentinelFactory(txredisapi.SentinelConnectionFactory):
-    protocol = _SentinelProtocol
-    maxDelay = 1.0
+        def connectionError(self, why: str) -> None:
+            if self.deferred is not None:
+                # Nobody waits on it (the connection is lazy): the store
+                # reports why, below.
+                self.deferred.addErrback(lambda failure: None)
+            super().connectionError(why)
+            if self.onError is not None:
+                self.onError(why)
+
+    class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
+        """
+        txredisapi's check that a server Sentinel named is the master, for
+        replies as bytes (C{charset=None}): its own compares them with
+        text, and so drops every connection.
+        """
+
+        def connectionMade(self) -> Any:
+            def checkRole(role: Any) -> Any:
+                if self.factory.is_master and role[0] not in (b"master", "master"):
+                    self.transport.loseConnection()
+                    return None
+                return txredisapi.RedisProtocol.connectionMade(self)
+
+            if self.password is not None:
+                self.auth(self.password, self.username)
+            return self.role().addCallback(checkRole)
+
+    class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+        protocol = _SentinelProtocol
+        maxDelay = 1.0
+
+    return _RedisAPI(txredisapi, _Factory, _SentinelFactory)
 
 
 def _reason(failure: Failure, timeout: float) -> str:
     """
     Why a Redis call failed, in words for a log and a client's ERROR.
     """
+    txredisapi = _redisAPI().module
     if failure.check(TimeoutError, CancelledError, txredisapi.TimeoutError):
         return f"Redis did not answer within {timeout:g} s"
     if failure.check(txredisapi.ConnectionError, ConnectionDone, ConnectionLost):
@@ -146,12 +244,43 @@ def _reason(failure: Failure, timeout: float) -> str:
     return f"Redis: {failure.getErrorMessage()}"
 
 
+@implementer(IStreamClientEndpoint)
+class _WatchedEndpoint:
+    """
+    An endpoint that tells the store how each connection attempt ended, so
+    that a Redis that cannot be reached is reported with the cause (refused,
+    unknown host, ...), not only as calls that time out.
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        connected: Callable[[], None],
+        failed: Callable[[Failure], None],
+    ) -> None:
+        self._endpoint = endpoint
+        self._connected = connected
+        self._failed = failed
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        def connected(protocol: Any) -> Any:
+            self._connected()
+            return protocol
+
+        def failed(failure: Failure) -> Failure:
+            if not failure.check(CancelledError):
+                self._failed(failure)
+            return failure
+
+        return self._endpoint.connect(protocolFactory).addCallbacks(connected, failed)
+
+
 def _connectionTrouble(failure: Failure) -> bool:
     """
     Whether a failure means Redis is out of reach (rather than that it
     answered with an error).
     """
-    return failure.check(txredisapi.ResponseError) is None
+    return failure.check(_redisAPI().module.ResponseError) is None
 
 
 @implementer(IQueueStore)
@@ -162,6 +291,8 @@ class RedisQueueStore:
     @ivar address: where Redis is.
     @ivar layout: the key names.
     @ivar timeout: the most a call to Redis may take.
+    @ivar state: where the store is in its life (a L{StoreState}); it
+        moves only along L{TRANSITIONS}.
     """
 
     log = Logger()
@@ -176,6 +307,7 @@ class RedisQueueStore:
         startTimeout: float = 60.0,
         batchInterval: float = 0.001,
         deleteInterval: float = 0.01,
+        claim: IServerClaim | None = None,
     ) -> None:
         """
         @param address: a L{RedisAddress} or C{--redis}'s text.
@@ -193,6 +325,11 @@ class RedisQueueStore:
         @param deleteInterval: the least time between two writes that only
             delete finished jobs: nobody waits for those, and while workers
             drain a queue, each write then carries that long's deletions.
+        @param claim: what only this server can hold on this host (its
+            listening address), written into the lock: a lock left by a
+            process of this host with the same claim, while the claim is
+            free, is this server's dead predecessor's, and is taken over at
+            once.  Without one, such a lock is waited out.
         """
         self.address = (
             parseRedisAddress(address) if isinstance(address, str) else address
@@ -215,9 +352,19 @@ class RedisQueueStore:
         self.description = (
             f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
         )
-        self.owner = (
-            f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}".encode()
-        )
+        self.claim = claim
+        # Why the last connection attempt failed, while connecting fails.
+        self.connectError: str | None = None
+        # Why Redis refused this server (a wrong password), if it did: no
+        # retry helps.
+        self._connectRefused: str | None = None
+        self._acquiring: Deferred[Any] | None = None
+        # Imported now, while the files are still readable (before twistd
+        # drops privileges); the reactor was chosen by whoever passed it.
+        _redisAPI()
+        self._host = socket.gethostname()
+        self._run = os.urandom(6).hex()
+        self.owner = self._ownerToken()
         self._redis: Any = None
         self._sentinel: Any = None
         self._seq = 0
@@ -232,13 +379,54 @@ class RedisQueueStore:
         self._retryCall: Any = None
         self._refreshDue = False
         self._refresher: LoopingCall | None = None
-        self._started = False
-        self._stopping = False
-        # Why Redis is out of reach, while it is; a probe clears it.
-        self._unavailable: str | None = None
-        self._probing = False
-        # Why this server no longer owns the queue, once it has lost it.
-        self._lost: str | None = None
+        self.state = StoreState.IDLE
+        # Why writes are refused: Redis is away (until a probe is answered)
+        # or the queue was lost (for good).  Kept while stopping.
+        self._refusedBecause: str | None = None
+        # Whether this server holds the lock: from taking it until it is
+        # released, or until another server takes it over.
+        self._ownsLock = False
+
+    def _moveTo(self, state: StoreState) -> None:
+        """
+        Change state, along one of L{TRANSITIONS} only: a move not listed
+        there is a bug, and raises.
+        """
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(
+                f"Redis store: no move from {self.state.name} to {state.name}"
+            )
+        self.state = state
+
+    def _ownerToken(self) -> bytes:
+        """
+        The token this server writes into the lock (see
+        L{txgearman.store.redislayout.ownerToken}), made at start: twistd
+        may fork between building the store and starting it.
+        """
+        claim = self.claim.name if self.claim is not None else None
+        return ownerToken(self._host, claim, os.getpid(), self._run)
+
+    def _describeHolder(self, token: bytes) -> str:
+        owner = parseOwner(token)
+        if owner is None:
+            return token.decode("utf-8", "replace")
+        where = f" with {owner.claim}" if owner.claim != "-" else ""
+        return f"pid {owner.pid} on {owner.host}{where}"
+
+    def _predecessor(self, token: bytes) -> bool | None:
+        """
+        Whether the lock's holder is this server's own predecessor, by host
+        and claim: C{True} if its claim is free again (it is dead), C{False}
+        if a live process holds the claim, C{None} if it is not ours.
+        """
+        owner = parseOwner(token)
+        claim = self.claim
+        if claim is None or owner is None or token == self.owner:
+            return None
+        if owner.host != self._host or owner.claim != claim.name:
+            return None
+        return bool(claim.isFree())
 
     # -- connecting --------------------------------------------------------
 
@@ -251,12 +439,13 @@ class RedisQueueStore:
             "password": address.password,
             "username": address.username,
         }
+        api = _redisAPI()
         if address.kind == "sentinel":
-            self._sentinel = txredisapi.Sentinel(list(address.sentinels))
+            self._sentinel = api.module.Sentinel(list(address.sentinels))
             self._sentinel.discovery_timeout = self.timeout
             self._redis = self._sentinel.master_for(
                 address.master,
-                factory_class=_SentinelFactory,
+                factory_class=api.sentinelFactory,
                 dbid=address.db,
                 **options,
             )
@@ -270,9 +459,68 @@ class RedisQueueStore:
             endpoint = HostnameEndpoint(
                 self.reactor, address.host, address.port, timeout=self.timeout
             )
-        factory = _Factory(str(address), address.db, 1, isLazy=True, **options)
-        factory.startConnecting(endpoint)
+        factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
+        factory.onError = self._refusedConnection
+        factory.onLost = self._connectionLost
+        factory.startConnecting(
+            _WatchedEndpoint(endpoint, self._connectSucceeded, self._connectFailed)
+        )
         self._redis = factory.handler
+
+    def _connectFailed(self, failure: Failure) -> None:
+        """
+        Log the cause of failed connection attempts once per cause, not once
+        per attempt.
+        """
+        error = (
+            failure.getErrorMessage() or getattr(failure.type, "__name__", "error")
+        ).rstrip(".")
+        if error != self.connectError:
+            self.log.warn(
+                "Cannot connect to Redis at {address}: {error}; trying again every second",
+                address=str(self.address),
+                error=error,
+            )
+        self.connectError = error
+
+    def _refusedConnection(self, why: str) -> None:
+        """
+        Redis accepted the connection and then refused this server (a
+        wrong password, an unknown database): say so plainly, and fail a
+        start at once rather than when it times out.
+        """
+        why = why.removeprefix("Redis error: ")
+        self._connectRefused = why
+        self.connectError = why
+        self.log.error(
+            "Redis at {address} refused this server: {why}",
+            address=str(self.address),
+            why=why,
+        )
+        if self._acquiring is not None:
+            self._acquiring.cancel()
+
+    def _connectionLost(self, reason: Failure) -> None:
+        if self.state is StoreState.RUNNING:
+            self._becomeUnavailable(
+                f"the connection to Redis was lost ({reason.getErrorMessage().rstrip('.')})"
+            )
+
+    def _connectSucceeded(self) -> None:
+        if self.connectError is not None:
+            self.log.info("Connected to Redis at {address}", address=str(self.address))
+        self.connectError = None
+
+    def _explain(self, failure: Failure, timeout: float) -> str:
+        """
+        Why a call failed, with the cause of the failed connection attempts
+        when there is one (a call times out while Redis cannot be reached).
+        """
+        if self.connectError is not None and failure.check(
+            TimeoutError, CancelledError, _redisAPI().module.TimeoutError
+        ):
+            return f"cannot connect: {self.connectError}"
+        return _reason(failure, timeout)
 
     def _call(
         self, command: bytes, *args: Any, timeout: float | None = None
@@ -301,47 +549,69 @@ class RedisQueueStore:
         C{startTimeout} for Redis to answer and for another server's lock
         to expire.
         """
-        if self._started:
+        if self.state is not StoreState.IDLE:
             return succeed(None)
-        self._started = True
+        self._moveTo(StoreState.STARTING)
+        self.owner = self._ownerToken()
         self._connect()
         return Deferred.fromCoroutine(self._acquire())
 
     async def _acquire(self) -> None:
         layout = self.layout
+        owner = self.owner
         deadline = self.reactor.seconds() + self.startTimeout
+        # A dead predecessor's token, once recognised: the lock may be
+        # taken from it.
+        replace = b""
+        # The holder first seen, and when its lock was to expire then.
+        seen: tuple[bytes, float] | None = None
+        # Why Redis could not be reached, as last logged.
+        unreachable: str | None = None
         while True:
             left = deadline - self.reactor.seconds()
             wait = max(0.1, min(self.timeout, left))
             try:
-                d = self._redis.eval(
+                d = self._acquiring = self._redis.eval(
                     ACQUIRE_SCRIPT,
                     [layout.lock, layout.version, layout.seq],
-                    [self.owner, self._lockTTLms, LAYOUT_VERSION],
+                    [owner, self._lockTTLms, LAYOUT_VERSION, replace],
                 )
+                if self._connectRefused is not None:
+                    d.cancel()
                 answer = await d.addTimeout(wait, self.reactor)
             except Exception:
                 failure = Failure()
+                self._acquiring = None
+                if self._connectRefused is not None:
+                    await self._abandon()
+                    raise StoreError(
+                        f"Redis at {self.address} refused this server: {self._connectRefused}"
+                    ) from None
                 if not _connectionTrouble(failure):
                     await self._abandon()
                     raise StoreError(
                         f"Redis at {self.address} refused the queue: {failure.getErrorMessage()}"
                     ) from None
-                reason = _reason(failure, wait)
+                reason = self._explain(failure, wait)
                 if self.reactor.seconds() >= deadline:
                     await self._abandon()
                     raise StoreError(
                         f"Redis at {self.address} is unreachable ({reason}); gave up after "
                         f"{self.startTimeout:g} s"
                     ) from None
-                self.log.warn(
-                    "Redis at {address} is unreachable ({reason}); retrying for {left:.0f} s more",
-                    address=str(self.address),
-                    reason=reason,
-                    left=max(0.0, deadline - self.reactor.seconds()),
-                )
+                if reason != unreachable:
+                    # Once per cause, not once per retry.
+                    self.log.warn(
+                        "Redis at {address} is unreachable ({reason}); retrying every second "
+                        "for {left:.0f} s more",
+                        address=str(self.address),
+                        reason=reason,
+                        left=max(0.0, deadline - self.reactor.seconds()),
+                    )
+                    unreachable = reason
                 await deferLater(self.reactor, min(1.0, max(0.0, left)), lambda: None)
                 continue
+            self._acquiring = None
             if answer[0] == 1:
                 if answer[1].isdigit():
                     self._seq = int(answer[1])
@@ -359,18 +629,58 @@ class RedisQueueStore:
                     f"the keys under prefix {layout.prefix!r} in Redis at {self.address} have "
                     f"layout version {answer[1]!r}, which this txgearman does not know"
                 )
-            holder = answer[1].decode("utf-8", "replace")
-            expires = max(0, int(answer[2])) / 1000
-            if self.reactor.seconds() >= deadline:
+            token = answer[1]
+            holder = self._describeHolder(token)
+            pttl = int(answer[2])
+            where = (
+                f"the queue under prefix {layout.prefix.decode('utf-8', 'replace')} "
+                f"in Redis at {self.address}"
+            )
+            predecessor = self._predecessor(token)
+            if predecessor and token != replace:
+                self.log.warn(
+                    "The lock on {where} was left by this server's previous run ({holder}), "
+                    "which is gone: {claim} is free again. Taking the queue over",
+                    where=where,
+                    holder=holder,
+                    claim=self.claim.name if self.claim is not None else "",
+                )
+                replace = token
+                continue
+            if predecessor is False:
                 await self._abandon()
                 raise StoreError(
-                    f"another txgearman server ({holder}) holds the queue under prefix "
-                    f"{layout.prefix.decode('utf-8', 'replace')} in Redis at {self.address}; "
+                    f"another txgearman server ({holder}) holds {where}, and "
+                    f"{self.claim.name if self.claim is not None else 'its address'} is in use; "
+                    "refusing to start (stop that server, or use another --redis-prefix)"
+                )
+            now = self.reactor.seconds()
+            expiresAt = now + pttl / 1000 if pttl >= 0 else float("inf")
+            if pttl < 0 or (
+                seen is not None
+                and (seen[0] != token or expiresAt > seen[1] + REFRESH_TOLERANCE)
+            ):
+                # It refreshed its lock (or its lock never expires): a live
+                # server holds the queue, and waiting would not help.
+                await self._abandon()
+                raise StoreError(
+                    f"another txgearman server ({holder}) holds {where} and is running (it "
+                    "keeps its lock fresh); refusing to start (use another --redis-prefix, "
+                    "or stop that server)"
+                )
+            if seen is None:
+                seen = (token, expiresAt)
+            expires = max(0, pttl) / 1000
+            if now >= deadline:
+                await self._abandon()
+                raise StoreError(
+                    f"another txgearman server ({holder}) holds {where}; "
                     "refusing to start (use another --redis-prefix, or stop that server)"
                 )
             self.log.warn(
                 "The queue under prefix {prefix} is held by {holder} (its lock expires in "
-                "{expires:.1f} s unless refreshed); waiting up to {left:.0f} s more",
+                "{expires:.1f} s unless refreshed); waiting to see whether it is alive, "
+                "up to {left:.0f} s more",
                 prefix=layout.prefix.decode("utf-8", "replace"),
                 holder=holder,
                 expires=expires,
@@ -384,6 +694,11 @@ class RedisQueueStore:
             prefix=layout.prefix.decode("utf-8", "replace"),
             address=str(self.address),
         )
+        self._ownsLock = True
+        if self.state is not StoreState.STARTING:
+            # Stopped while taking the lock: stop() releases it.
+            return
+        self._moveTo(StoreState.RUNNING)
         self._refresher = LoopingCall(self._refreshLock)
         self._refresher.clock = self.reactor
         self._refresher.start(self.lockTTL / 3, now=False)
@@ -392,6 +707,8 @@ class RedisQueueStore:
         """
         Close the connection after a failed start.
         """
+        if self.state is StoreState.STARTING:
+            self._moveTo(StoreState.STOPPED)
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -414,9 +731,9 @@ class RedisQueueStore:
         Write what is pending, give the lock up and disconnect.  The stored
         jobs stay for the next server.
         """
-        if not self._started or self._stopping:
+        if self.state in (StoreState.IDLE, StoreState.STOPPING, StoreState.STOPPED):
             return succeed(None)
-        self._stopping = True
+        self._moveTo(StoreState.STOPPING)
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
@@ -433,7 +750,7 @@ class RedisQueueStore:
                 self._flush()
             else:
                 break
-        if self._retries and self._lost is None and self._redis is not None:
+        if self._retries and self._ownsLock and self._redis is not None:
             await self._lastDeletions()
         left = len(self._retries)
         if left:
@@ -448,16 +765,18 @@ class RedisQueueStore:
                 d.errback(StoreError(f"{left} deletions were not carried out"))
             else:
                 d.callback(None)
-        if self._lost is None and self._redis is not None:
+        if self._ownsLock and self._redis is not None:
+            self._ownsLock = False
             try:
                 await self._eval(RELEASE_SCRIPT, [self.layout.lock], [self.owner])
             except Exception:
                 self.log.warn(
                     "Could not release the queue lock ({reason}); it expires in {ttl:g} s",
-                    reason=_reason(Failure(), self.timeout),
+                    reason=self._explain(Failure(), self.timeout),
                     ttl=self.lockTTL,
                 )
         await self._disconnect()
+        self._moveTo(StoreState.STOPPED)
 
     async def _lastDeletions(self) -> None:
         """
@@ -500,11 +819,9 @@ class RedisQueueStore:
         """
         Why a new job cannot be stored now, if it cannot.
         """
-        if self._lost is not None:
-            return self._lost
-        if self._unavailable is not None:
-            return self._unavailable
-        if not self._started or self._stopping or self._redis is None:
+        if self._refusedBecause is not None:
+            return self._refusedBecause
+        if self.state in _NOT_RUNNING or self._redis is None:
             return "the Redis store is not running"
         return None
 
@@ -552,7 +869,7 @@ class RedisQueueStore:
         each, back to back, too small ever to count as load (five times as
         many calls as needed, and a third less throughput).
         """
-        if self._stopping:
+        if self.state in _NOT_RUNNING:
             return
         if urgent and not self._busy and self._lastBatch < BUSY_BATCH:
             earliest = float("-inf")
@@ -574,7 +891,7 @@ class RedisQueueStore:
             call.reset(delay)
 
     def _refreshLock(self) -> None:
-        if self._unavailable is None and self._lost is None:
+        if self.state is StoreState.RUNNING:
             self._refreshDue = True
             self._scheduleFlush(urgent=False)
 
@@ -592,11 +909,7 @@ class RedisQueueStore:
             return
         adds, self._adds = self._adds, []
         removes, self._removes = self._removes, []
-        if (
-            self._unavailable is not None
-            or self._lost is not None
-            or self._redis is None
-        ):
+        if self._refusedBecause is not None or self._redis is None:
             # Redis is away: nothing would get through; a probe resends.
             refused = self._refusal() or "the Redis store is not running"
             for _key, _record, d in adds:
@@ -677,12 +990,12 @@ class RedisQueueStore:
         adds: list[_Add],
         removes: list[int],
     ) -> None:
-        reason = _reason(failure, self.timeout)
-        if failure.check(txredisapi.ResponseError) and LOCKED_ERROR in str(
+        reason = self._explain(failure, self.timeout)
+        if failure.check(_redisAPI().module.ResponseError) and LOCKED_ERROR in str(
             failure.value
         ):
             self._loseQueue(reason)
-            reason = self._lost or reason
+            reason = self._refusedBecause or reason
         elif _connectionTrouble(failure):
             self._becomeUnavailable(reason)
         else:
@@ -698,9 +1011,10 @@ class RedisQueueStore:
     # -- outages -----------------------------------------------------------
 
     def _becomeUnavailable(self, reason: str) -> None:
-        if self._unavailable is not None or self._stopping:
+        if self.state is not StoreState.RUNNING:
             return
-        self._unavailable = reason
+        self._moveTo(StoreState.UNAVAILABLE)
+        self._refusedBecause = reason
         self.log.error(
             "Redis at {address} is unavailable: {reason}. Background jobs are refused "
             "until it answers again",
@@ -710,32 +1024,32 @@ class RedisQueueStore:
         self._probe()
 
     def _probe(self) -> None:
-        if self._probing or self._stopping or self._redis is None:
+        if self.state is not StoreState.UNAVAILABLE or self._redis is None:
             return
-        self._probing = True
+        self._moveTo(StoreState.PROBING)
         self._call(b"PING").addCallbacks(self._probed, self._probeFailed)
 
     def _probed(self, _pong: object) -> None:
-        self._probing = False
-        if self._unavailable is None:
+        if self.state is not StoreState.PROBING:
             return
-        self._unavailable = None
+        self._moveTo(StoreState.RUNNING)
+        self._refusedBecause = None
         self.log.info("Redis at {address} answers again", address=str(self.address))
         self._refreshDue = True
         self._resend()
 
     def _probeFailed(self, failure: Failure) -> None:
-        self._probing = False
-        if not self._stopping:
+        if self.state is StoreState.PROBING:
+            self._moveTo(StoreState.UNAVAILABLE)
             self.reactor.callLater(0.2, self._probe)
 
     def _scheduleRetry(self) -> None:
-        if self._retryCall is None and not self._stopping and self._lost is None:
+        if self._retryCall is None and self.state in _CONNECTED:
             self._retryCall = self.reactor.callLater(1.0, self._retry)
 
     def _retry(self) -> None:
         self._retryCall = None
-        if self._unavailable is None:
+        if self.state is StoreState.RUNNING:
             self._resend()
         # Else the probe resends once Redis is back.
 
@@ -749,9 +1063,12 @@ class RedisQueueStore:
         self._scheduleFlush()
 
     def _loseQueue(self, reason: str) -> None:
-        if self._lost is not None:
+        if not self._ownsLock:
             return
-        self._lost = f"this server no longer owns the queue ({reason})"
+        self._ownsLock = False
+        self._refusedBecause = f"this server no longer owns the queue ({reason})"
+        if self.state is not StoreState.STOPPING:
+            self._moveTo(StoreState.LOST)
         self.log.critical(
             "Another txgearman server took the queue under prefix {prefix} over ({reason}). "
             "This server refuses background jobs from now on; the jobs it still holds may "

@@ -8,7 +8,8 @@ Layout version 1, under a prefix P (C{--redis-prefix}, C{txgearman} by
 default)::
 
     P:layout     "1": the version of this layout
-    P:lock       the owner token of the server that holds the queue, with a TTL
+    P:lock       the owner token of the server that holds the queue, with a TTL:
+                 host|claim|pid|run (see L{ownerToken})
     P:seq        the highest job number handed out so far
     P:job:<N>    one background job; N orders the jobs by submission
 
@@ -29,6 +30,7 @@ collide.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from txgearman.store.interfaces import StoredJob, storedJob
 
@@ -36,6 +38,9 @@ __all__ = [
     "LAYOUT_VERSION",
     "DEFAULT_PREFIX",
     "CorruptRecord",
+    "Owner",
+    "ownerToken",
+    "parseOwner",
     "Layout",
     "encodeRecord",
     "decodeRecord",
@@ -51,6 +56,39 @@ DEFAULT_PREFIX = "txgearman"
 _RECORD_VERSION = b"1"
 _PRIORITIES = {b"0": 0, b"1": 1, b"2": 2}
 _GLOB_SPECIAL = re.compile(rb"([*?\[\]\\])")
+
+
+class Owner(NamedTuple):
+    """
+    What a lock's owner token says of the server holding it.
+    """
+
+    host: str
+    claim: str
+    pid: str
+
+
+def ownerToken(host: str, claim: str | None, pid: int, run: str) -> bytes:
+    """
+    The token a server writes into the lock: its host, its claim (what only
+    one live process on the host can hold, such as its listening address;
+    C{-} for none), its process id, and a random id of this run.  Host and
+    claim let the server's next run recognise a lock its dead predecessor
+    left; the run id tells two runs apart.
+    """
+    fields = [host, claim or "-", str(pid), run]
+    return "|".join(field.replace("|", "/") for field in fields).encode("utf-8")
+
+
+def parseOwner(token: bytes) -> Owner | None:
+    """
+    The fields of an owner token, or C{None} for a token of another form
+    (an older txgearman's C{host:pid:run}).
+    """
+    parts = token.decode("utf-8", "replace").split("|")
+    if len(parts) != 4:
+        return None
+    return Owner(parts[0], parts[1], parts[2])
 
 
 class CorruptRecord(ValueError):
@@ -149,12 +187,13 @@ def decodeRecord(value: bytes, names: dict[bytes, bytes] | None = None) -> Store
 LOCKED_ERROR = "TXGEARMAN_LOCKED"
 
 #: Take the queue at start-up.  KEYS: lock, layout, seq.  ARGV: owner,
-#: lock TTL in ms, layout version.  Answers {1, seq} when taken,
+#: lock TTL in ms, layout version, and optionally the token of a dead
+#: predecessor whose lock may be taken over.  Answers {1, seq} when taken,
 #: {0, holder, pttl} when another server holds it, {-1, layout} when the
 #: stored layout is not ours.
 ACQUIRE_SCRIPT = b"""
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
+if holder and holder ~= ARGV[1] and holder ~= ARGV[4] then
   return {0, holder, redis.call('PTTL', KEYS[1])}
 end
 local layout = redis.call('GET', KEYS[2])

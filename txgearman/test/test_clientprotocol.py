@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from txgearman.client import clientprotocol
 from txgearman.client.clientprotocol import (
     GearmanClientProtocol,
     JobCallbacks,
@@ -653,6 +655,74 @@ class BrokenServerTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.failureResultOf(first, GearmanConnectionLost)
         self.failureResultOf(second, GearmanConnectionLost)
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    Each packet goes to its type's C{packet_<NAME>} method, looked up on the
+    protocol's own class; a handler that raises costs its connection only.
+    """
+
+    def test_subclassOverrides(self) -> None:
+        """
+        A subclass's handler overrides the base class's; the base class
+        keeps its own.
+        """
+
+        class Shouting(GearmanClientProtocol):
+            def packet_ECHO_RES(self, args: tuple[bytes, ...]) -> None:
+                super().packet_ECHO_RES((args[0].upper(),))
+
+        protocol = Shouting()
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(answer(_P.OPTION_RES, b"exceptions"))
+        echoed = protocol.echo(b"hi")
+        protocol.dataReceived(answer(_P.ECHO_RES, b"hi"))
+        self.assertEqual(self.successResultOf(echoed), b"HI")
+        plain, _ = connect()
+        echoed = plain.echo(b"hi")
+        plain.dataReceived(answer(_P.ECHO_RES, b"hi"))
+        self.assertEqual(self.successResultOf(echoed), b"hi")
+
+    def test_handlerFails(self) -> None:
+        """
+        A handler that raises is logged with its packet type and aborts
+        the connection, reading nothing more; once it is lost, what waited
+        on it fails with L{GearmanConnectionLost}, the request being
+        answered included.  Another connection is served as before.
+        """
+
+        def broken(*args: object) -> JobStatus:
+            raise ZeroDivisionError("bug")
+
+        self.patch(clientprotocol, "JobStatus", broken)
+        protocol, transport = connect()
+        job = protocol.submitJob(b"f", b"x")
+        protocol.dataReceived(answer(_P.JOB_CREATED, b"H:1"))
+        status = protocol.getStatus(b"H:1")
+        echoed = protocol.echo(b"x")
+        with capturedLogs() as events:
+            protocol.dataReceived(
+                answer(_P.STATUS_RES, b"H:1", b"1", b"1", b"0", b"0")
+                + answer(_P.ECHO_RES, b"x")
+            )
+        self.assertTrue(transport.disconnected, "the connection was not aborted")
+        [event] = [e for e in events if "log_failure" in e]
+        self.assertEqual(event["packetType"], "STATUS_RES")
+        self.assertIsInstance(event["log_failure"].value, ZeroDivisionError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertNoResult(status)
+        self.assertNoResult(echoed)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(status, GearmanConnectionLost)
+        self.failureResultOf(echoed, GearmanConnectionLost)
+        self.failureResultOf(job.result, GearmanConnectionLost)
+
+        other, otherTransport = connect()
+        echoed = other.echo(b"y")
+        other.dataReceived(answer(_P.ECHO_RES, b"y"))
+        self.assertEqual(self.successResultOf(echoed), b"y")
+        self.assertFalse(otherTransport.disconnecting)
 
 
 class ErrorTests(SynchronousTestCase):

@@ -165,6 +165,31 @@ class SplitArgumentsTests(unittest.SynchronousTestCase):
         )
         self.assertRaises(MalformedPacket, splitArguments, PacketType.WORK_STATUS, b"")
 
+    def test_bareHandle(self) -> None:
+        """
+        A C{WORK_COMPLETE}, C{WORK_EXCEPTION}, C{WORK_DATA} or
+        C{WORK_WARNING} body that is only a job handle (no NUL, no data), as
+        Perl's Gearman::Worker sends for a false result, is that handle
+        with empty data, as gearmand takes it.  Other packets of a handle
+        and data still need the NUL.
+        """
+        for ptype in [
+            PacketType.WORK_COMPLETE,
+            PacketType.WORK_EXCEPTION,
+            PacketType.WORK_DATA,
+            PacketType.WORK_WARNING,
+        ]:
+            self.assertEqual(splitArguments(ptype, b"H:host:1"), (b"H:host:1", b""))
+            decoder = Decoder()
+            decoder.feed(encodeRequest(ptype, b"H:host:1"))
+            self.assertEqual(decoder.next(), Packet(REQ, ptype, (b"H:host:1", b"")))
+        self.assertRaises(
+            MalformedPacket, splitArguments, PacketType.WORK_STATUS, b"H:1"
+        )
+        self.assertRaises(
+            MalformedPacket, splitArguments, PacketType.JOB_ASSIGN, b"H:1"
+        )
+
 
 class DecoderTests(unittest.SynchronousTestCase):
     """

@@ -24,8 +24,11 @@ from txgearman.store.redislayout import (
     RELEASE_SCRIPT,
     CorruptRecord,
     Layout,
+    Owner,
     decodeRecord,
     encodeRecord,
+    ownerToken,
+    parseOwner,
 )
 
 noNul = st.lists(st.integers(1, 255), max_size=40).map(bytes)
@@ -489,7 +492,7 @@ class ScriptTests(unittest.SynchronousTestCase):
 
     def test_acquire(self) -> None:
         self.assertEqual(indices(ACQUIRE_SCRIPT, b"KEYS"), {1, 2, 3})
-        self.assertEqual(indices(ACQUIRE_SCRIPT, b"ARGV"), {1, 2, 3})
+        self.assertEqual(indices(ACQUIRE_SCRIPT, b"ARGV"), {1, 2, 3, 4})
 
     def test_apply(self) -> None:
         """
@@ -512,3 +515,32 @@ class ScriptTests(unittest.SynchronousTestCase):
         self.assertIn(
             b"redis.error_reply('" + LOCKED_ERROR.encode() + b" ", APPLY_SCRIPT
         )
+
+
+class OwnerTokenTests(unittest.SynchronousTestCase):
+    """
+    L{ownerToken} and L{parseOwner}: what a lock says of its holder.
+    """
+
+    def test_roundTrip(self) -> None:
+        token = ownerToken("host", "tcp 127.0.0.1:4730", 42, "abc")
+        self.assertEqual(token, b"host|tcp 127.0.0.1:4730|42|abc")
+        self.assertEqual(parseOwner(token), Owner("host", "tcp 127.0.0.1:4730", "42"))
+
+    def test_noClaim(self) -> None:
+        self.assertEqual(
+            parseOwner(ownerToken("h", None, 1, "r")), Owner("h", "-", "1")
+        )
+
+    def test_separatorInField(self) -> None:
+        """
+        A C{|} inside a field cannot shift the others.
+        """
+        token = ownerToken("h|x", "unix /tmp/a|b", 1, "r")
+        self.assertEqual(parseOwner(token), Owner("h/x", "unix /tmp/a/b", "1"))
+
+    def test_otherForm(self) -> None:
+        """
+        An older txgearman's C{host:pid:run} token is nobody's predecessor.
+        """
+        self.assertIsNone(parseOwner(b"host:123:abcdef"))

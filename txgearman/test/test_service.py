@@ -1,26 +1,22 @@
 """
 Tests for L{txgearman.server.service}: start-up order, replay, stopping, draining
-and the drain signal.
+and the drain signal, on a fake reactor (on a real port:
+C{tests/test_service_tcp.py}).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-from typing import Any, cast
+from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import CannotListenError, ConnectionRefusedError
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
-from twisted.internet.protocol import Protocol
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from txgearman.server.protocol import GearmanServerFactory
@@ -535,72 +531,3 @@ class DrainSignalTests(SynchronousTestCase):
         service.startService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
         self.successResultOf(service.stopService())
-
-
-class PrivilegedPortTests(SynchronousTestCase):
-    def test_portInUse(self) -> None:
-        """
-        A port already in use makes L{privilegedStartService} raise
-        L{CannotListenError}.
-        """
-        busy = socket.socket()
-        self.addCleanup(busy.close)
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
-        service = GearmanServerService(
-            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
-        )
-        self.assertRaises(CannotListenError, service.privilegedStartService)
-        self.assertIsNone(service.port)
-
-
-class _Client(Protocol):
-    def __init__(self) -> None:
-        self.data = b""
-        self.lost: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.lost.callback(None)
-
-
-class RealReactorTests(TestCase):
-    """
-    Start and stop on a real loopback port.
-    """
-
-    timeout = 10
-
-    async def test_startAndStop(self) -> None:
-        """
-        The service serves on its port once ready; stopping closes the
-        port and every connection.
-        """
-        service = GearmanServerService("tcp:0:interface=127.0.0.1")
-        service.privilegedStartService()
-        service.startService()
-        await service.ready
-        assert service.port is not None
-        port = cast(IPv4Address, service.port.getHost()).port
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-        client = _Client()
-        await connectProtocol(endpoint, client)
-        assert client.transport is not None
-        client.transport.write(b"version\n")
-        while not client.data.endswith(b"\n"):
-            await _later()
-        self.assertTrue(client.data.startswith(b"OK "))
-        await service.stopService()
-        await client.lost.addTimeout(5, reactor)
-        self.assertEqual(service.factory.connections, set())
-        with self.assertRaises(ConnectionRefusedError):
-            await connectProtocol(endpoint, _Client())
-
-
-def _later() -> Deferred[None]:
-    from twisted.internet import task
-
-    return task.deferLater(reactor, 0.01, lambda: None)

@@ -2,7 +2,9 @@
 Tests for L{txgearman.store.interfaces.IQueueStore} implementations.
 
 L{QueueStoreTestsMixin} is the contract every store must meet; each store's
-test case mixes it in and says how to make a fresh, empty store.
+test case mixes it in and says how to make a fresh, empty store.  Here, the
+memory store's; the Redis store's, which needs a real Redis, is in
+C{tests/test_store_redis.py}.
 """
 
 from __future__ import annotations

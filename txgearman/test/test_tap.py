@@ -5,7 +5,9 @@ twistd plugin that names it.
 
 from __future__ import annotations
 
+import io
 import signal
+import sys
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.address import IPv4Address
@@ -124,6 +126,53 @@ class OptionsTests(SynchronousTestCase):
             ("--redis", "localhost", "--redis-timeout", "nan"),
         ]:
             self.assertRaises(usage.UsageError, parse, *argv)
+
+    def test_wrongValueNamesOption(self) -> None:
+        """
+        A value of the wrong kind is refused naming the option and what it
+        takes, not with Twisted's "Parameter type enforcement failed".
+        """
+        for argv, message in [
+            (("--job-retries", "x"), "--job-retries takes a whole number, not 'x'"),
+            (
+                ("--max-packet-size", "big"),
+                "--max-packet-size takes a whole number, not 'big'",
+            ),
+            (("--drain-timeout", "soon"), "--drain-timeout takes a number, not 'soon'"),
+            (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
+            (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
+            (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
+        ]:
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(*argv)
+            self.assertEqual(str(caught.exception), message)
+
+    def test_underTwistdOneLine(self) -> None:
+        """
+        Under twistd (the options have a parent), a wrong option is answered
+        with one line on standard error and exit status 1, instead of
+        twistd's whole help followed by the error.
+        """
+        options = tap.Options()
+        options.parent = usage.Options()
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            options.parseOptions(["--job-retries", "x"])
+        self.assertEqual(caught.exception.code, 1)
+        self.assertEqual(
+            err.getvalue(),
+            "twistd gearman: --job-retries takes a whole number, not 'x'\n"
+            "See twistd gearman --help.\n",
+        )
+
+    def test_helpNamesPidfile(self) -> None:
+        """
+        The help says that twistd writes ./twistd.pid and how to run a
+        second server beside the first.
+        """
+        self.assertIn("twistd.pid", " ".join(str(tap.Options()).split()))
+        self.assertIn("--pidfile=", str(tap.Options()))
 
     def test_redisDefaults(self) -> None:
         """

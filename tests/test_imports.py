@@ -22,7 +22,9 @@ LIBRARY = [
     "txgearman.server.service",
     "txgearman.server.core",
     "txgearman.server.protocol",
+    "txgearman.server.tap",
     "txgearman.store.memory",
+    "txgearman.store.redis",
     "txgearman.store.redisaddress",
     "txgearman.store.redislayout",
 ]
@@ -33,7 +35,8 @@ class ImportTests(SynchronousTestCase):
         """
         Importing the library modules, in a fresh interpreter, installs no
         reactor: an application may still install the asyncio reactor, say.
-        (Only L{txgearman.store.redis} does, through txredisapi.)
+        L{txgearman.store.redis} among them: it imports txredisapi (which
+        would) only when a store is made.
         """
         code = (
             "import sys\n"
@@ -47,3 +50,20 @@ class ImportTests(SynchronousTestCase):
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
         )
         self.assertEqual((done.returncode, done.stdout), (0, "ok\n"), done.stderr)
+
+    def test_clientAlone(self) -> None:
+        """
+        Importing the client library loads neither the job server nor
+        txredisapi: an application that only submits jobs carries neither.
+        """
+        code = (
+            "import sys\n"
+            "import txgearman.client\n"
+            "loaded = sorted(m for m in sys.modules\n"
+            "    if m.startswith(('txgearman.server', 'txgearman.store', 'txredisapi')))\n"
+            "print(loaded)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual((done.returncode, done.stdout), (0, "[]\n"), done.stderr)

@@ -15,11 +15,11 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
+from tests.fixtures import RedisServer, sharedRedisServer, startRedis
 from txgearman.store import redis as redisstore
 from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.redis import BATCH_SIZE, RedisQueueStore
 from txgearman.store.redislayout import Layout, encodeRecord
-from txgearman.test.redisserver import RedisServer, sharedRedisServer, startRedis
 from txgearman.test.test_store import QueueStoreTestsMixin
 
 _prefixes = itertools.count()

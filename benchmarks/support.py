@@ -1,0 +1,312 @@
+"""
+What the benchmark scripts share: free ports, waiting with a deadline,
+starting and stopping the servers they measure (and redis-server), reading
+a process's CPU time and memory, and finding the load generator.
+
+Not a script; compare.py, connections.py, replay.py and scale.py import it
+(load.py is the load generator, and holds the Gearman client side they
+share: packets and the admin C{status}).  Only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def freePort() -> int:
+    """
+    A loopback TCP port nothing listens on right now.
+    """
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+class ProcessExited(RuntimeError):
+    """
+    The process a wait watched exited first.
+
+    @ivar returncode: its exit status.
+    """
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"exited with {returncode}")
+        self.returncode = returncode
+
+
+def waitUntil(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    interval: float = 0.05,
+) -> Any:
+    """
+    Call C{condition} every C{interval} seconds until it returns something
+    true, and return that.  A connection error (C{OSError}) means "not
+    yet": a server that is starting refuses connections for a while.
+
+    @param process: a process that must keep running meanwhile.
+    @raise ProcessExited: if C{process} exits first.
+    @raise RuntimeError: if C{timeout} seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise ProcessExited(process.returncode)
+        try:
+            result = condition()
+        except OSError:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def answers(port: int, request: bytes, reply: bytes) -> bool:
+    """
+    Whether the server on C{port} answers C{request}, sent on a new
+    connection, with something starting with C{reply}.
+    """
+    with socket.create_connection((LOOPBACK, port), timeout=0.5) as s:
+        s.sendall(request)
+        return s.recv(100).startswith(reply)
+
+
+def cpuSeconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _statusMiB(pid: int, field: str) -> float:
+    """
+    A size in kB from C{/proc/<pid>/status}, in MiB.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rssMiB(pid: int) -> float:
+    """
+    The current resident set size of process C{pid}, in MiB.
+    """
+    return _statusMiB(pid, "VmRSS:")
+
+
+def peakRssMiB(pid: int) -> float:
+    """
+    The largest resident set size process C{pid} has had, in MiB.
+    """
+    return _statusMiB(pid, "VmHWM:")
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    redis: bool = False
+
+    def argv(self, port: int, tmp: str, redisPort: int = 0) -> list[str]:
+        """
+        The command line, for a server on C{port} with its files in C{tmp}
+        (and, for a Redis queue, redis-server on C{redisPort}).
+        """
+        return [a.format(port=port, tmp=tmp, redis=redisPort) for a in self.command]
+
+    def start(self, port: int, tmp: str, redisPort: int = 0) -> subprocess.Popen[bytes]:
+        """
+        Start the server and wait until it answers the admin C{version}.
+        """
+        argv = self.argv(port, tmp, redisPort)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            waitUntil(
+                lambda: answers(port, b"version\n", b"OK"),
+                15,
+                f"{self.name} to answer",
+                proc,
+            )
+        except RuntimeError as e:
+            stopProcess(proc)
+            raise RuntimeError(f"{self.name}: {e}") from None
+        return proc
+
+
+def stopProcess(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """
+    Stop a server as its operator would (SIGTERM), killing it only if it
+    has not exited within C{timeout} seconds.
+    """
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def twistd() -> str:
+    local = os.path.join(os.path.dirname(sys.executable), "twistd")
+    return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
+
+
+def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+    """
+    A fresh redis-server for one run, with its files in C{tmp}: no
+    snapshots, no AOF, as gearmand's figures in ../shared/bench were taken.
+
+    @return: the process, and its port once it answers C{PING}.
+    """
+    port = freePort()
+    proc = subprocess.Popen(
+        [
+            os.environ.get("REDIS_SERVER", "redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        waitUntil(
+            lambda: answers(port, b"PING\r\n", b"+PONG"), 10, "redis-server", proc
+        )
+    except RuntimeError as e:
+        stopProcess(proc)
+        raise RuntimeError(f"redis-server did not start: {e}") from None
+    return proc, port
+
+
+def _txgearman(*extra: str) -> list[str]:
+    return [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "--logfile={tmp}/t.log",
+        "gearman",
+        "--port",
+        "tcp:{port}:interface=127.0.0.1",
+        *extra,
+    ]
+
+
+def _gearmand(threads: str, *extra: str) -> list[str]:
+    return [
+        "gearmand",
+        "-p",
+        "{port}",
+        "-L",
+        "127.0.0.1",
+        "-t",
+        threads,
+        "-l",
+        "{tmp}/g.log",
+        *extra,
+    ]
+
+
+_GEARMAND_REDIS = (
+    "-q",
+    "redis",
+    "--redis-server",
+    "127.0.0.1",
+    "--redis-port",
+    "{redis}",
+)
+
+SERVERS = {
+    "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
+    "gearmand-t4": Server("gearmand -t 4", _gearmand("4")),
+    # gearmand finds jobs (by unique id, by handle) in hash tables with a
+    # fixed number of buckets, 991 by default: with many jobs queued every
+    # lookup walks long chains.  This one is sized for a million jobs.
+    "gearmand-t1-hash": Server(
+        "gearmand -t 1 --hashtable-buckets 1000003",
+        _gearmand("1", "--hashtable-buckets", "1000003"),
+    ),
+    "txgearman": Server("txgearman", _txgearman()),
+    "gearmand-t1-redis": Server(
+        "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True
+    ),
+    "gearmand-t4-redis": Server(
+        "gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True
+    ),
+    "txgearman-redis": Server(
+        "txgearman --redis", _txgearman("--redis", "127.0.0.1:{redis}"), True
+    ),
+}
+
+
+LOAD_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
+
+
+def addDriverArguments(parser: argparse.ArgumentParser, auto: str) -> None:
+    """
+    The C{--gearbench} and C{--driver} options L{findDriver} reads;
+    C{auto} says what C{--driver auto} does in this script.
+    """
+    parser.add_argument(
+        "--gearbench", help="path of gearbench (default: $GEARBENCH, PATH)"
+    )
+    parser.add_argument(
+        "--driver",
+        choices=["auto", "gearbench", "load"],
+        default="auto",
+        help=f"auto: {auto}",
+    )
+
+
+def findDriver(choice: str, explicit: str | None) -> tuple[list[str], str]:
+    """
+    The load generator's command and a description of it for the table.
+
+    @param choice: C{auto} (gearbench when found, else load.py),
+        C{gearbench} or C{load}.
+    @param explicit: the --gearbench argument, if given.
+    @raise SystemExit: if gearbench was asked for and is not found.
+    """
+    if choice != "load":
+        candidates = [explicit] if explicit else []
+        if not explicit and os.environ.get("GEARBENCH"):
+            candidates.append(os.environ["GEARBENCH"])
+        candidates.append("gearbench")
+        for candidate in candidates:
+            found = shutil.which(candidate) or (
+                candidate if os.path.isfile(candidate) else None
+            )
+            if found:
+                return [found], f"gearbench ({found})"
+            if candidate is explicit or choice == "gearbench":
+                raise SystemExit(f"gearbench not found: {candidate}")
+    return (
+        [sys.executable, LOAD_PY],
+        "benchmarks/load.py (pure Python; its figures compare servers with each other only)",
+    )
