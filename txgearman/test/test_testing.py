@@ -136,21 +136,6 @@ class ExampleTests(SynchronousTestCase):
         done = runPython(code + check + "print('ok')\n")
         self.assertEqual((done.returncode, done.stdout), (0, "ok\n"), done.stderr)
 
-    def test_layers(self) -> None:
-        """
-        The client library loads neither the server nor this module: an
-        application that only submits jobs does not import the job server.
-        """
-        code = (
-            "import sys\n"
-            "import txgearman.client\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith("
-            "('txgearman.server', 'txgearman.testing', 'txgearman.store')))\n"
-            "print(loaded)\n"
-        )
-        done = runPython(code)
-        self.assertEqual((done.returncode, done.stdout), (0, "[]\n"), done.stderr)
-
 
 class ConnectionTests(PumpTestCase):
     """
