@@ -1,24 +1,18 @@
 """
 Tests for L{txgearman.client.admin}: reply parsing on an in-memory transport,
-then real connections to an in-process txgearman (the tests against gearmand
-are in C{tests/test_library_gearmand.py}).
+then a txgearman server in memory, on L{txgearman.testing.GearmanPump} (the
+tests over TCP and against gearmand are in C{tests/}).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP4ServerEndpoint,
-    connectProtocol,
-)
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
     IProtocol,
@@ -28,7 +22,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.python.failure import Failure
-from twisted.trial.unittest import FailTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from txgearman import __version__
@@ -52,7 +46,9 @@ from txgearman.server.admin import AdminCommands
 from txgearman.server.core import JobServer
 from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import FakePeer
-from txgearman.test.test_worker import _freePort
+from txgearman.testing import DEFAULT_ADDRESS, GearmanPump
+
+_E = TypeVar("_E", bound=BaseException)
 
 # gearmand 1.1.20's replies (observed), one command per entry.
 GEARMAND = {
@@ -493,21 +489,19 @@ class ParsingTests(SynchronousTestCase):
         self.assertEqual(self.endpoint.transports, [])
 
 
-# -- real connections ---------------------------------------------------------
+# -- against a txgearman server -------------------------------------------------
 
 
 class RawPeer(Protocol):
     """
-    A Gearman client or worker speaking raw packets.
+    A Gearman client or worker speaking raw packets; what it expects, it
+    takes after a flush of the pump.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pump: GearmanPump) -> None:
+        self.pump = pump
         self.decoder = Decoder()
         self.packets: list[Packet] = []
-        self.lost: Deferred[None] = Deferred()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lost.callback(None)
 
     def dataReceived(self, data: bytes) -> None:
         self.decoder.feed(data)
@@ -519,115 +513,99 @@ class RawPeer(Protocol):
         assert self.transport is not None
         self.transport.write(encodeRequest(ptype, *args))
 
-    async def expect(self, ptype: PacketType) -> tuple[bytes, ...]:
-        """Wait for the next packet, which must be of type C{ptype}."""
-        await poll(lambda: bool(self.packets), f"a {ptype.name} packet")
+    def expect(self, ptype: PacketType) -> tuple[bytes, ...]:
+        """The next packet, once the pump has flushed: it must be a C{ptype}."""
+        self.pump.flush()
+        assert self.packets, f"no {ptype.name} packet came"
         packet = self.packets.pop(0)
         assert packet.type == ptype, packet
         return packet.args
 
-    async def sync(self) -> None:
-        """Wait until the server has handled everything sent so far."""
+    def sync(self) -> None:
+        """Make sure the server has handled everything sent so far."""
         self.send(PacketType.ECHO_REQ, b"sync")
-        await self.expect(PacketType.ECHO_RES)
+        self.expect(PacketType.ECHO_RES)
 
-    async def submit(
+    def submit(
         self,
         function: bytes,
         unique: bytes,
         ptype: PacketType = PacketType.SUBMIT_JOB_BG,
     ) -> bytes:
         self.send(ptype, function, unique, b"payload")
-        [handle] = await self.expect(PacketType.JOB_CREATED)
+        [handle] = self.expect(PacketType.JOB_CREATED)
         return handle
 
 
-async def poll(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise FailTest(f"timed out waiting for {what}")
-        await task.deferLater(reactor, 0.01, lambda: None)
+class PumpTestCase(SynchronousTestCase):
+    """
+    A L{GearmanPump}, with raw peers and admin clients on it.
+    """
 
+    def setUp(self) -> None:
+        self.pump = GearmanPump()
 
-async def rejects(d: Awaitable[object], kind: type[Exception]) -> Any:
-    """Await C{d}, which must fail with C{kind}; return the exception."""
-    try:
-        result = await d
-    except kind as e:
-        return e
-    raise FailTest(f"expected {kind.__name__}, got {result!r}")
-
-
-class _Cleanups(TestCase):
-    timeout = 60
-
-    async def connect(self, port: int) -> RawPeer:
-        peer = RawPeer()
-        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), peer)
-
-        def disconnect() -> Deferred[None]:
-            assert peer.transport is not None
-            peer.transport.loseConnection()
-            return peer.lost
-
-        self.addCleanup(disconnect)
+    def connect(self, address: str = DEFAULT_ADDRESS) -> RawPeer:
+        peer = RawPeer(self.pump)
+        connected = connectProtocol(self.pump.endpoint(address), peer)
+        self.pump.flush()
+        self.assertIs(self.successResultOf(connected), peer)
         return peer
 
-    def adminClient(self, port: int, timeout: float = 10.0) -> GearmanAdminClient:
-        client = GearmanAdminClient(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", port),
-            timeout=timeout,
-            reactor=reactor,
+    def adminClient(
+        self, address: str = DEFAULT_ADDRESS, timeout: float = 10.0
+    ) -> GearmanAdminClient:
+        return GearmanAdminClient(
+            self.pump.endpoint(address), timeout=timeout, reactor=self.pump.clock
         )
-        self.addCleanup(client.close)
-        return client
+
+    def rejected(self, d: Deferred[Any], kind: type[_E]) -> _E:
+        """
+        Flush; C{d} has failed with C{kind}: return the exception.
+        """
+        self.pump.flush()
+        failure = self.failureResultOf(d, kind)
+        assert isinstance(failure.value, kind)
+        return failure.value
 
 
-class TxgearmanTests(_Cleanups):
+class TxgearmanTests(PumpTestCase):
     """
-    The client against a txgearman server in this process, over TCP.
+    The client against a txgearman server.
     """
 
-    async def server(self) -> tuple[GearmanServerService, int]:
-        service = GearmanServerService("tcp:0:interface=127.0.0.1", reactor=reactor)
-        service.privilegedStartService()
-        service.startService()
-        self.addCleanup(service.stopService)
-        await service.ready
-        assert service.port is not None
-        return service, cast(IPv4Address, service.port.getHost()).port
+    def server(self) -> GearmanServerService:
+        return self.pump.startServer()
 
-    async def test_everyCommand(self) -> None:
+    def test_everyCommand(self) -> None:
         """
         Each command reads what the server holds, or changes it.
         """
-        service, port = await self.server()
-        worker = await self.connect(port)
+        service = self.server()
+        result = self.pump.result
+        worker = self.connect()
         worker.send(PacketType.SET_CLIENT_ID, b"wk-A")
         worker.send(PacketType.CAN_DO, b"resize")
         worker.send(PacketType.CAN_DO, b"email")
-        await worker.sync()
-        submitter = await self.connect(port)
-        high = await submitter.submit(
-            b"resize", b"img-1", PacketType.SUBMIT_JOB_HIGH_BG
-        )
-        normal = await submitter.submit(b"resize", b"img-2")
-        low = await submitter.submit(b"resize", b"img-3", PacketType.SUBMIT_JOB_LOW_BG)
-        admin = self.adminClient(port)
+        worker.sync()
+        submitter = self.connect()
+        high = submitter.submit(b"resize", b"img-1", PacketType.SUBMIT_JOB_HIGH_BG)
+        normal = submitter.submit(b"resize", b"img-2")
+        low = submitter.submit(b"resize", b"img-3", PacketType.SUBMIT_JOB_LOW_BG)
+        admin = self.adminClient()
 
         self.assertEqual(
-            await admin.status(),
+            result(admin.status()),
             [FunctionStatus(b"resize", 3, 0, 1), FunctionStatus(b"email", 0, 0, 1)],
         )
         self.assertEqual(
-            await admin.priorityStatus(),
+            result(admin.priorityStatus()),
             [
                 PriorityStatus(b"resize", 1, 1, 1, 1),
                 PriorityStatus(b"email", 0, 0, 0, 1),
             ],
         )
-        workers = await admin.workers()
+        workers = result(admin.workers())
         self.assertEqual(
             {w.fd for w in workers}, {s.connectionId for s in service.core.sessions}
         )
@@ -636,52 +614,52 @@ class TxgearmanTests(_Cleanups):
         self.assertEqual(sorted(named.functions), [b"email", b"resize"])
         self.assertEqual(sorted(len(w.functions) for w in workers), [0, 0, 2])
         self.assertEqual(
-            await admin.showJobs(),
+            result(admin.showJobs()),
             [
                 JobInfo(high, 0, 0, True),
                 JobInfo(normal, 0, 0, True),
                 JobInfo(low, 0, 0, True),
             ],
         )
-        self.assertEqual(await admin.showUniqueJobs(), [b"img-1", b"img-2", b"img-3"])
-        self.assertEqual(await admin.version(), __version__)
-        self.assertEqual(await admin.getpid(), os.getpid())
-        self.assertEqual(await admin.verbose(), "INFO")
+        self.assertEqual(result(admin.showUniqueJobs()), [b"img-1", b"img-2", b"img-3"])
+        self.assertEqual(result(admin.version()), __version__)
+        self.assertEqual(result(admin.getpid()), os.getpid())
+        self.assertEqual(result(admin.verbose()), "INFO")
 
-        await admin.cancelJob(normal)
-        self.assertEqual([j.handle for j in await admin.showJobs()], [high, low])
-        error = await rejects(admin.cancelJob(normal), AdminError)
+        result(admin.cancelJob(normal))
+        self.assertEqual([j.handle for j in result(admin.showJobs())], [high, low])
+        error = self.rejected(admin.cancelJob(normal), AdminError)
         self.assertEqual(error.code, "UNKNOWN_JOB")
 
         # Two jobs held: a limit of 2 refuses a third, none admits it.
-        await admin.maxQueue(b"resize", 2)
+        result(admin.maxQueue(b"resize", 2))
         submitter.send(PacketType.SUBMIT_JOB_BG, b"resize", b"img-4", b"")
-        code, _ = await submitter.expect(PacketType.ERROR)
+        code, _ = submitter.expect(PacketType.ERROR)
         self.assertEqual(code, b"QUEUE_ERROR")
-        await admin.maxQueue(b"resize")
-        await submitter.submit(b"resize", b"img-4")
-        await admin.maxQueue(b"resize", (5, 0, 1))
+        result(admin.maxQueue(b"resize"))
+        submitter.submit(b"resize", b"img-4")
+        result(admin.maxQueue(b"resize", (5, 0, 1)))
         self.assertEqual(service.core.functions[b"resize"].maxQueue, [5, 0, 1])
 
-        await admin.createFunction(b"fresh")
-        self.assertIn(FunctionStatus(b"fresh", 0, 0, 0), await admin.status())
-        await admin.dropFunction(b"fresh")
-        self.assertNotIn(b"fresh", [f.function for f in await admin.status()])
-        error = await rejects(admin.dropFunction(b"resize"), AdminError)
+        result(admin.createFunction(b"fresh"))
+        self.assertIn(FunctionStatus(b"fresh", 0, 0, 0), result(admin.status()))
+        result(admin.dropFunction(b"fresh"))
+        self.assertNotIn(b"fresh", [f.function for f in result(admin.status())])
+        error = self.rejected(admin.dropFunction(b"resize"), AdminError)
         self.assertEqual(
             error.text, "there are still connected workers or executing clients"
         )
-        error = await rejects(admin.shutdown(), AdminError)
+        error = self.rejected(admin.shutdown(), AdminError)
         self.assertEqual(error.code, "UNKNOWN_COMMAND")
 
-    async def test_pipelined(self) -> None:
+    def test_pipelined(self) -> None:
         """
         Many commands sent at once each get their own reply.
         """
-        service, port = await self.server()
+        service = self.server()
         for i in range(20):
             service.core.createFunction(b"f%d" % (i,))
-        admin = self.adminClient(port)
+        admin = self.adminClient()
         sent: list[Deferred[Any]] = [
             d
             for i in range(20)
@@ -691,7 +669,7 @@ class TxgearmanTests(_Cleanups):
                 admin.maxQueue(b"f%d" % (i,), i + 1),
             )
         ]
-        results = await defer.gatherResults(sent)
+        results = self.pump.result(defer.gatherResults(sent))
         self.assertEqual(results[0::3], [__version__] * 20)
         self.assertEqual([len(r) for r in results[1::3]], [20] * 20)
         self.assertEqual(
@@ -699,36 +677,36 @@ class TxgearmanTests(_Cleanups):
             [[i + 1] * 3 for i in range(20)],
         )
 
-    async def test_overlongLine(self) -> None:
+    def test_overlongLine(self) -> None:
         """
         txgearman answers a line over 8 KiB with an ERROR packet and closes:
         the command fails with that error, the next one behind it with
         L{AdminConnectionLost}, and the one after reconnects.
         """
-        _, port = await self.server()
-        admin = self.adminClient(port)
+        self.server()
+        admin = self.adminClient()
         d = admin.createFunction(b"x" * 9000)
         e = admin.version()
-        error = await rejects(d, AdminError)
+        error = self.rejected(d, AdminError)
         self.assertEqual(error.code, "ARGUMENT_TOO_LARGE")
-        await rejects(e, AdminConnectionLost)
-        self.assertEqual(await admin.version(), __version__)
+        self.rejected(e, AdminConnectionLost)
+        self.assertEqual(self.pump.result(admin.version()), __version__)
 
-    async def test_closeAndReconnect(self) -> None:
+    def test_closeAndReconnect(self) -> None:
         """
         After L{GearmanAdminClient.close}, the next command connects again.
         """
-        service, port = await self.server()
-        admin = self.adminClient(port)
-        self.assertEqual(await admin.getpid(), os.getpid())
-        await admin.close()
-        await poll(
-            lambda: len(service.factory.connections) == 0, "the server to see the close"
+        service = self.server()
+        admin = self.adminClient()
+        self.assertEqual(self.pump.result(admin.getpid()), os.getpid())
+        self.pump.result(admin.close())
+        self.assertEqual(
+            len(service.factory.connections), 0, "the server saw the close"
         )
-        self.assertEqual(await admin.getpid(), os.getpid())
+        self.assertEqual(self.pump.result(admin.getpid()), os.getpid())
         self.assertEqual(len(service.factory.connections), 1)
 
-    async def test_timeout(self) -> None:
+    def test_timeout(self) -> None:
         """
         A server that never answers: the command fails with
         L{defer.TimeoutError} after the timeout, and the client drops the
@@ -740,19 +718,19 @@ class TxgearmanTests(_Cleanups):
             def connectionLost(self, reason: Failure = connectionDone) -> None:
                 lost.callback(None)
 
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            Factory.forProtocol(Silent)
-        )
-        self.addCleanup(port.stopListening)
-        admin = self.adminClient(cast(IPv4Address, port.getHost()).port, timeout=0.5)
-        started = time.monotonic()
-        await rejects(admin.status(), defer.TimeoutError)
-        self.assertGreaterEqual(time.monotonic() - started, 0.45)
-        await lost
+        self.pump.listen("silent", Factory.forProtocol(Silent))
+        admin = self.adminClient("silent", timeout=0.5)
+        d = admin.status()
+        self.pump.advance(0.45)
+        self.assertNoResult(d)
+        self.pump.advance(0.05)
+        self.failureResultOf(d, defer.TimeoutError)
+        self.pump.flush()
+        self.successResultOf(lost)
 
-    async def test_refused(self) -> None:
+    def test_refused(self) -> None:
         """
         Nothing listening: the command fails with the connection error.
         """
-        admin = self.adminClient(_freePort())
-        await rejects(admin.version(), ConnectionRefusedError)
+        admin = self.adminClient("nowhere")
+        self.rejected(admin.version(), ConnectionRefusedError)
