@@ -27,6 +27,7 @@ LIBRARY = [
     "txgearman.store.redis",
     "txgearman.store.redisaddress",
     "txgearman.store.redislayout",
+    "txgearman.testing",
 ]
 
 

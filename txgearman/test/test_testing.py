@@ -592,21 +592,25 @@ class ServerTests(SynchronousTestCase):
 
     def test_notReady(self) -> None:
         """
-        A server whose factory is not ready does not read its connections:
-        requests wait, then are answered once it is.
+        A server whose factory is not ready answers a request with ERROR
+        and closes; a connection whose first request comes once it is
+        ready is served.
         """
         factory = GearmanServerFactory(JobServer(self.pump.clock), ready=False)
         self.pump.listen("gearman", factory)
-        client = Packets()
-        connectProtocol(self.pump.endpoint(), client)
+        early, patient = Packets(), Packets()
+        connectProtocol(self.pump.endpoint(), early)
+        connectProtocol(self.pump.endpoint(), patient)
         self.pump.flush()
-        client.send(_P.ECHO_REQ, b"hello")
+        early.send(_P.ECHO_REQ, b"hello")
         self.pump.flush()
-        self.assertEqual(client.packets, [])
+        self.assertEqual([p.type for p in early.packets], [_P.ERROR])
+        self.assertEqual(len(self.pump.connections), 1)
         factory.setReady()
+        patient.send(_P.ECHO_REQ, b"hello")
         self.pump.flush()
         self.assertEqual(
-            [(p.type, p.args) for p in client.packets], [(_P.ECHO_RES, (b"hello",))]
+            [(p.type, p.args) for p in patient.packets], [(_P.ECHO_RES, (b"hello",))]
         )
 
     def test_splitPackets(self) -> None:
