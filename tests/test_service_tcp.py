@@ -43,26 +43,6 @@ class PrivilegedPortTests(SynchronousTestCase):
         self.assertRaises(CannotListenError, service.privilegedStartService)
         self.assertIsNone(service.port)
 
-    def test_portInUseLate(self) -> None:
-        """
-        A port bound once the store is ready: a port already in use fails
-        C{ready}, with the reason logged in words.
-        """
-        busy = socket.socket()
-        self.addCleanup(busy.close)
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
-        service = GearmanServerService(
-            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
-        )
-        service.privilegedStartService()
-        service.startService()
-        self.addCleanup(service.stopService)
-        failure = self.failureResultOf(service.ready, CannotListenError)
-        self.assertIn("Address already in use", failure.getErrorMessage())
-        self.assertIsNone(service.port)
-
 
 class _Client(Protocol):
     def __init__(self) -> None:
@@ -106,3 +86,28 @@ class RealReactorTests(TestCase):
         self.assertEqual(service.factory.connections, set())
         with self.assertRaises(ConnectionRefusedError):
             await connectProtocol(endpoint, _Client())
+
+    def test_portInUseLate(self) -> None:
+        """
+        A port bound once the store is ready: a port already in use fails
+        C{ready}, with the reason logged in words.
+        """
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        service = GearmanServerService(
+            f"tcp:{port}:interface=127.0.0.1", reactor=reactor
+        )
+        # A failed start stops the reactor (twistd's): not trial's.
+        stops: list[None] = []
+        self.patch(reactor, "stop", lambda: stops.append(None))
+        self.patch(reactor, "callWhenRunning", lambda f, *a, **kw: f(*a, **kw))
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        failure = self.failureResultOf(service.ready, CannotListenError)
+        self.assertIn("Address already in use", failure.getErrorMessage())
+        self.assertIsNone(service.port)
+        self.assertEqual(stops, [None])
