@@ -38,9 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, Self
+from typing import IO, Any, NoReturn, Self, TypeVar
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 
@@ -91,6 +92,8 @@ PROJECT_ROOT = Path(txgearman.__file__).resolve().parent.parent
 
 #: Where Debian installs the Gearman tools, searched after C{PATH}.
 _EXTRA_PATH = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 # -- prerequisites ------------------------------------------------------------
@@ -194,6 +197,18 @@ def freePort() -> int:
         return port
 
 
+def busyPort(testCase: SynchronousTestCase) -> int:
+    """
+    A loopback port something else listens on, until C{testCase} ends.
+    """
+    busy = socket.socket()
+    testCase.addCleanup(busy.close)
+    busy.bind((LOOPBACK, 0))
+    busy.listen(1)
+    port: int = busy.getsockname()[1]
+    return port
+
+
 class _Exited(Exception):
     """The process exited while a starter waited for it to answer."""
 
@@ -275,6 +290,19 @@ async def waitForAsync(
         except StopIteration as done:
             return done.value
         await deferLater(reactor, delay)
+
+
+async def raised(d: Deferred[Any], kind: type[_E]) -> _E:
+    """
+    Wait for C{d} to fail with C{kind}; return the exception.
+
+    @raise FailTest: it succeeded, or failed with something else.
+    """
+    try:
+        result = await d
+    except kind as e:
+        return e
+    raise FailTest(f"expected {kind.__name__}, got the result {result!r}")
 
 
 def processGone(pid: int) -> bool:

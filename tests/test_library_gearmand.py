@@ -18,13 +18,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import FailTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.fixtures import (
     LOOPBACK,
     GearmanTools,
     connectRaw,
     peerBinary,
+    raised,
     startGearmand,
     waitForAsync,
     waitForWorkers,
@@ -38,57 +39,12 @@ from txgearman.client.admin import (
 from txgearman.client.client import GearmanClient, JobStatus
 from txgearman.client.errors import AdminError, JobException
 from txgearman.client.worker import GearmanWorker, WorkerJob
+from txgearman.test.fakes import Gate
 
 #: How long a test waits for anything: generous, for a loaded machine.
 WAIT = 30.0
 
 _E = TypeVar("_E", bound=BaseException)
-
-
-async def raised(d: Deferred[Any], kind: type[_E]) -> _E:
-    """
-    Wait for C{d} to fail with C{kind}; return the exception.
-
-    @raise FailTest: it succeeded, or failed with something else.
-    """
-    try:
-        result = await d
-    except kind as e:
-        return e
-    raise FailTest(f"expected {kind.__name__}, got the result {result!r}")
-
-
-class Gate:
-    """
-    Jobs that end when the test says so, counting how many run at once.
-
-    @ivar waiting: the Deferreds of the jobs running now, oldest first.
-    @ivar jobs: every job started, in order.
-    @ivar most: the largest number of jobs that ran at once.
-    """
-
-    def __init__(self) -> None:
-        self.waiting: list[Deferred[bytes]] = []
-        self.jobs: list[WorkerJob] = []
-        self.running = 0
-        self.most = 0
-
-    def __call__(self, job: WorkerJob) -> Deferred[bytes]:
-        self.jobs.append(job)
-        self.running += 1
-        self.most = max(self.most, self.running)
-        d: Deferred[bytes] = Deferred()
-
-        def ended(result: object) -> object:
-            self.running -= 1
-            return result
-
-        self.waiting.append(d)
-        return d.addBoth(ended)
-
-    def release(self, result: bytes = b"done") -> None:
-        """End the oldest running job."""
-        self.waiting.pop(0).callback(result)
 
 
 class GearmandTestCase(TestCase):

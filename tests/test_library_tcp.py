@@ -8,23 +8,24 @@ tests run in memory (L{txgearman.testing}).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.trial.unittest import FailTest, TestCase
+from twisted.trial.unittest import TestCase
 
-from tests.fixtures import LOOPBACK, freePort, waitForAsync
+from tests.fixtures import LOOPBACK, freePort, raised, waitForAsync
 from txgearman.client.admin import FunctionStatus, GearmanAdminClient
 from txgearman.client.client import GearmanClient
 from txgearman.client.worker import GearmanWorker, WorkerJob
-from txgearman.codec import Decoder, Packet, PacketType, encodeRequest
+from txgearman.codec import PacketType
 from txgearman.server.service import GearmanServerService
+from txgearman.test.fakes import PacketPeer
 
 _P = PacketType
 _E = TypeVar("_E", bound=BaseException)
@@ -38,39 +39,15 @@ def serverName(port: int) -> str:
     return f"tcp:{LOOPBACK}:{port}"
 
 
-async def raised(d: Deferred[Any], kind: type[_E]) -> _E:
-    """
-    Wait for C{d} to fail with C{kind}; return the exception.
-
-    @raise FailTest: it succeeded, or failed with something else.
-    """
-    try:
-        result = await d
-    except kind as e:
-        return e
-    raise FailTest(f"expected {kind.__name__}, got the result {result!r}")
-
-
-class RawPeer(Protocol):
-    """A Gearman client speaking raw packets."""
+class RawPeer(PacketPeer):
+    """A Gearman client speaking raw packets, on the real reactor."""
 
     def __init__(self) -> None:
-        self.decoder = Decoder()
-        self.packets: list[Packet] = []
+        super().__init__()
         self.lost: Deferred[None] = Deferred()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost.callback(None)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.decoder.feed(data)
-        while (item := self.decoder.next()) is not None:
-            assert isinstance(item, Packet), item
-            self.packets.append(item)
-
-    def send(self, ptype: PacketType, *args: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(encodeRequest(ptype, *args))
 
     async def expect(self, ptype: PacketType) -> tuple[bytes, ...]:
         """Wait for the next packet, which must be of type C{ptype}."""

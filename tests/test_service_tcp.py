@@ -6,7 +6,6 @@ listened on, served and closed.
 
 from __future__ import annotations
 
-import socket
 from typing import cast
 
 from twisted.internet import reactor
@@ -18,7 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.fixtures import waitForAsync
+from tests.fixtures import busyPort, waitForAsync
 from txgearman.server.service import GearmanServerService
 
 
@@ -32,11 +31,7 @@ class PrivilegedPortTests(SynchronousTestCase):
         A port already in use makes L{privilegedStartService} raise
         L{CannotListenError}.
         """
-        busy = socket.socket()
-        self.addCleanup(busy.close)
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
+        port = busyPort(self)
         service = GearmanServerService(
             f"tcp:{port}:interface=127.0.0.1", reactor=reactor, listenEarly=True
         )
@@ -92,11 +87,7 @@ class RealReactorTests(TestCase):
         A port bound once the store is ready: a port already in use fails
         C{ready}, with the reason logged in words.
         """
-        busy = socket.socket()
-        self.addCleanup(busy.close)
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
+        port = busyPort(self)
         service = GearmanServerService(
             f"tcp:{port}:interface=127.0.0.1", reactor=reactor
         )

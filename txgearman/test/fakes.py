@@ -1,7 +1,9 @@
 """
-Test doubles shared by txgearman's unit tests: a peer that records what the
-server core sends it, a queue store whose calls the test answers by hand,
-and a server connection on an in-memory transport.
+Test doubles shared by txgearman's tests: a peer that records what the
+server core sends it, a queue store whose calls the test answers by hand, a
+server connection on an in-memory transport, a raw packet peer, and a work
+function whose jobs end when the test says.  None opens a socket; the
+system tests in C{tests/} use them too.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import struct
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.codec import PacketType
+from txgearman.client.worker import WorkerJob
+from txgearman.codec import AdminLine, Decoder, Packet, PacketType, encodeRequest
 from txgearman.server.interfaces import IPeer
 from txgearman.server.ordering import OrderedOutput, Place
 from txgearman.server.protocol import GearmanServerFactory, GearmanServerProtocol
@@ -24,6 +28,8 @@ from txgearman.store.memory import MemoryQueueStore
 __all__ = [
     "FakePeer",
     "FakeStore",
+    "Gate",
+    "PacketPeer",
     "MemoryConnection",
     "RecordingTransport",
     "request",
@@ -231,3 +237,64 @@ class FakeStore(MemoryQueueStore):
     def remove(self, key: object) -> None:
         self.removed.append(key)
         super().remove(key)
+
+
+class PacketPeer(Protocol):
+    """
+    A Gearman client or worker speaking raw packets: it sends what it is
+    told and keeps every packet and admin line it receives.  Tests add how
+    they wait for them (a pump's flush, or the real reactor).
+    """
+
+    def __init__(self) -> None:
+        self.decoder = Decoder()
+        self.packets: list[Packet] = []
+        self.lines: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        while (item := self.decoder.next()) is not None:
+            if isinstance(item, AdminLine):
+                self.lines.append(item.line)
+            else:
+                self.packets.append(item)
+
+    def send(self, ptype: PacketType, *args: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(encodeRequest(ptype, *args))
+
+
+class Gate:
+    """
+    A work function whose jobs end when the test says so, counting how
+    many run at once.
+
+    @ivar waiting: the Deferreds of the jobs running now, oldest first.
+    @ivar jobs: every job started, in order.
+    @ivar most: the largest number of jobs that ran at once.
+    @ivar cancelled: the handles of the jobs whose Deferred was cancelled.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: list[Deferred[bytes]] = []
+        self.jobs: list[WorkerJob] = []
+        self.running = 0
+        self.most = 0
+        self.cancelled: list[bytes] = []
+
+    def __call__(self, job: WorkerJob) -> Deferred[bytes]:
+        self.jobs.append(job)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        d: Deferred[bytes] = Deferred(lambda d: self.cancelled.append(job.handle))
+
+        def ended(result: object) -> object:
+            self.running -= 1
+            return result
+
+        self.waiting.append(d)
+        return d.addBoth(ended)
+
+    def release(self, result: bytes = b"done") -> None:
+        """End the oldest running job."""
+        self.waiting.pop(0).callback(result)

@@ -35,17 +35,14 @@ from txgearman.client.admin import (
 )
 from txgearman.client.errors import AdminConnectionLost, AdminError
 from txgearman.codec import (
-    Decoder,
-    Packet,
     PacketType,
     Priority,
-    encodeRequest,
     encodeResponse,
 )
 from txgearman.server.admin import AdminCommands
 from txgearman.server.core import JobServer
 from txgearman.server.service import GearmanServerService
-from txgearman.test.fakes import FakePeer
+from txgearman.test.fakes import FakePeer, PacketPeer
 from txgearman.testing import DEFAULT_ADDRESS, GearmanPump
 
 _E = TypeVar("_E", bound=BaseException)
@@ -492,26 +489,15 @@ class ParsingTests(SynchronousTestCase):
 # -- against a txgearman server -------------------------------------------------
 
 
-class RawPeer(Protocol):
+class RawPeer(PacketPeer):
     """
     A Gearman client or worker speaking raw packets; what it expects, it
     takes after a flush of the pump.
     """
 
     def __init__(self, pump: GearmanPump) -> None:
+        super().__init__()
         self.pump = pump
-        self.decoder = Decoder()
-        self.packets: list[Packet] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self.decoder.feed(data)
-        while (item := self.decoder.next()) is not None:
-            assert isinstance(item, Packet), item
-            self.packets.append(item)
-
-    def send(self, ptype: PacketType, *args: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(encodeRequest(ptype, *args))
 
     def expect(self, ptype: PacketType) -> tuple[bytes, ...]:
         """The next packet, once the pump has flushed: it must be a C{ptype}."""

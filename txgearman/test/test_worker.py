@@ -18,21 +18,18 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import FailTest, SynchronousTestCase
 
 from txgearman.client.errors import JobFailed
 from txgearman.client.worker import GearmanWorker, WorkerJob
 from txgearman.codec import (
-    AdminLine,
-    Decoder,
     Packet,
     PacketType,
     Priority,
-    encodeRequest,
 )
 from txgearman.server.service import GearmanServerService
+from txgearman.test.fakes import Gate, PacketPeer
 from txgearman.testing import DEFAULT_ADDRESS, GearmanPump
 
 _P = PacketType
@@ -43,29 +40,15 @@ _END = (_P.WORK_COMPLETE, _P.WORK_FAIL, _P.WORK_EXCEPTION)
 RECONNECT = 10.0
 
 
-class RawClient(Protocol):
+class RawClient(PacketPeer):
     """
     A Gearman client that sends packets as told and keeps every packet and
     admin line it receives; what it expects, it takes after a flush.
     """
 
     def __init__(self, pump: GearmanPump) -> None:
+        super().__init__()
         self.pump = pump
-        self.decoder = Decoder()
-        self.packets: list[Packet] = []
-        self.lines: list[bytes] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self.decoder.feed(data)
-        while (item := self.decoder.next()) is not None:
-            if isinstance(item, AdminLine):
-                self.lines.append(item.line)
-            else:
-                self.packets.append(item)
-
-    def send(self, ptype: PacketType, *args: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(encodeRequest(ptype, *args))
 
     def expect(self, ptype: PacketType) -> Packet:
         """
@@ -167,41 +150,6 @@ class WorkerTestCase(SynchronousTestCase):
         self.pump.flush()
         self.assertIs(self.successResultOf(connected), client)
         return client
-
-
-class Gate:
-    """
-    Jobs that end when the test says so, counting how many run at once.
-
-    @ivar waiting: the Deferreds of the jobs running now, oldest first.
-    @ivar jobs: every job started, in order.
-    @ivar most: the largest number of jobs that ran at once.
-    @ivar cancelled: handles of the jobs whose Deferred was cancelled.
-    """
-
-    def __init__(self) -> None:
-        self.waiting: list[Deferred[bytes]] = []
-        self.jobs: list[WorkerJob] = []
-        self.running = 0
-        self.most = 0
-        self.cancelled: list[bytes] = []
-
-    def __call__(self, job: WorkerJob) -> Deferred[bytes]:
-        self.jobs.append(job)
-        self.running += 1
-        self.most = max(self.most, self.running)
-        d: Deferred[bytes] = Deferred(lambda d: self.cancelled.append(job.handle))
-
-        def ended(result: object) -> object:
-            self.running -= 1
-            return result
-
-        self.waiting.append(d)
-        return d.addBoth(ended)
-
-    def release(self, result: bytes = b"done") -> None:
-        """End the oldest running job."""
-        self.waiting.pop(0).callback(result)
 
 
 class WorkerTests(WorkerTestCase):
