@@ -209,6 +209,17 @@ def busyPort(testCase: SynchronousTestCase) -> int:
     return port
 
 
+def refused(port: int) -> bool:
+    """
+    Whether a new connection to C{port} on the loopback is refused.
+    """
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
 class _Exited(Exception):
     """The process exited while a starter waited for it to answer."""
 

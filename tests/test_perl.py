@@ -80,3 +80,26 @@ class PerlTests(TestCase):
         )
         self.assertEqual(self.client("fg", "perl-fg", "hello"), b"HELLO\n")
         self.assertEqual(worker.finish()[0], 0)
+
+    def test_falseResults(self) -> None:
+        """
+        A Perl worker whose function returns a false value (C{""}, C{"0"})
+        sends WORK_COMPLETE as the bare handle, without NUL or data: the job
+        completes (as on gearmand), rather than the connection being closed
+        and the job looping.
+        """
+        self.client("bg", "perl-false", "empty", "")
+        self.client("bg", "perl-false", "zero", "0")
+        code, _out, err = spawnTool(
+            self,
+            [
+                self.perl,
+                str(PEERS / "worker.pl"),
+                str(self.server.port),
+                "perl-false",
+                "2",
+            ],
+        ).finish()
+        self.assertEqual((code, err), (0, b""))
+        self.assertEqual(self.server.admin(b"status"), b"perl-false\t0\t0\t0\n.\n")
+        self.assertNotIn("INVALID_ARGUMENTS", self.server.log())

@@ -28,6 +28,7 @@ from tests.fixtures import (
     TwistdServer,
     connectRaw,
     freePort,
+    refused,
     startRedis,
     startSentinel,
     startServer,
@@ -37,6 +38,8 @@ from tests.fixtures import (
 PREFIX = b"txgearman"
 LAYOUT = PREFIX + b":layout"
 LOCK = PREFIX + b":lock"
+#: Room for a loaded machine in the timing assertions.
+SLACK = 3.0
 SEQ = PREFIX + b":seq"
 
 
@@ -554,6 +557,79 @@ class RedisSystemTests(TestCase):
         self.assertTrue(redis.command("GET", otherKeys[0]).endswith(b"third's"))
         self.assertIn(b"f\t1\t0\t0\n", first.admin(b"status"))
         self.assertIn(b"f\t1\t0\t0\n", third.admin(b"status"))
+
+    def test_restartAfterKillServesAtOnce(self) -> None:
+        """
+        Killed with SIGKILL and started again at once with the same options,
+        the server recognises the lock it finds as its own dead
+        predecessor's (same host, same listening address, which is free):
+        it serves within about two seconds, not after the lock's 15 s, with
+        every acknowledged job back.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis))
+        client = connectRaw(self, server.port)
+        for n in range(100):
+            client.submit("SUBMIT_JOB_BG", b"kept", b"", b"job-%d" % (n,))
+        server.signal(signal.SIGKILL)
+        server.wait(10)
+        server.stopped = True
+        self.assertTrue(redis.command("GET", LOCK), "the dead server's lock is there")
+        again = TwistdServer(server.directory, server.extraArgs, port=server.port)
+        self.addCleanup(again.stop)
+        started = time.monotonic()
+        again.start(timeout=30)
+        self.assertLess(time.monotonic() - started, 2.0 + SLACK)
+        self.assertEqual(again.admin(b"status"), b"kept\t100\t0\t0\n.\n")
+        self.assertIn("previous run", again.log())
+
+    def test_secondServerRefusedAtOnce(self) -> None:
+        """
+        A second server on the same Redis and prefix, while the first runs,
+        exits with status 1 within a few seconds (not after
+        C{--redis-start-timeout}), naming the other server, and never
+        accepts a connection meanwhile.
+        """
+        redis = startRedis(self)
+        first = startServer(self, *self.redisArgs(redis))
+        second = TwistdServer(self.mktemp(), self.redisArgs(redis))
+        self.addCleanup(second.stop)
+        started = time.monotonic()
+        second.launch()
+        assert second.process is not None
+        accepted = []
+        while second.process.poll() is None and time.monotonic() - started < 30:
+            if not refused(second.port):
+                accepted.append(time.monotonic() - started)
+            time.sleep(0.2)
+        self.assertEqual(second.wait(1), 1, second.log())
+        self.assertLess(time.monotonic() - started, 10.0)
+        self.assertEqual(accepted, [])
+        log = second.log()
+        self.assertIn("is running (it keeps its lock fresh)", log)
+        self.assertIn(
+            f"on {socket.gethostname()} with tcp {LOOPBACK}:{first.port}", log
+        )
+        self.assertEqual(first.admin(b"version")[:3], b"OK ")
+
+    def test_refusedWhileRedisUnreachable(self) -> None:
+        """
+        While Redis cannot be reached at start-up, the port refuses
+        connections (clients fail over at once), and once Redis answers the
+        server serves.
+        """
+        port = freePort()
+        server = TwistdServer(
+            self.mktemp(),
+            ["--redis", f"{LOOPBACK}:{port}", "--redis-start-timeout", "30"],
+        )
+        self.addCleanup(server.stop)
+        server.launch()
+        waitFor(lambda: "unreachable" in server.log(), 20, what="the retries to start")
+        self.assertTrue(refused(server.port))
+        startRedis(self, port=port)
+        server.waitUntilServing(30)
+        self.assertEqual(server.admin(b"version")[:3], b"OK ")
 
     # -- 7 -------------------------------------------------------------------
 

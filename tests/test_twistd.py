@@ -24,20 +24,11 @@ from tests.fixtures import (
     TwistdServer,
     connectRaw,
     processGone,
+    refused,
+    startRedis,
     startServer,
     waitFor,
 )
-
-
-def refused(port: int) -> bool:
-    """
-    Whether a new connection to C{port} is refused.
-    """
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=2):
-            return False
-    except ConnectionRefusedError:
-        return True
 
 
 def idsOf(pid: int) -> tuple[list[int], list[int]]:
@@ -191,6 +182,27 @@ class TwistdProcessTests(TestCase):
         self.assertNotEqual(server.process.wait(20), 0)
         self.assertIn("--job-retries must be -1 or more", server.log())
         self.assertTrue(refused(server.port))
+
+    def test_dropPrivilegesWithRedis(self) -> None:
+        """
+        With C{--redis} at a host name, as nobody/nogroup: the server looks
+        the name up and connects after the privilege drop (when Python's
+        own files may be unreadable), and stores and serves jobs.
+        """
+        if os.getuid() != 0:
+            raise SkipTest("dropping privileges needs root")
+        redis = startRedis(self)
+        server = TwistdServer(
+            self.mktemp(),
+            ["--redis", f"localhost:{redis.port}", "--redis-start-timeout", "10"],
+            twistdArgs=["-u", "nobody", "-g", "nogroup"],
+        )
+        self.addCleanup(server.stop)
+        server.start()
+        client = connectRaw(self, server.port)
+        client.submit("SUBMIT_JOB_BG", b"priv", b"", b"stored")
+        self.assertEqual(len(redis.keys(b"txgearman:job:*")), 1)
+        self.assertNotIn("unreachable", server.log())
 
     def test_dropPrivileges(self) -> None:
         """

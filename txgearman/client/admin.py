@@ -34,6 +34,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txgearman.client.arguments import asBytes
 from txgearman.client.endpoints import endpointFor
 from txgearman.client.errors import AdminConnectionLost, AdminError
 from txgearman.codec import AdminLine, Decoder, PacketType, ProtocolError
@@ -418,7 +419,7 @@ class GearmanAdminClient:
         return self._command(b"verbose", _text)
 
     def maxQueue(
-        self, function: bytes, size: int | tuple[int, int, int] | None = None
+        self, function: str | bytes, size: int | tuple[int, int, int] | None = None
     ) -> Deferred[None]:
         """
         C{maxqueue}: limit how many jobs C{function} may hold before submits
@@ -436,21 +437,21 @@ class GearmanAdminClient:
             if len(limits) != 3:
                 raise ValueError(f"maxqueue takes one limit or three, not {size!r}")
         line = b" ".join(
-            [b"maxqueue", _word(function), *(b"%d" % (n,) for n in limits)]
+            [b"maxqueue", _word(function, "function"), *(b"%d" % (n,) for n in limits)]
         )
         return self._command(line, _nothing)
 
-    def cancelJob(self, handle: bytes) -> Deferred[None]:
+    def cancelJob(self, handle: str | bytes) -> Deferred[None]:
         """C{cancel job}: remove a job; fails with C{UNKNOWN_JOB} if unknown."""
-        return self._command(b"cancel job " + _word(handle), _nothing)
+        return self._command(b"cancel job " + _word(handle, "handle"), _nothing)
 
-    def createFunction(self, name: bytes) -> Deferred[None]:
+    def createFunction(self, name: str | bytes) -> Deferred[None]:
         """C{create function}: make C{name} known (listed by L{status})."""
-        return self._command(b"create function " + _word(name), _nothing)
+        return self._command(b"create function " + _word(name, "name"), _nothing)
 
-    def dropFunction(self, name: bytes) -> Deferred[None]:
+    def dropFunction(self, name: str | bytes) -> Deferred[None]:
         """C{drop function}: forget an idle function."""
-        return self._command(b"drop function " + _word(name), _nothing)
+        return self._command(b"drop function " + _word(name, "name"), _nothing)
 
     def shutdown(self, graceful: bool = False) -> Deferred[None]:
         """
@@ -464,11 +465,17 @@ class GearmanAdminClient:
         return self._command(line, _nothing, closeOk=True)
 
 
-def _word(value: bytes) -> bytes:
-    """Check that a name or handle fits in one word of an admin line."""
-    if not value or value[0] == 0 or any(c in value for c in b" \r\n"):
-        raise ValueError(f"not usable in an admin command: {value!r}")
-    return value
+def _word(value: str | bytes, name: str) -> bytes:
+    """
+    C{value} (C{str} as UTF-8) as one word of an admin line.
+
+    @raise TypeError: it is neither bytes nor str.
+    @raise ValueError: it is empty or holds a space or a line end.
+    """
+    word = asBytes(value, name)
+    if not word or word[0] == 0 or any(c in word for c in b" \r\n"):
+        raise ValueError(f"{name} is not usable in an admin command: {word!r}")
+    return word
 
 
 def _fields(line: bytes, count: int) -> list[bytes]:

@@ -31,6 +31,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txgearman.client.arguments import asBytes, asOptionalBytes
 from txgearman.client.clientprotocol import (
     GearmanClientProtocol,
     JobCallbacks,
@@ -104,7 +105,7 @@ class GearmanClient(Service):
         servers: Sequence[str | IStreamClientEndpoint],
         reactor: Any = None,
         timeout: float = 10.0,
-        clientId: bytes | None = None,
+        clientId: str | bytes | None = None,
     ) -> None:
         """
         @param servers: the job servers: endpoint descriptions such as
@@ -121,7 +122,7 @@ class GearmanClient(Service):
             raise ValueError("a GearmanClient needs at least one job server")
         self.reactor = reactor
         self.timeout = timeout
-        self.clientId = clientId
+        self.clientId = asOptionalBytes(clientId, "clientId")
         self._servers = [self._makeServer(server) for server in servers]
         self._turn = itertools.count()
         self._handles: OrderedDict[bytes, _Server] = OrderedDict()
@@ -276,9 +277,9 @@ class GearmanClient(Service):
         """
         return Deferred.fromCoroutine(
             self._submit(
-                _bytes(function),
-                data,
-                _bytes(unique or b""),
+                asBytes(function, "function"),
+                asBytes(data, "data"),
+                asBytes(unique or b"", "unique"),
                 priority,
                 onData,
                 onWarning,
@@ -338,7 +339,11 @@ class GearmanClient(Service):
         """
         return Deferred.fromCoroutine(
             self._submitBackground(
-                _bytes(function), data, _bytes(unique or b""), priority, when
+                asBytes(function, "function"),
+                asBytes(data, "data"),
+                asBytes(unique or b"", "unique"),
+                priority,
+                when,
             )
         )
 
@@ -375,13 +380,13 @@ class GearmanClient(Service):
 
     # -- status --------------------------------------------------------------
 
-    def getStatus(self, handle: bytes) -> Deferred[JobStatus]:
+    def getStatus(self, handle: str | bytes) -> Deferred[JobStatus]:
         """
         What the server that has the job C{handle} knows of it: the server
         that made it, if this client submitted it, else every live server
         is asked and one that knows the job answers.
         """
-        return Deferred.fromCoroutine(self._getStatus(handle))
+        return Deferred.fromCoroutine(self._getStatus(asBytes(handle, "handle")))
 
     async def _getStatus(self, handle: bytes) -> JobStatus:
         server = self._handles.get(handle)
@@ -410,26 +415,22 @@ class GearmanClient(Service):
         """
         What the server that jobs with this unique id go to knows of it.
         """
-        return Deferred.fromCoroutine(self._getStatusUnique(_bytes(unique)))
+        return Deferred.fromCoroutine(self._getStatusUnique(asBytes(unique, "unique")))
 
     async def _getStatusUnique(self, unique: bytes) -> JobStatus:
         _server, protocol = await self._connection(unique)
         status: JobStatus = await protocol.getStatusUnique(unique)
         return status
 
-    def echo(self, data: bytes = b"ping") -> Deferred[bytes]:
+    def echo(self, data: str | bytes = b"ping") -> Deferred[bytes]:
         """
         Check that a server answers.
 
         @return: fires with what a live server echoed.
         """
-        return Deferred.fromCoroutine(self._echo(data))
+        return Deferred.fromCoroutine(self._echo(asBytes(data, "data")))
 
     async def _echo(self, data: bytes) -> bytes:
         _server, protocol = await self._connection(b"")
         answer: bytes = await protocol.echo(data)
         return answer
-
-
-def _bytes(value: str | bytes) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else value

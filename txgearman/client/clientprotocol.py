@@ -385,8 +385,12 @@ class GearmanClientProtocol(Protocol):
         if not self.connected or self.transport is None:
             d.errback(GearmanConnectionLost("not connected"))
             return d
+        # Built before the request is registered: an argument that cannot
+        # be encoded fails this request alone, and the connection still
+        # matches every answer to its request.
+        packet = encodeRequest(ptype, *args)
         self._waiting.append((answer, d, callbacks))
-        self.transport.write(encodeRequest(ptype, *args))
+        self.transport.write(packet)
         return d
 
     def submitJob(

@@ -61,6 +61,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman.client.arguments import asBytes, asOptionalBytes
 from txgearman.client.endpoints import endpointFor
 from txgearman.client.errors import JobFailed
 from txgearman.client.interfaces import IWorkerOwner
@@ -193,7 +194,7 @@ def _call(function: Callable[[WorkerJob], Any], job: WorkerJob) -> Deferred[Any]
 
 
 def _name(function: str | bytes) -> bytes:
-    return function.encode("utf-8") if isinstance(function, str) else function
+    return asBytes(function, "function")
 
 
 @implementer(IWorkerOwner)
@@ -214,7 +215,7 @@ class GearmanWorker(Service):
         servers: Sequence[str | IStreamClientEndpoint],
         reactor: Any = None,
         concurrency: int = 1,
-        clientId: bytes | None = None,
+        clientId: str | bytes | None = None,
         stopTimeout: float = 30.0,
     ) -> None:
         """
@@ -242,7 +243,7 @@ class GearmanWorker(Service):
             endpointFor(reactor, server) for server in servers
         ]
         self.concurrency = concurrency
-        self.clientId = clientId
+        self.clientId = asOptionalBytes(clientId, "clientId")
         self.stopTimeout = stopTimeout
         self._functions: dict[bytes, _Registration] = {}
         self._services: list[ClientService] = []

@@ -90,7 +90,7 @@ class GearmanServerService(Service):
         store: IQueueStore | None = None,
         jobRetries: int = -1,
         workerWakeup: int | None = None,
-        handlePrefix: bytes | None = None,
+        handlePrefix: str | bytes | None = None,
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         exceptions: bool = False,
         drainSignal: int | None = None,
@@ -139,6 +139,12 @@ class GearmanServerService(Service):
             early = True
         self.listenEarly = early if listenEarly is None else listenEarly
         self.claim = claim
+        if isinstance(handlePrefix, str):
+            handlePrefix = handlePrefix.encode("utf-8")
+        elif handlePrefix is not None and not isinstance(handlePrefix, bytes):
+            raise TypeError(
+                f"handlePrefix must be bytes or str, not {type(handlePrefix).__name__}"
+            )
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         clock: IReactorTime = reactor
         self.core = JobServer(

@@ -146,6 +146,48 @@ class ClientTests(ClientTestCase):
             )
         self.assertEqual(result(client.echo(b"ping\0")), b"ping\0")
 
+    def test_strArguments(self) -> None:
+        """
+        Data, unique ids, handles, echoed data and the client id may be
+        C{str}, sent as UTF-8, as the documentation says.
+        """
+        self.startServer()
+        self.startWorker([DEFAULT_ADDRESS], {"reverse": lambda job: job.data[::-1]})
+        client = self.startClient([DEFAULT_ADDRESS], clientId="caf\u00e9")  # type: ignore[arg-type]
+        result = self.pump.result
+        self.assertEqual(result(client.submit("reverse", "abc")), b"cba")  # type: ignore[arg-type]
+        handle = result(client.submitBackground("reverse", "\u00e9t\u00e9", unique="u"))  # type: ignore[arg-type]
+        self.assertEqual(result(client.getStatus(handle.decode())).handle, handle)
+        self.assertEqual(result(client.echo("h\u00e9")), "h\u00e9".encode())
+        self.assertEqual(client.clientId, "caf\u00e9".encode())
+
+    def test_wrongArgumentRefusedAtOnce(self) -> None:
+        """
+        An argument neither bytes nor str is refused at once with a
+        L{TypeError} naming it; nothing is sent, and the jobs in flight on
+        the same connection are answered as if nothing had happened.
+        """
+        self.startServer()
+        hold = Hold()
+        self.startWorker([DEFAULT_ADDRESS], {"hold": hold})
+        client = self.startClient([DEFAULT_ADDRESS])
+        inFlight = client.submit("hold", b"first")
+        self.pump.flush()
+        for call, name in [
+            (lambda: client.submit("hold", 42), "data"),  # type: ignore[arg-type]
+            (lambda: client.submit(7, b"x"), "function"),  # type: ignore[arg-type]
+            (lambda: client.submitBackground("hold", b"x", unique=3.5), "unique"),  # type: ignore[arg-type]
+            (lambda: client.echo(None), "data"),  # type: ignore[arg-type]
+            (lambda: client.getStatusUnique(1), "unique"),  # type: ignore[arg-type]
+        ]:
+            error = self.assertRaises(TypeError, call)
+            self.assertIn(f"{name} must be bytes or str", str(error))
+        self.assertEqual(self.pump.result(client.echo(b"still")), b"still")
+        [job] = hold.jobs
+        hold.release(job.handle, b"done")
+        self.assertEqual(self.pump.result(inFlight), b"done")
+        self.assertRaises(TypeError, GearmanClient, ["x"], clientId=5)
+
     def test_callbackStyle(self) -> None:
         """
         Without C{async def}: a chain of callbacks submits a job, checks

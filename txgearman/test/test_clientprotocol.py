@@ -394,6 +394,24 @@ class RequestTests(SynchronousTestCase):
             protocol.dataReceived(answer(_P.JOB_CREATED, b"H:%d" % (priority,)))
             self.assertEqual(self.successResultOf(created), b"H:%d" % (priority,))
 
+    def test_unencodableRequest(self) -> None:
+        """
+        A request whose arguments cannot be encoded raises, sends nothing
+        and registers nothing: the next answer still goes to the request it
+        belongs to.
+        """
+        protocol, transport = connect()
+        first = protocol.submitBackground(b"f", b"one")
+        sent = transport.value()
+        self.assertRaises(TypeError, protocol.submitBackground, b"f", "two")
+        self.assertEqual(transport.value(), sent)
+        echoed = protocol.echo(b"three")
+        protocol.dataReceived(answer(_P.JOB_CREATED, b"H:1"))
+        protocol.dataReceived(answer(_P.ECHO_RES, b"three"))
+        self.assertEqual(self.successResultOf(first), b"H:1")
+        self.assertEqual(self.successResultOf(echoed), b"three")
+        self.assertTrue(protocol.connected)
+
     def test_epoch(self) -> None:
         """
         With C{when}, the job goes as SUBMIT_JOB_EPOCH with the time in
