@@ -22,6 +22,7 @@ from twisted.trial.unittest import TestCase
 from tests.fixtures import LOOPBACK, freePort, raised, waitForAsync
 from txgearman.client.admin import FunctionStatus, GearmanAdminClient
 from txgearman.client.client import GearmanClient
+from txgearman.client.errors import AdminConnectFailed
 from txgearman.client.worker import GearmanWorker, WorkerJob
 from txgearman.codec import PacketType
 from txgearman.server.service import GearmanServerService
@@ -149,4 +150,5 @@ class LibraryTCPTests(TestCase):
         self.assertEqual(await admin.status(), [FunctionStatus(b"resize", 1, 0, 0)])
         nowhere = GearmanAdminClient(serverName(freePort()))
         self.addCleanup(nowhere.close)
-        await raised(nowhere.version(), ConnectionRefusedError)
+        error = await raised(nowhere.version(), AdminConnectFailed)
+        self.assertIsInstance(error.reason, ConnectionRefusedError)

@@ -10,8 +10,10 @@ importing it loads neither the job server nor Redis.
 from txgearman.client.admin import GearmanAdminClient
 from txgearman.client.client import GearmanClient, JobStatus
 from txgearman.client.errors import (
+    AdminConnectFailed,
     AdminConnectionLost,
     AdminError,
+    AdminTimeout,
     GearmanConnectionLost,
     GearmanError,
     JobException,
@@ -37,4 +39,6 @@ __all__ = [
     "NoServerAvailable",
     "AdminError",
     "AdminConnectionLost",
+    "AdminConnectFailed",
+    "AdminTimeout",
 ]

@@ -36,7 +36,12 @@ from twisted.python.failure import Failure
 
 from txgearman.client.arguments import asBytes
 from txgearman.client.endpoints import endpointFor
-from txgearman.client.errors import AdminConnectionLost, AdminError
+from txgearman.client.errors import (
+    AdminConnectFailed,
+    AdminConnectionLost,
+    AdminError,
+    AdminTimeout,
+)
 from txgearman.codec import AdminLine, Decoder, PacketType, ProtocolError
 
 __all__ = [
@@ -248,10 +253,11 @@ class GearmanAdminClient:
 
     Commands are pipelined on one connection, opened on the first command
     and again on the first one after it was lost.  Commands in flight when
-    it is lost fail with L{AdminConnectionLost}; a command with no complete
-    reply within C{timeout} seconds fails with
-    L{twisted.internet.defer.TimeoutError}.  C{ERR} replies fail with
-    L{AdminError}.
+    it is lost fail with L{AdminConnectionLost}, and when it cannot be made
+    with L{AdminConnectFailed}; a command with no complete reply within
+    C{timeout} seconds fails with L{AdminTimeout} (a
+    L{twisted.internet.defer.TimeoutError} too).  C{ERR} replies fail with
+    L{AdminError}.  All are L{GearmanError}s.
 
     Names and handles are bytes without spaces or line breaks, as the text
     protocol cannot carry those.
@@ -318,6 +324,13 @@ class GearmanAdminClient:
     def _connectFailed(self, failure: Failure) -> None:
         self._connecting = None
         waiting, self._waiting = self._waiting, []
+        if not failure.check(defer.CancelledError):
+            failure = Failure(
+                AdminConnectFailed(
+                    f"cannot connect to {self.endpoint!r}: {failure.getErrorMessage()}",
+                    failure.value,
+                )
+            )
         for command in waiting:
             command.settle(failure)
 
@@ -347,9 +360,7 @@ class GearmanAdminClient:
             protocol.inFlight.remove(command)
             protocol.abort(f"{command.line!r} timed out")
         command.settle(
-            Failure(
-                defer.TimeoutError(f"no reply to {command.line!r} in {self.timeout}s")
-            )
+            Failure(AdminTimeout(f"no reply to {command.line!r} in {self.timeout}s"))
         )
 
     def close(self) -> Deferred[None]:

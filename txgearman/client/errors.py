@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet import defer
+
 __all__ = [
     "GearmanError",
     "ServerError",
@@ -23,6 +25,8 @@ __all__ = [
     "NoServerAvailable",
     "AdminError",
     "AdminConnectionLost",
+    "AdminConnectFailed",
+    "AdminTimeout",
 ]
 
 # An admin error code: what gearmand sends before the text of an C{ERR}.
@@ -121,4 +125,24 @@ class AdminError(GearmanError):
 class AdminConnectionLost(GearmanConnectionLost):
     """
     The admin connection closed before the command's reply was complete.
+    """
+
+
+class AdminConnectFailed(NoServerAvailable):
+    """
+    The admin client could not connect to its server (refused, unknown
+    host, ...); the message says why, and C{reason} is the connection's own
+    error.
+    """
+
+    def __init__(self, message: str, reason: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AdminTimeout(GearmanError, defer.TimeoutError):
+    """
+    An admin command had no complete reply within the admin client's
+    timeout.  Also a L{twisted.internet.defer.TimeoutError}, so code that
+    catches that still does.
     """

@@ -316,7 +316,12 @@ class GearmanServerProtocol(Protocol):
                     self._handlerFailed(event.type, Failure())
                     return
             else:
-                self.send(self.factory.admin.handle(event.line))
+                try:
+                    reply = self.factory.admin.handle(event.line)
+                except Exception:
+                    self._adminFailed(event.line, Failure())
+                    return
+                self.send(reply)
         error = decoder.failed
         if error is not None:
             self.log.info(
@@ -346,6 +351,22 @@ class GearmanServerProtocol(Protocol):
                 b"SERVER_ERROR",
                 b"Server failed to handle " + ptype.name.encode(),
             )
+            self.close()
+
+    def _adminFailed(self, line: bytes, failure: Failure) -> None:
+        """
+        An admin command raised: as L{_handlerFailed}, answered in the text
+        protocol (C{ERR SERVER_ERROR}).
+        """
+        command = line.split(b" ", 1)[0][:40].decode("ascii", "replace")
+        self.log.failure(
+            "Closing connection from {host}: the admin command {command} failed",
+            failure,
+            host=self.session.host,
+            command=command,
+        )
+        if not self._closing:
+            self.send(b"ERR SERVER_ERROR Server+failed+to+handle+the+command\r\n")
             self.close()
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:

@@ -33,7 +33,12 @@ from txgearman.client.admin import (
     PriorityStatus,
     WorkerInfo,
 )
-from txgearman.client.errors import AdminConnectionLost, AdminError
+from txgearman.client.errors import (
+    AdminConnectFailed,
+    AdminConnectionLost,
+    AdminError,
+    AdminTimeout,
+)
 from txgearman.codec import (
     PacketType,
     Priority,
@@ -398,7 +403,7 @@ class ParsingTests(SynchronousTestCase):
         self.clock.advance(3.9)
         self.assertNoResult(d)
         self.clock.advance(0.1)
-        self.failureResultOf(d, defer.TimeoutError)
+        self.failureResultOf(d, AdminTimeout)
         self.failureResultOf(e, AdminConnectionLost)
         self.assertFalse(self.transport.connected)
         f = self.client.getpid()
@@ -417,10 +422,10 @@ class ParsingTests(SynchronousTestCase):
         self.clock.advance(1)
         e = self.client.version()
         self.clock.advance(4)
-        self.failureResultOf(d, defer.TimeoutError)
+        self.failureResultOf(d, AdminTimeout)
         self.assertEqual(self.endpoint.cancelled, 0)
         self.clock.advance(1)
-        self.failureResultOf(e, defer.TimeoutError)
+        self.failureResultOf(e, AdminTimeout)
         self.assertEqual(self.endpoint.cancelled, 1)
 
     def test_connectFails(self) -> None:
@@ -429,7 +434,9 @@ class ParsingTests(SynchronousTestCase):
         reason; the next command tries again.
         """
         self.endpoint.refuse = True
-        self.failureResultOf(self.client.status(), ConnectionRefusedError)
+        failure = self.failureResultOf(self.client.status(), AdminConnectFailed)
+        self.assertIsInstance(failure.value.reason, ConnectionRefusedError)
+        self.assertIn("cannot connect to", str(failure.value))
         self.endpoint.refuse = False
         d = self.client.version()
         self.feed(b"OK 1\n")
@@ -710,13 +717,15 @@ class TxgearmanTests(PumpTestCase):
         self.pump.advance(0.45)
         self.assertNoResult(d)
         self.pump.advance(0.05)
-        self.failureResultOf(d, defer.TimeoutError)
+        self.failureResultOf(d, AdminTimeout)
         self.pump.flush()
         self.successResultOf(lost)
 
     def test_refused(self) -> None:
         """
-        Nothing listening: the command fails with the connection error.
+        Nothing listening: the command fails with L{AdminConnectFailed},
+        which holds the connection's error.
         """
         admin = self.adminClient("nowhere")
-        self.rejected(admin.version(), ConnectionRefusedError)
+        error = self.rejected(admin.version(), AdminConnectFailed)
+        self.assertIsInstance(error.reason, ConnectionRefusedError)

@@ -1216,6 +1216,30 @@ class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(value.startswith(response(P.ECHO_RES, b"x")), value)
         self.assertIn(b"INVALID_MAGIC", value)
 
+    def test_adminCommandFails(self) -> None:
+        """
+        An admin command that raises is logged with the command, answered
+        with C{ERR SERVER_ERROR} and its connection closed; other
+        connections are served as before.
+        """
+
+        def broken() -> None:
+            raise ZeroDivisionError("bug")
+
+        self.patch(self.core, "functionStatus", broken)
+        victim = self.connect()
+        other = self.connect()
+        with capturedLogs() as events:
+            reply = victim.admin(b"status")
+        self.assertEqual(
+            reply, b"ERR SERVER_ERROR Server+failed+to+handle+the+command\r\n"
+        )
+        self.assertTrue(victim.transport.disconnecting)
+        [event] = [e for e in events if "log_failure" in e]
+        self.assertEqual(event["command"], "status")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(other.admin(b"version").startswith(b"OK "))
+
     def test_handlerFailureFlushesFirst(self) -> None:
         """
         The ERROR after a handler failed is written with the turn's earlier
