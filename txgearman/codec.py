@@ -16,6 +16,7 @@ C{\\n}.  Both kinds can be mixed on one connection.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import deque
 from enum import IntEnum
@@ -32,6 +33,7 @@ __all__ = [
     "packetHandlers",
     "Packet",
     "AdminLine",
+    "printable",
     "ProtocolError",
     "BadMagic",
     "UnknownPacketType",
@@ -517,3 +519,29 @@ _unpackHeader = _HEADER.unpack_from
 # Build decoded named tuples without their Python-level __new__ (about
 # half the cost of each, on the per-packet path).
 _newTuple = tuple.__new__
+
+
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph
+# separators: what could end a log line early, or drive a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(data: bytes, limit: int = 120) -> str:
+    """
+    Bytes a peer chose (a function name, a unique id, an admin command) as
+    text that is safe in a log line: UTF-8 where it is valid, every other
+    byte and every control character (a newline that would forge a line,
+    an ANSI escape) written as C{\\xNN}, and cut after C{limit}
+    characters, saying how long it was.
+    """
+    text = _UNPRINTABLE.sub(
+        _escape, data[: limit * 4].decode("utf-8", "backslashreplace")
+    )
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(data)} bytes)"
+    return text

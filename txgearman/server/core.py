@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txgearman.codec import PacketType, Priority
+from txgearman.codec import PacketType, Priority, printable
 from txgearman.server.function import Function, FunctionStatus, PriorityStatus
 from txgearman.server.interfaces import IPeer
 from txgearman.server.job import Job, JobInfo, JobState
@@ -340,7 +340,7 @@ class JobServer:
             self.log.info(
                 "Dropped job due to max retry count: {handle} {unique}",
                 handle=job.handle.decode("ascii", "replace"),
-                unique=job.unique.decode("utf-8", "replace"),
+                unique=printable(job.unique),
             )
             for client in job.clients:
                 client.peer.sendPacket(_WORK_FAIL, job.handle)
@@ -497,7 +497,7 @@ class JobServer:
         self.log.error(
             "Could not store job {handle} for {function}: {reason}",
             handle=job.handle.decode("ascii", "replace"),
-            function=job.function.name.decode("utf-8", "replace"),
+            function=printable(job.function.name),
             reason=reason,
         )
         waiters = job.notStored()
@@ -752,8 +752,8 @@ class JobServer:
         if unique and function.findUnique(unique, data) is not None:
             self.log.warn(
                 "Dropping duplicate stored job for {function} unique {unique}",
-                function=name.decode("utf-8", "replace"),
-                unique=unique.decode("utf-8", "replace"),
+                function=printable(name),
+                unique=printable(unique),
             )
             self.store.remove(key)
             return

@@ -34,6 +34,7 @@ from txgearman.codec import (
     Priority,
     encode,
     packetHandlers,
+    printable,
 )
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher, writerFor
@@ -358,7 +359,7 @@ class GearmanServerProtocol(Protocol):
         An admin command raised: as L{_handlerFailed}, answered in the text
         protocol (C{ERR SERVER_ERROR}).
         """
-        command = line.split(b" ", 1)[0][:40].decode("ascii", "replace")
+        command = printable(line.split(b" ", 1)[0], 40)
         self.log.failure(
             "Closing connection from {host}: the admin command {command} failed",
             failure,

@@ -410,7 +410,7 @@ class RedisQueueStore:
     def _describeHolder(self, token: bytes) -> str:
         owner = parseOwner(token)
         if owner is None:
-            return token.decode("utf-8", "replace")
+            return repr(token)[2:-1]
         where = f" with {owner.claim}" if owner.claim != "-" else ""
         return f"pid {owner.pid} on {owner.host}{where}"
 
@@ -1119,7 +1119,7 @@ class RedisQueueStore:
             if skipped <= NAMED_SKIPS:
                 self.log.warn(
                     "Skipping Redis key {key}: {why}",
-                    key=key.decode("utf-8", "backslashreplace"),
+                    key=repr(key)[2:-1],
                     why=why,
                 )
 

@@ -31,6 +31,7 @@ from txgearman.codec import (
     encode,
     encodeRequest,
     encodeResponse,
+    printable,
     splitArguments,
 )
 
@@ -703,3 +704,24 @@ class DecodeTests(unittest.SynchronousTestCase):
                     error = type(e)
         self.assertEqual(viaDecode, viaNext)
         self.assertEqual(type(bulk.failed) if bulk.failed else None, error)
+
+
+class PrintableTests(unittest.SynchronousTestCase):
+    """
+    L{printable}: peer-chosen bytes as text safe for a log line.
+    """
+
+    def test_plain(self) -> None:
+        self.assertEqual(printable("r\u00e9sum\u00e9".encode()), "r\u00e9sum\u00e9")
+
+    def test_controlsEscaped(self) -> None:
+        self.assertEqual(
+            printable(b"a\nb\r\x1b[0m\x00\x7f" + "\u2028\u0085".encode()),
+            "a\\x0ab\\x0d\\x1b[0m\\x00\\x7f\\u2028\\x85",
+        )
+
+    def test_invalidUtf8(self) -> None:
+        self.assertEqual(printable(b"\xff\xfeok"), "\\xff\\xfeok")
+
+    def test_cut(self) -> None:
+        self.assertEqual(printable(b"x" * 500, 10), "xxxxxxxxxx... (500 bytes)")

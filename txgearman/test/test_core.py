@@ -6,6 +6,7 @@ driven with fake peers, a fake store and a L{task.Clock}.
 from __future__ import annotations
 
 from twisted.internet import task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial import unittest
 
 from txgearman.codec import PacketType, Priority
@@ -580,6 +581,22 @@ class StoreTests(CoreTestCase):
                 (T.JOB_CREATED, (b"H:test:2",)),
             ],
         )
+
+    def test_peerTextEscapedInLog(self) -> None:
+        """
+        A function name a client chose is logged escaped: a newline cannot
+        forge a log line, nor an ANSI escape drive the operator's terminal.
+        """
+        client = self.client()
+        with capturedLogs() as events:
+            self.server.submitJob(
+                client, b"evil\nFAKE LINE\x1b[31m", b"", b"d", NORMAL, True
+            )
+            self.store.failAdd("disk on fire")
+        [text] = [formatEvent(e) for e in events if "disk on fire" in formatEvent(e)]
+        self.assertNotIn("\n", text)
+        self.assertNotIn("\x1b", text)
+        self.assertIn("evil\\x0aFAKE LINE\\x1b[31m", text)
 
     def test_coalescedPlaceKept(self) -> None:
         """
