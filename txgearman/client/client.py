@@ -38,7 +38,11 @@ from txgearman.client.clientprotocol import (
     JobStatus,
 )
 from txgearman.client.endpoints import endpointFor
-from txgearman.client.errors import GearmanConnectionLost, NoServerAvailable
+from txgearman.client.errors import (
+    GearmanConnectionLost,
+    NoServerAvailable,
+    ServerError,
+)
 from txgearman.codec import Priority
 
 __all__ = ["GearmanClient", "JobStatus"]
@@ -321,6 +325,10 @@ class GearmanClient(Service):
                     server=server.name,
                 )
                 continue
+            except ServerError as e:
+                if not self._elsewhere(e, server, tried):
+                    raise
+                continue
             return result
 
     def submitBackground(
@@ -370,8 +378,26 @@ class GearmanClient(Service):
                 # but a lost job is worse than one that runs twice.
                 tried.add(server.name)
                 continue
+            except ServerError as e:
+                if not self._elsewhere(e, server, tried):
+                    raise
+                continue
             self._remember(handle, server)
             return handle
+
+    def _elsewhere(self, error: ServerError, server: _Server, tried: set[str]) -> bool:
+        """
+        Whether a submit C{server} refused with C{error} should go to
+        another server: a draining server takes no new job, and another one
+        may, if some server has not refused this submit yet.
+        """
+        if error.code != b"SERVER_DRAINING":
+            return False
+        tried.add(server.name)
+        if all(s.name in tried for s in self._servers):
+            return False
+        self.log.info("{server} is draining; trying another server", server=server.name)
+        return True
 
     def _remember(self, handle: bytes, server: _Server) -> None:
         self._handles[handle] = server

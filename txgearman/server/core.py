@@ -78,6 +78,7 @@ _PRIORITIES = {int(p): p for p in Priority}
 _NORMAL = Priority.NORMAL
 
 _NOT_FOUND_RESULT = b"Job given in work result not found"
+_DRAINING = b"Server is draining and takes no new jobs; submit to another server"
 _NOT_FOUND_DATA = b"Job does not exist on server"
 _NOT_FOUND_EXCEPTION = b"An exception was received for a job that does not exist"
 
@@ -150,6 +151,8 @@ class JobServer:
         self.exceptions = exceptions
         self.functions: dict[bytes, Function] = {}
         self.jobs: dict[bytes, Job] = {}
+        #: Set by L{drain}: no new job is taken.
+        self.draining = False
         self.sessions: dict[Session, None] = {}
         self._handleCounter = 0
         self._sessionCounter = 0
@@ -371,6 +374,9 @@ class JobServer:
         acknowledgement, and a store failure is answered with
         C{ERROR QUEUE_ERROR} and queues nothing.
         """
+        if self.draining:
+            self._error(session, b"SERVER_DRAINING", _DRAINING)
+            return
         if len(unique) > MAX_UNIQUE_SIZE:
             self._error(session, b"ARGUMENT_TOO_LARGE", b"Unique value too large")
             return
@@ -811,6 +817,14 @@ class JobServer:
     def _error(self, session: Session | None, code: bytes, text: bytes) -> None:
         if session is not None:
             session.peer.sendPacket(_ERROR, code, text)
+
+    def drain(self) -> None:
+        """
+        Take no new job from now on: submits are answered with C{ERROR
+        SERVER_DRAINING}, so that clients take them to another server,
+        while the jobs held run to their end.
+        """
+        self.draining = True
 
     @property
     def idle(self) -> bool:

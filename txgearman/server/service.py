@@ -379,6 +379,30 @@ class GearmanServerService(Service):
             ):
                 connection.transport.abortConnection()
 
+    def _drainTimedOut(self) -> None:
+        """
+        Say what a drain that timed out leaves behind: acknowledged
+        background jobs are lost with a store that keeps nothing, and stay
+        for the next start with a durable one.
+        """
+        jobs = list(self.core.jobs.values())
+        background = sum(1 for job in jobs if job.background)
+        if self.store.durable:
+            self.log.warn(
+                "Drain timed out with {n} jobs left; the {background} background jobs "
+                "among them stay in the store for the next start",
+                n=len(jobs),
+                background=background,
+            )
+        else:
+            self.log.error(
+                "Drain timed out with {n} jobs left: abandoning {background} acknowledged "
+                "background jobs, which the {store} store does not keep",
+                n=len(jobs),
+                background=background,
+                store=self.store.description.split(" ")[0],
+            )
+
     def drain(self, timeout: float = 30.0, interval: float = 0.2) -> Deferred[bool]:
         """
         Stop accepting connections and wait until no job is left, or until
@@ -388,8 +412,10 @@ class GearmanServerService(Service):
             timeout.
         """
         self.log.info(
-            "Draining: no new connections; waiting for {n} jobs", n=len(self.core.jobs)
+            "Draining: no new connections or jobs; waiting for {n} jobs",
+            n=len(self.core.jobs),
         )
+        self.core.drain()
         if self.port is not None:
             port, self.port = self.port, None
             port.stopListening()
@@ -402,9 +428,7 @@ class GearmanServerService(Service):
                 done.callback(True)
             elif self.reactor.seconds() - started >= timeout:
                 loop.stop()
-                self.log.warn(
-                    "Drain timed out with {n} jobs left", n=len(self.core.jobs)
-                )
+                self._drainTimedOut()
                 done.callback(False)
 
         loop = LoopingCall(check)

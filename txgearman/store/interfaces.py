@@ -83,6 +83,10 @@ class IQueueStore(Interface):
     """
 
     description = Attribute("A short human-readable description, for logs.")
+    durable = Attribute(
+        "Whether stored jobs outlive this process (so that a server stopping "
+        "with jobs queued leaves them for the next one)."
+    )
 
     def start() -> Deferred[None]:
         """

@@ -26,6 +26,7 @@ class MemoryQueueStore:
     """
 
     description = "memory (jobs are lost when the process exits)"
+    durable = False
 
     def __init__(self) -> None:
         self.jobs: dict[object, StoredJob] = {}

@@ -296,6 +296,7 @@ class RedisQueueStore:
     """
 
     log = Logger()
+    durable = True
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from txgearman.client.errors import (
     JobException,
     JobFailed,
     NoServerAvailable,
+    ServerError,
 )
 from txgearman.client.worker import WorkerJob
 from txgearman.codec import Decoder, Packet, PacketType, Priority, encodeResponse
@@ -187,6 +188,33 @@ class ClientTests(ClientTestCase):
         hold.release(job.handle, b"done")
         self.assertEqual(self.pump.result(inFlight), b"done")
         self.assertRaises(TypeError, GearmanClient, ["x"], clientId=5)
+
+    def test_drainingServerSkipped(self) -> None:
+        """
+        A server that answers a submit with C{ERROR SERVER_DRAINING} is
+        skipped: the job goes to another server.  When every server is
+        draining, the submit fails with that error.
+        """
+        one = self.startServer("one", handlePrefix=b"one")
+        two = self.startServer("two", handlePrefix=b"two")
+        self.startWorker(["one", "two"], {"up": lambda job: job.data.upper()})
+        client = self.startClient(["one", "two"])
+        self.assertClientOn(one)
+        self.assertClientOn(two)
+        one.core.drain()
+        for n in range(4):
+            self.assertEqual(
+                self.pump.result(client.submit("up", b"x%d" % (n,))), b"X%d" % (n,)
+            )
+            handle = self.pump.result(
+                client.submitBackground("up", b"bg", unique=b"u%d" % (n,))
+            )
+            self.assertTrue(handle.startswith(b"two:"), handle)
+        two.core.drain()
+        error = self.assertRaises(
+            ServerError, self.pump.result, client.submitBackground("up", b"late")
+        )
+        self.assertEqual(error.code, b"SERVER_DRAINING")
 
     def test_callbackStyle(self) -> None:
         """

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -42,6 +42,7 @@ CAN_DO, SUBMIT_JOB, JOB_CREATED, GRAB_JOB, JOB_ASSIGN, WORK_COMPLETE = (
 )
 SUBMIT_JOB_EPOCH, GRAB_JOB_ALL, JOB_ASSIGN_ALL = 36, 39, 40
 ECHO_REQ = 16
+SUBMIT_JOB_BG, ERROR = 18, 19
 
 
 class ControlledStore(MemoryQueueStore):
@@ -506,6 +507,42 @@ class StopTests(SynchronousTestCase):
         self.reactor.advance(0.5)
         self.assertIs(self.successResultOf(d), True)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_drainRefusesSubmits(self) -> None:
+        """
+        While draining, a submit on a connection already open is answered
+        with C{ERROR SERVER_DRAINING} (so that clients take it elsewhere)
+        and creates no job; the job already held still runs.
+        """
+        client, handle = self._queueJob()
+        self.service.drain(timeout=10, interval=0.5)
+        client.send(SUBMIT_JOB, b"f", b"", b"late")
+        client.send(SUBMIT_JOB_BG, b"f", b"", b"late")
+        self.assertEqual(
+            client.output(),
+            2
+            * response(
+                ERROR,
+                b"SERVER_DRAINING",
+                b"Server is draining and takes no new jobs; submit to another server",
+            ),
+        )
+        self.assertEqual(list(self.service.core.jobs), [handle])
+
+    def test_drainTimeoutSaysWhatIsLost(self) -> None:
+        """
+        A drain that times out with the memory store logs how many
+        acknowledged background jobs it abandons.
+        """
+        client = Connection(self.service.factory)
+        client.send(SUBMIT_JOB_BG, b"f", b"", b"x")
+        client.send(SUBMIT_JOB_BG, b"f", b"", b"y")
+        with capturedLogs() as events:
+            d = self.service.drain(timeout=1, interval=1)
+            self.reactor.advance(1)
+        self.assertIs(self.successResultOf(d), False)
+        [text] = [formatEvent(e) for e in events if "timed out" in formatEvent(e)]
+        self.assertIn("abandoning 2 acknowledged background jobs", text)
 
     def test_drainIdle(self) -> None:
         """
