@@ -151,6 +151,8 @@ class JobServer:
         self.exceptions = exceptions
         self.functions: dict[bytes, Function] = {}
         self.jobs: dict[bytes, Job] = {}
+        # Unique id to its live jobs across functions, kept by the functions.
+        self._uniques: dict[bytes, dict[Job, None]] = {}
         #: Set by L{drain}: no new job is taken.
         self.draining = False
         self.sessions: dict[Session, None] = {}
@@ -230,7 +232,7 @@ class JobServer:
         """
         function = self.functions.get(name)
         if function is None:
-            function = self.functions[name] = Function(name)
+            function = self.functions[name] = Function(name, self._uniques)
         return function
 
     def canDo(
@@ -385,7 +387,7 @@ class JobServer:
             return
         function = self.functions.get(name)
         if function is None:
-            function = self.functions[name] = Function(name)
+            function = self.functions[name] = Function(name, self._uniques)
         elif unique:
             existing = function.findUnique(unique, data)
             if existing is not None:
@@ -642,20 +644,21 @@ class JobServer:
     def getStatusUnique(self, unique: bytes) -> tuple[bytes, bool, bool, int, int, int]:
         """
         GET_STATUS_UNIQUE: C{(unique, known, running, numerator,
-        denominator, clients)}, looking in every function.
+        denominator, clients)} of the oldest live job with that unique id,
+        whatever its function: one lookup in the index the functions keep,
+        however many functions there are.
         """
-        if unique and unique != b"-":
-            for function in self.functions.values():
-                job = function.uniques.get(unique)
-                if job is not None:
-                    return (
-                        unique,
-                        True,
-                        job.state is _RUNNING,
-                        job.numerator,
-                        job.denominator,
-                        len(job.clients),
-                    )
+        jobs = self._uniques.get(unique) if unique != b"-" else None
+        if jobs:
+            job = next(iter(jobs))
+            return (
+                unique,
+                True,
+                job.state is _RUNNING,
+                job.numerator,
+                job.denominator,
+                len(job.clients),
+            )
         return (unique, False, False, 0, 0, 0)
 
     def setClientId(self, session: Session, clientId: bytes) -> None:

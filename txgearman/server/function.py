@@ -99,6 +99,9 @@ class Function:
     @ivar maxQueue: admission limits per submitted priority (0: none).
     @ivar uniques: non-empty unique id to job, for coalescing.
     @ivar payloads: payload to job, for the unique C{-} (coalesce by data).
+    @ivar allUniques: the server's index of unique ids across functions,
+        shared by all its functions and kept by each: unique id to its live
+        jobs, oldest first (GET_STATUS_UNIQUE names no function).
     """
 
     __slots__ = (
@@ -117,10 +120,16 @@ class Function:
         "maxQueue",
         "uniques",
         "payloads",
+        "allUniques",
     )
 
-    def __init__(self, name: bytes) -> None:
+    def __init__(
+        self, name: bytes, allUniques: dict[bytes, dict[Job, None]] | None = None
+    ) -> None:
         self.name = name
+        self.allUniques: dict[bytes, dict[Job, None]] = (
+            {} if allUniques is None else allUniques
+        )
         self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (
             deque(),
             deque(),
@@ -154,6 +163,11 @@ class Function:
                 self.payloads[job.data] = job
             else:
                 self.uniques[unique] = job
+                jobs = self.allUniques.get(unique)
+                if jobs is None:
+                    self.allUniques[unique] = {job: None}
+                else:
+                    jobs[job] = None
 
     def push(self, job: Job) -> None:
         """
@@ -278,10 +292,15 @@ class Function:
     def _unindex(self, job: Job) -> None:
         """Forget C{job}'s unique id, if it still names C{job}."""
         unique = job.unique
-        table = self.payloads if unique == b"-" else self.uniques
-        key = job.data if unique == b"-" else unique
-        if table.get(key) is job:
-            del table[key]
+        if unique == b"-":
+            if self.payloads.get(job.data) is job:
+                del self.payloads[job.data]
+            return
+        if self.uniques.get(unique) is job:
+            del self.uniques[unique]
+        jobs = self.allUniques.get(unique)
+        if jobs is not None and jobs.pop(job, 0) is None and not jobs:
+            del self.allUniques[unique]
 
     # -- workers -----------------------------------------------------------
 

@@ -80,6 +80,7 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
         for data, job in function.payloads.items():
             assert job.data == data and job.unique == b"-"
             assert server.jobs.get(job.handle) is job
+        assert function.allUniques is server._uniques
         for session in function.woken:
             assert session.wokenFor is function, (session, function)
             assert session.noopSent and not session.closed
@@ -92,6 +93,16 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
                 function,
                 function.woken,
             )
+    # The index across functions holds exactly the functions' unique ids.
+    indexed = {
+        (unique, id(job)) for unique, jobs in server._uniques.items() for job in jobs
+    }
+    assert indexed == {
+        (unique, id(job))
+        for function in server.functions.values()
+        for unique, job in function.uniques.items()
+    }, (indexed,)
+    assert all(server._uniques.values())
     for session in server.sessions:
         if session.wokenFor is not None:
             assert session in session.wokenFor.woken, session
