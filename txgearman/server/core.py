@@ -152,7 +152,7 @@ class JobServer:
         self.functions: dict[bytes, Function] = {}
         self.jobs: dict[bytes, Job] = {}
         # Unique id to its live jobs across functions, kept by the functions.
-        self._uniques: dict[bytes, dict[Job, None]] = {}
+        self._uniques: dict[bytes, Job | list[Job]] = {}
         #: Set by L{drain}: no new job is taken.
         self.draining = False
         self.sessions: dict[Session, None] = {}
@@ -648,9 +648,9 @@ class JobServer:
         whatever its function: one lookup in the index the functions keep,
         however many functions there are.
         """
-        jobs = self._uniques.get(unique) if unique != b"-" else None
-        if jobs:
-            job = next(iter(jobs))
+        found = self._uniques.get(unique) if unique != b"-" else None
+        if found is not None:
+            job = found[0] if isinstance(found, list) else found
             return (
                 unique,
                 True,

@@ -97,11 +97,14 @@ class Function:
         there are more jobs than such workers.
     @ivar wakeTimer: takes the claims of workers woken too long ago.
     @ivar maxQueue: admission limits per submitted priority (0: none).
-    @ivar uniques: non-empty unique id to job, for coalescing.
     @ivar payloads: payload to job, for the unique C{-} (coalesce by data).
-    @ivar allUniques: the server's index of unique ids across functions,
-        shared by all its functions and kept by each: unique id to its live
-        jobs, oldest first (GET_STATUS_UNIQUE names no function).
+    @ivar allUniques: the index of unique ids (other than C{-}) for
+        coalescing, shared by all the server's functions and kept by each:
+        unique id to its live job, or, in the rare case that several
+        functions have a job of that unique id, to the list of them, oldest
+        first.  One index for all functions, so that GET_STATUS_UNIQUE
+        (which names no function) is one lookup, and one dict entry per job
+        with a unique id, no more.
     """
 
     __slots__ = (
@@ -118,16 +121,15 @@ class Function:
         "woken",
         "wakeTimer",
         "maxQueue",
-        "uniques",
         "payloads",
         "allUniques",
     )
 
     def __init__(
-        self, name: bytes, allUniques: dict[bytes, dict[Job, None]] | None = None
+        self, name: bytes, allUniques: dict[bytes, Job | list[Job]] | None = None
     ) -> None:
         self.name = name
-        self.allUniques: dict[bytes, dict[Job, None]] = (
+        self.allUniques: dict[bytes, Job | list[Job]] = (
             {} if allUniques is None else allUniques
         )
         self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (
@@ -146,7 +148,6 @@ class Function:
         self.woken: OrderedDict[Session, float] = OrderedDict()
         self.wakeTimer: IDelayedCall | None = None
         self.maxQueue = [0, 0, 0]
-        self.uniques: dict[bytes, Job] = {}
         self.payloads: dict[bytes, Job] = {}
 
     # -- a job's life ------------------------------------------------------
@@ -162,12 +163,12 @@ class Function:
             if unique == b"-":
                 self.payloads[job.data] = job
             else:
-                self.uniques[unique] = job
-                jobs = self.allUniques.get(unique)
-                if jobs is None:
-                    self.allUniques[unique] = {job: None}
-                else:
-                    jobs[job] = None
+                found = self.allUniques.setdefault(unique, job)
+                if found is not job:
+                    if isinstance(found, list):
+                        found.append(job)
+                    else:
+                        self.allUniques[unique] = [found, job]
 
     def push(self, job: Job) -> None:
         """
@@ -296,11 +297,13 @@ class Function:
             if self.payloads.get(job.data) is job:
                 del self.payloads[job.data]
             return
-        if self.uniques.get(unique) is job:
-            del self.uniques[unique]
-        jobs = self.allUniques.get(unique)
-        if jobs is not None and jobs.pop(job, 0) is None and not jobs:
+        found = self.allUniques.get(unique)
+        if found is job:
             del self.allUniques[unique]
+        elif isinstance(found, list) and job in found:
+            found.remove(job)
+            if len(found) == 1:
+                self.allUniques[unique] = found[0]
 
     # -- workers -----------------------------------------------------------
 
@@ -338,7 +341,27 @@ class Function:
             return None
         if unique == b"-":
             return self.payloads.get(data)
-        return self.uniques.get(unique)
+        found = self.allUniques.get(unique)
+        if found is None:
+            return None
+        if isinstance(found, list):
+            for job in found:
+                if job.function is self:
+                    return job
+            return None
+        return found if found.function is self else None
+
+    def uniqueJobs(self) -> dict[bytes, Job]:
+        """
+        This function's jobs by unique id (other than C{-}), for admin and
+        tests: a walk of the shared index, not for the per-job path.
+        """
+        mine = {}
+        for unique, found in self.allUniques.items():
+            for job in found if isinstance(found, list) else [found]:
+                if job.function is self:
+                    mine[unique] = job
+        return mine
 
     @property
     def runnable(self) -> bool:

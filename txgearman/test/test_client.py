@@ -408,7 +408,7 @@ class ClientTests(ClientTestCase):
 
         def holding(service: GearmanServerService) -> dict[bytes, Any]:
             function = service.core.functions.get(b"hold")
-            return {} if function is None else dict(function.uniques)
+            return {} if function is None else function.uniqueJobs()
 
         self.pump.flush()
         jobs = list(holding(one).values()) + list(holding(two).values())

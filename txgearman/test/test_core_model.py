@@ -74,7 +74,7 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             for p in range(3):
                 if function.queued[p]:
                     assert function in session.ready[p], (session, function, p)
-        for unique, job in function.uniques.items():
+        for unique, job in function.uniqueJobs().items():
             assert job.unique == unique and job.state is not JobState.DONE
             assert server.jobs.get(job.handle) is job
         for data, job in function.payloads.items():
@@ -93,16 +93,23 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
                 function,
                 function.woken,
             )
-    # The index across functions holds exactly the functions' unique ids.
+    # The index of unique ids holds exactly the live jobs that have one.
     indexed = {
-        (unique, id(job)) for unique, jobs in server._uniques.items() for job in jobs
-    }
-    assert indexed == {
         (unique, id(job))
-        for function in server.functions.values()
-        for unique, job in function.uniques.items()
-    }, (indexed,)
-    assert all(server._uniques.values())
+        for unique, found in server._uniques.items()
+        for job in (found if isinstance(found, list) else [found])
+    }
+    liveUniques = {
+        (job.unique, id(job))
+        for job in server.jobs.values()
+        if job.unique not in (b"", b"-")
+        and job.state not in (JobState.DONE, JobState.CANCELLED)
+    }
+    assert indexed == liveUniques, (indexed, liveUniques)
+    for found in server._uniques.values():
+        if isinstance(found, list):
+            assert len(found) > 1
+            assert len({id(job.function) for job in found}) == len(found)
     for session in server.sessions:
         if session.wokenFor is not None:
             assert session in session.wokenFor.woken, session
