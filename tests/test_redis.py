@@ -583,6 +583,26 @@ class RedisSystemTests(TestCase):
         self.assertEqual(again.admin(b"status"), b"kept\t100\t0\t0\n.\n")
         self.assertIn("previous run", again.log())
 
+    def test_redisLostItsData(self) -> None:
+        """
+        Redis flushed under a running server (as a restart without
+        persistence does): at its next write the server writes back every
+        background job it holds, so that after a restart of the server all
+        500 acknowledged jobs are there, and the one submitted after the
+        flush too.
+        """
+        redis = startRedis(self)
+        server = startServer(self, *self.redisArgs(redis))
+        client = connectRaw(self, server.port)
+        for n in range(500):
+            client.submit("SUBMIT_JOB_BG", b"kept", b"", b"job-%d" % (n,))
+        redis.flushall()
+        client.submit("SUBMIT_JOB_BG", b"kept", b"", b"after")
+        self.assertEqual(len(jobKeys(redis)), 501)
+        self.assertIn("lost this queue's keys", server.log())
+        again = self.restart(server)
+        self.assertEqual(again.admin(b"status"), b"kept\t501\t0\t0\n.\n")
+
     def test_secondServerRefusedAtOnce(self) -> None:
         """
         A second server on the same Redis and prefix, while the first runs,

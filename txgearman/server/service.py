@@ -33,7 +33,12 @@ from txgearman.server.batching import WriteBatcher
 from txgearman.server.claim import ListeningClaim
 from txgearman.server.core import JobServer
 from txgearman.server.protocol import GearmanServerFactory
-from txgearman.store.interfaces import IQueueStore, StoreError
+from txgearman.store.interfaces import (
+    IQueueStore,
+    IRestorableStore,
+    StoredJob,
+    StoreError,
+)
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = ["GearmanServerService", "endpointDescription", "listensEarly"]
@@ -295,6 +300,8 @@ class GearmanServerService(Service):
                 gc.enable()
         if count:
             self.log.info("Replayed {count} stored jobs", count=count)
+        if IRestorableStore.providedBy(self.store):
+            self.store.setHoldings(self._holdings)
         self.factory.setReady()
         if not self.listenEarly:
             await self._listenLate()
@@ -314,6 +321,17 @@ class GearmanServerService(Service):
             self._listening = False
             raise
         self._listened(port)
+
+    def _holdings(self) -> list[tuple[object, StoredJob]]:
+        """
+        Every job the core holds under a store key, for a store that lost
+        them to write back.
+        """
+        return [
+            (job.storeKey, job.record())
+            for job in self.core.iterJobs()
+            if job.storeKey is not None
+        ]
 
     def _startFailed(self, failure: Failure) -> None:
         self.startFailure = failure

@@ -15,7 +15,14 @@ from typing import NamedTuple
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["StoredJob", "storedJob", "IQueueStore", "StoreError", "IServerClaim"]
+__all__ = [
+    "StoredJob",
+    "storedJob",
+    "IQueueStore",
+    "IRestorableStore",
+    "StoreError",
+    "IServerClaim",
+]
 
 
 class StoredJob(NamedTuple):
@@ -155,4 +162,18 @@ class IServerClaim(Interface):
         """
         Whether no other live process holds the claim now: true when this
         process holds it itself, or nobody does.
+        """
+
+
+class IRestorableStore(IQueueStore):
+    """
+    A store that can lose what it stored while the server runs (a Redis
+    flushed, or restarted without persistence), and then writes back the
+    jobs the server still holds, which only the server knows.
+    """
+
+    def setHoldings(holdings: Callable[[], list[tuple[object, StoredJob]]]) -> None:
+        """
+        Give the store what tells it, when it needs it, every job the
+        server still holds under a key of this store: C{(key, StoredJob)}.
         """

@@ -45,7 +45,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman.store.interfaces import IQueueStore, IServerClaim, StoredJob, StoreError
+from txgearman.store.interfaces import (
+    IQueueStore,
+    IRestorableStore,
+    IServerClaim,
+    StoredJob,
+    StoreError,
+)
 from txgearman.store.redisaddress import RedisAddress, parseRedisAddress
 from txgearman.store.redislayout import (
     ACQUIRE_SCRIPT,
@@ -283,7 +289,7 @@ def _connectionTrouble(failure: Failure) -> bool:
     return failure.check(_redisAPI().module.ResponseError) is None
 
 
-@implementer(IQueueStore)
+@implementer(IQueueStore, IRestorableStore)
 class RedisQueueStore:
     """
     Jobs in Redis, under a key prefix this server holds a lock on.
@@ -360,6 +366,9 @@ class RedisQueueStore:
         # retry helps.
         self._connectRefused: str | None = None
         self._acquiring: Deferred[Any] | None = None
+        # What tells the jobs the server holds, to write back after Redis
+        # lost them.
+        self._holdings: Callable[[], list[tuple[object, StoredJob]]] | None = None
         # Imported now, while the files are still readable (before twistd
         # drops privileges); the reactor was chosen by whoever passed it.
         _redisAPI()
@@ -970,13 +979,15 @@ class RedisQueueStore:
             self._scheduleFlush(urgent=bool(self._adds or self._flushWaiters))
         return result
 
+    def setHoldings(
+        self, holdings: Callable[[], list[tuple[object, StoredJob]]]
+    ) -> None:
+        self._holdings = holdings
+
     def _applied(self, answer: Any, adds: list[_Add]) -> None:
         if answer == 2:
-            self.log.error(
-                "Redis had lost this queue's keys (restarted without persistence, or flushed): "
-                "jobs queued before are no longer stored, and a restart of txgearman would "
-                "lose them. Turn on appendonly in Redis."
-            )
+            self._restoreLost(adds)
+            return
         elif answer == 1:
             self.log.warn(
                 "The queue lock in Redis had expired; this server took it again"
@@ -984,6 +995,59 @@ class RedisQueueStore:
         for key, _record, d in adds:
             d.callback(key)
         self._fireFlushed()
+
+    def _restoreLost(self, adds: list[_Add]) -> None:
+        """
+        Redis had lost this queue's keys: write back every job the server
+        still holds (queued or running), and only then acknowledge the
+        jobs of the write that found the loss.  New writes wait meanwhile
+        (a call is in flight), so nothing new is acknowledged before the
+        old jobs are stored again.
+        """
+        holdings = self._holdings() if self._holdings is not None else []
+        self.log.critical(
+            "Redis had lost this queue's keys (flushed, or restarted without persistence). "
+            "Writing back the {count} background jobs this server holds; turn on appendonly "
+            "in Redis, or a restart of Redis loses queued jobs",
+            count=len(holdings),
+        )
+        d = Deferred.fromCoroutine(self._writeBack(holdings))
+        self._inFlight.add(d)
+        d.addBoth(self._landed, d)
+
+        def done(_: object) -> None:
+            self.log.info(
+                "Wrote back {count} background jobs to Redis", count=len(holdings)
+            )
+            for key, _record, added in adds:
+                added.callback(key)
+            self._fireFlushed()
+
+        def failed(failure: Failure) -> None:
+            reason = self._explain(failure, self.timeout)
+            self.log.error(
+                "Could not write the jobs back to Redis: {reason}; the jobs stay queued "
+                "here, but a restart of this server would lose them",
+                reason=reason,
+            )
+            for _key, _record, added in adds:
+                added.errback(StoreError(reason))
+            if _connectionTrouble(failure):
+                self._becomeUnavailable(reason)
+
+        d.addCallbacks(done, failed)
+
+    async def _writeBack(self, holdings: list[tuple[object, StoredJob]]) -> None:
+        numbered = sorted(
+            (key, encodeRecord(job)) for key, job in holdings if isinstance(key, int)
+        )
+        for start in range(0, len(numbered), BATCH_SIZE):
+            batch: list[_Add] = [
+                (key, record, Deferred())
+                for key, record in numbered[start : start + BATCH_SIZE]
+            ]
+            keys, args = self._applyArguments(batch, [])
+            await self._eval(APPLY_SCRIPT, keys, args)
 
     def _applyFailed(
         self,

@@ -6,8 +6,14 @@ tested in C{tests/}.
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
-from txgearman.store.interfaces import StoredJob, StoreError
+from txgearman.store.interfaces import (
+    IQueueStore,
+    IRestorableStore,
+    StoredJob,
+    StoreError,
+)
 from txgearman.store.redis import TRANSITIONS, RedisQueueStore, StoreState
 
 
@@ -90,3 +96,15 @@ class MoveTests(SynchronousTestCase):
             self.store.add(StoredJob(b"f", b"u", b"data")), StoreError
         )
         self.assertEqual(str(failure.value), "the Redis store is not running")
+
+
+class InterfaceTests(SynchronousTestCase):
+    def test_provides(self) -> None:
+        """
+        The Redis store is a queue store that can write back what Redis
+        lost, and durable.
+        """
+        store = RedisQueueStore("localhost:1", MemoryReactorClock())
+        self.assertTrue(verifyObject(IQueueStore, store))
+        self.assertTrue(verifyObject(IRestorableStore, store))
+        self.assertTrue(store.durable)

@@ -28,7 +28,7 @@ from txgearman.server.service import (
     endpointDescription,
     listensEarly,
 )
-from txgearman.store.interfaces import StoredJob, StoreError
+from txgearman.store.interfaces import IRestorableStore, StoredJob, StoreError
 from txgearman.store.memory import MemoryQueueStore
 from txgearman.test.fakes import MemoryConnection, response
 
@@ -138,6 +138,46 @@ class EndpointDescriptionTests(SynchronousTestCase):
             "tcp6:0",
         ]:
             self.assertEqual(endpointDescription(description), description)
+
+
+@implementer(IRestorableStore)
+class RestorableStore(MemoryQueueStore):
+    """
+    A memory store that is told what the server holds, as the Redis store
+    is, so that it could write it back.
+    """
+
+    holdings: Any = None
+
+    def setHoldings(self, holdings: Any) -> None:
+        self.holdings = holdings
+
+
+class HoldingsTests(SynchronousTestCase):
+    def test_holdings(self) -> None:
+        """
+        Once started, a store that can write back what it lost is given
+        what lists every stored job the core holds, with its key and
+        record, queued or running; foreground jobs are not among them.
+        """
+        store = RestorableStore()
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=MemoryReactorClock(), store=store
+        )
+        service.startService()
+        client = Connection(service.factory)
+        client.send(SUBMIT_JOB_BG, b"f", b"u", b"one")
+        client.send(SUBMIT_JOB_BG, b"f", b"", b"two")
+        client.send(SUBMIT_JOB, b"f", b"", b"foreground")
+        worker = Connection(service.factory)
+        worker.send(CAN_DO, b"f")
+        worker.send(GRAB_JOB)
+        held = store.holdings()
+        self.assertEqual(
+            sorted((key, job.data) for key, job in held),
+            sorted((key, job.data) for key, job in store.jobs.items()),
+        )
+        self.assertEqual(sorted(job.data for _key, job in held), [b"one", b"two"])
 
 
 class StartTests(SynchronousTestCase):
