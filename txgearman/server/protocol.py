@@ -28,6 +28,7 @@ from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
     RES,
+    AdminLine,
     Decoder,
     Packet,
     PacketType,
@@ -54,6 +55,10 @@ _HIGH = Priority.HIGH
 _NORMAL = Priority.NORMAL
 _LOW = Priority.LOW
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
+#: Bytes of output queued for one connection in one reactor turn past which
+#: its further requests wait until that output has been written.
+HIGH_WATER = 1 << 20
+
 #: What a request gets while the server is still starting.
 _STARTING = b"the server is starting (its queue store is replaying); try again shortly"
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
@@ -109,6 +114,11 @@ class GearmanServerProtocol(Protocol):
         # buffer full, but resumeProducing only once.
         self._sendBufferFull = False
         self._readingPaused = False
+        # Bytes queued for this turn's write, and the requests of a read
+        # not handled yet because that output passed HIGH_WATER: they wait,
+        # with reading paused, until the output has gone.
+        self._pendingBytes = 0
+        self._backlog: list[Packet | AdminLine] | None = None
         self._closing = False
         self._lostWaiters: list[Deferred[None]] = []
         # Output queued for the end of this turn, or None where the factory
@@ -169,6 +179,8 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if self._closing or transport is None:
             return
+        # What waited behind the output is never handled now.
+        self._backlog = None
         self.flushPending()
         self._closing = True
         # A transport with a registered producer it paused waits for that
@@ -220,7 +232,10 @@ class GearmanServerProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._sendBufferFull = False
-        self._updateReading()
+        if self._backlog is not None:
+            self._resumeBacklog()
+        else:
+            self._updateReading()
 
     def stopProducing(self) -> None:
         pass
@@ -229,7 +244,7 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if transport is None or self._closing:
             return
-        pause = self._sendBufferFull
+        pause = self._sendBufferFull or self._backlog is not None
         if pause == self._readingPaused:
             return
         self._readingPaused = pause
@@ -281,6 +296,7 @@ class GearmanServerProtocol(Protocol):
             assert self._batcher is not None
             self._batcher.add(self)
         pending.append(data)
+        self._pendingBytes += len(data)
 
     def flushPending(self) -> None:
         """
@@ -291,8 +307,13 @@ class GearmanServerProtocol(Protocol):
             return
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
+        self._pendingBytes = 0
         if self.transport is not None:
             self._writeNow(data)
+        if self._backlog is not None and not self._sendBufferFull:
+            # The output that held the requests back has gone (and the
+            # transport took it without pausing): handle the next ones.
+            self._resumeBacklog()
 
     # -- input -------------------------------------------------------------
 
@@ -302,9 +323,24 @@ class GearmanServerProtocol(Protocol):
         if self._unready:
             self._refuseUnready(data)
             return
-        decoder = self.decoder
+        # The requests of a read are handled in order until their output
+        # queued for this turn passes HIGH_WATER: then the rest wait, with
+        # reading paused, until it has been written, so that a peer makes
+        # the server hold no more than that for it however much its
+        # requests ask for (pipelined "show jobs", say).
+        events = self.decoder.decode(data)
+        if self._backlog is not None:
+            if data:
+                # Read before reading paused: it waits behind the backlog.
+                self._backlog.extend(events)
+                return
+            # Called by _resumeBacklog: the backlog's turn.
+            events, self._backlog = self._backlog + events, None
+            self._updateReading()
         handlers = self._handlers
-        for event in decoder.decode(data):
+        done = 0
+        for event in events:
+            done += 1
             if isinstance(event, Packet):
                 if event.magic != REQ:
                     self.sendPacket(
@@ -323,7 +359,11 @@ class GearmanServerProtocol(Protocol):
                     self._adminFailed(event.line, Failure())
                     return
                 self.send(reply)
-        error = decoder.failed
+            if self._pendingBytes > HIGH_WATER and done < len(events):
+                self._backlog = events[done:]
+                self._updateReading()
+                return
+        error = self.decoder.failed
         if error is not None:
             self.log.info(
                 "Closing connection from {host}: {error}",
@@ -332,6 +372,17 @@ class GearmanServerProtocol(Protocol):
             )
             self.sendPacket(_P.ERROR, error.code, error.text)
             self.close()
+
+    def _resumeBacklog(self) -> None:
+        """
+        The output that held requests back has been written: handle them.
+        (Through L{dataReceived}, so that the loop of the per-read path is
+        one, and costs no extra call.)
+        """
+        if self._closing:
+            self._backlog = None
+            return
+        self.dataReceived(b"")
 
     def _handlerFailed(self, ptype: PacketType, failure: Failure) -> None:
         """

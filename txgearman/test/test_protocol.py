@@ -18,7 +18,11 @@ from txgearman.codec import SUBMITS
 from txgearman.codec import PacketType as P
 from txgearman.server.batching import WriteBatcher
 from txgearman.server.core import JobServer
-from txgearman.server.protocol import GearmanServerFactory, GearmanServerProtocol
+from txgearman.server.protocol import (
+    HIGH_WATER,
+    GearmanServerFactory,
+    GearmanServerProtocol,
+)
 from txgearman.test.fakes import (
     FakeStore,
     MemoryConnection,
@@ -1203,6 +1207,55 @@ class BatchingTests(ProtocolTestsMixin, SynchronousTestCase):
             response(P.ECHO_RES, b"one") + response(P.JOB_CREATED, b"H:test:1"),
         )
         self.assertEqual(worker.transport.value(), response(P.NOOP))
+
+    def test_amplifiedRepliesWait(self) -> None:
+        """
+        Pipelined requests whose replies are large (C{show jobs} with many
+        jobs queued) are handled only until this turn's output passes
+        L{HIGH_WATER}: the rest wait, with reading paused, until the output
+        has been written, and then run, in order.  The server never holds
+        much more than that for one connection, however many were sent.
+        """
+        client = self.connect()
+        for n in range(2000):
+            self.core.submitJob(None, b"f", b"", b"j%d" % (n,), background=True)
+        one = len(client.admin(b"show jobs"))
+        count = 3 * HIGH_WATER // one
+        client.proto.dataReceived(b"show jobs\n" * count + request(P.ECHO_REQ, b"last"))
+        self.assertLessEqual(client.proto._pendingBytes, HIGH_WATER + one)
+        self.assertEqual(client.transport.producerState, "paused")
+        self.assertEqual(client.transport.value(), b"")
+        flushed: list[int] = []
+        flush = client.proto.flushPending
+
+        def recording() -> None:
+            flushed.append(client.proto._pendingBytes)
+            flush()
+
+        self.patch(client.proto, "flushPending", recording)
+        self.clock.advance(0)
+        self.assertIsNone(client.proto._backlog)
+        # Written in several flushes, none holding much more than the mark.
+        self.assertGreaterEqual(len(flushed), 3)
+        self.assertLessEqual(max(flushed), HIGH_WATER + one)
+        self.assertEqual(client.transport.producerState, "producing")
+        data = client.transport.value()
+        self.assertEqual(data.count(b"\n.\n"), count)
+        self.assertTrue(data.endswith(response(P.ECHO_RES, b"last")))
+
+    def test_closeDropsBacklog(self) -> None:
+        """
+        A connection closed while requests wait behind its output handles
+        none of them.
+        """
+        client = self.connect()
+        for n in range(2000):
+            self.core.submitJob(None, b"f", b"", b"j%d" % (n,), background=True)
+        client.proto.dataReceived(b"show jobs\n" * 200 + b"create function late\n")
+        self.assertIsNotNone(client.proto._backlog)
+        client.proto.close()
+        self.clock.advance(0)
+        self.assertNotIn(b"late", self.core.functions)
 
     def test_closeFlushesFirst(self) -> None:
         """
