@@ -275,7 +275,7 @@ class GearmanClient(Service):
             WORK_STATUS.
         @return: fires with the job's result; fails with
             L{txgearman.client.errors.JobFailed}, L{txgearman.client.errors.JobException},
-            L{txgearman.client.errors.ServerError}, L{txgearman.client.errors.ConnectionLost}
+            L{txgearman.client.errors.ServerError}, L{txgearman.client.errors.GearmanConnectionLost}
             (the connection went while the job ran) or
             L{txgearman.client.errors.NoServerAvailable}.
         """
