@@ -216,6 +216,30 @@ class OutageTests(unittest.TestCase):
         self.assertEqual(server.command("GET", after), encodeRecord(job(b"after")))
         self.assertEqual(storedData(server, self.layout), [b"before", b"after"])
 
+    async def test_outageLoggedOncePerChange(self) -> None:
+        """
+        While Redis stays down, the log says so once, with the retry
+        schedule, rather than once per connection attempt; and once when it
+        is reachable again.
+        """
+        catcher = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        server = startRedis(self, appendonly=True, appendfsync="always")
+        store = await startedStore(self, server.address)
+        server.kill()
+        # Several reconnection attempts: they come a second apart at most.
+        await sleep(3.5)
+        server.restart()
+        await addWhenAccepted(store, job(b"after"), RECOVERY)
+
+        retries = [
+            e for e in catcher if "retry" in str(e.get("log_format", "")).lower()
+        ]
+        self.assertEqual(retries, [])
+        cannot = logged(catcher, LogLevel.warn, "Cannot connect to Redis")
+        self.assertEqual(len(cannot), 1, [formatEvent(e) for e in cannot])
+        self.assertIn("trying again every second", formatEvent(cannot[0]))
+        self.assertEqual(len(logged(catcher, LogLevel.info, "Connected to Redis")), 1)
+
     async def test_pausedThenResumed(self) -> None:
         """
         When Redis freezes, the add in flight fails within about the store's

@@ -61,6 +61,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman._words import counted
 from txgearman.client.arguments import asBytes, asOptionalBytes
 from txgearman.client.endpoints import endpointFor
 from txgearman.client.errors import JobFailed
@@ -358,7 +359,8 @@ class GearmanWorker(Service):
     async def _stop(self) -> None:
         if not self._idle:
             self.log.info(
-                "Stopping: waiting up to {timeout}s for {count} running jobs",
+                "Stopping: waiting up to {timeout}s for {jobs}",
+                jobs=counted(len(self._running), "running job"),
                 timeout=self.stopTimeout,
                 count=len(self._running),
             )
@@ -373,7 +375,8 @@ class GearmanWorker(Service):
         leftover = list(self._running.items())
         if leftover:
             self.log.warn(
-                "Handing back {count} jobs still running after {timeout}s: {handles}",
+                "Handing back {jobs} still running after {timeout}s: {handles}",
+                jobs=counted(len(leftover), "job"),
                 count=len(leftover),
                 timeout=self.stopTimeout,
                 handles=", ".join(repr(job.handle) for job, _ in leftover),
@@ -444,7 +447,8 @@ class GearmanWorker(Service):
         ]
         if lost and not self._stopping:
             self.log.warn(
-                "The job server takes back {count} jobs that were running: {handles}",
+                "The job server takes back {jobs} that were running: {handles}",
+                jobs=counted(len(lost), "job"),
                 count=len(lost),
                 handles=", ".join(repr(job.handle) for job in lost),
             )

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txgearman import __version__
+from txgearman._words import counted
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
@@ -299,7 +300,9 @@ class GearmanServerService(Service):
                 gc.freeze()
                 gc.enable()
         if count:
-            self.log.info("Replayed {count} stored jobs", count=count)
+            self.log.info(
+                "Replayed {jobs}", jobs=counted(count, "stored job"), count=count
+            )
         if IRestorableStore.providedBy(self.store):
             self.store.setHoldings(self._holdings)
         self.factory.setReady()
@@ -407,17 +410,20 @@ class GearmanServerService(Service):
         background = sum(1 for job in jobs if job.background)
         if self.store.durable:
             self.log.warn(
-                "Drain timed out with {n} jobs left; the {background} background jobs "
-                "among them stay in the store for the next start",
-                n=len(jobs),
+                "Drain timed out with {left} left; the background ones among them "
+                "({background}) stay in the store for the next start",
+                left=counted(len(jobs), "job"),
                 background=background,
+                n=len(jobs),
             )
         else:
             self.log.error(
-                "Drain timed out with {n} jobs left: abandoning {background} acknowledged "
-                "background jobs, which the {store} store does not keep",
-                n=len(jobs),
+                "Drain timed out with {left} left: abandoning {abandoned}, which the "
+                "{store} store does not keep",
+                left=counted(len(jobs), "job"),
+                abandoned=counted(background, "acknowledged background job"),
                 background=background,
+                n=len(jobs),
                 store=self.store.description.split(" ")[0],
             )
 
@@ -430,7 +436,8 @@ class GearmanServerService(Service):
             timeout.
         """
         self.log.info(
-            "Draining: no new connections or jobs; waiting for {n} jobs",
+            "Draining: no new connections or jobs; waiting for {jobs}",
+            jobs=counted(len(self.core.jobs), "job"),
             n=len(self.core.jobs),
         )
         self.core.drain()

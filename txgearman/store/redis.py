@@ -29,6 +29,7 @@ from enum import Enum
 from functools import cache
 from typing import Any, NamedTuple
 
+from twisted.application.internet import ClientService
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
@@ -41,10 +42,11 @@ from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman._words import counted
 from txgearman.store.interfaces import (
     IQueueStore,
     IRestorableStore,
@@ -159,6 +161,26 @@ class _FastCommands:
         return b"".join(parts)
 
 
+@implementer(ILogObserver)
+def _withoutRetries(event: LogEvent) -> None:
+    """
+    Pass a log event on, unless it is ClientService's line for one more
+    connection attempt: while Redis is down, that is one line a second.
+    """
+    if not str(event.get("log_format", "")).startswith("Scheduling retry"):
+        globalLogPublisher(event)
+
+
+class _QuietClientService(ClientService):
+    """
+    The ClientService txredisapi connects with, without a log line per
+    retry: the store logs each change of state instead, with the retry
+    schedule (see L{RedisQueueStore._connectFailed}).
+    """
+
+    _log = Logger(observer=_withoutRetries)
+
+
 class _RedisAPI(NamedTuple):
     """
     txredisapi and the store's own subclasses of its classes.
@@ -177,6 +199,10 @@ def _redisAPI() -> _RedisAPI:
     this module.
     """
     import txredisapi
+
+    # txredisapi builds its connections' ClientService by this name.
+    if txredisapi.ClientService is ClientService:
+        txredisapi.ClientService = _QuietClientService
 
     class _Protocol(_FastCommands, txredisapi.RedisProtocol):
         def connectionLost(self, reason: Any) -> Any:
@@ -765,14 +791,15 @@ class RedisQueueStore:
         left = len(self._retries)
         if left:
             self.log.warn(
-                "{count} finished jobs could not be deleted from Redis; they will run again "
+                "{jobs} could not be deleted from Redis; they will run again "
                 "after the next start",
+                jobs=counted(left, "finished job"),
                 count=left,
             )
         waiters, self._flushWaiters = self._flushWaiters, []
         for d in waiters:
             if left:
-                d.errback(StoreError(f"{left} deletions were not carried out"))
+                d.errback(StoreError(f"{counted(left, 'deletion')} not carried out"))
             else:
                 d.callback(None)
         if self._ownsLock and self._redis is not None:
@@ -1007,8 +1034,9 @@ class RedisQueueStore:
         holdings = self._holdings() if self._holdings is not None else []
         self.log.critical(
             "Redis had lost this queue's keys (flushed, or restarted without persistence). "
-            "Writing back the {count} background jobs this server holds; turn on appendonly "
+            "Writing back the {jobs} this server holds; turn on appendonly "
             "in Redis, or a restart of Redis loses queued jobs",
+            jobs=counted(len(holdings), "background job"),
             count=len(holdings),
         )
         d = Deferred.fromCoroutine(self._writeBack(holdings))
@@ -1017,7 +1045,9 @@ class RedisQueueStore:
 
         def done(_: object) -> None:
             self.log.info(
-                "Wrote back {count} background jobs to Redis", count=len(holdings)
+                "Wrote back {jobs} to Redis",
+                jobs=counted(len(holdings), "background job"),
+                count=len(holdings),
             )
             for key, _record, added in adds:
                 added.callback(key)
@@ -1229,11 +1259,14 @@ class RedisQueueStore:
             if now - lastReport >= PROGRESS_INTERVAL:
                 lastReport = now
                 self.log.info(
-                    "Replay: read {count} stored jobs so far", count=len(found)
+                    "Replay: read {jobs} so far",
+                    jobs=counted(len(found), "stored job"),
+                    count=len(found),
                 )
         if skipped > NAMED_SKIPS:
             self.log.warn(
-                "Skipped {count} Redis keys in all under prefix {prefix}",
+                "Skipped {keys} in all under prefix {prefix}",
+                keys=counted(skipped, "Redis key"),
                 count=skipped,
                 prefix=layout.prefix.decode("utf-8", "replace"),
             )
@@ -1241,7 +1274,8 @@ class RedisQueueStore:
         total = len(found)
         if total > RESTORE_CHUNK:
             self.log.info(
-                "Replay: read {total} jobs in {seconds:.1f} s; queueing them",
+                "Replay: read {jobs} in {seconds:.1f} s; queueing them",
+                jobs=counted(total, "job"),
                 total=total,
                 seconds=clock.seconds() - started,
             )

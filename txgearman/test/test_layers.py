@@ -21,7 +21,15 @@ import txgearman
 PACKAGE = Path(txgearman.__file__).parent
 
 #: What each layer may import of the project, by module name prefix.  The
-#: package's own C{__init__} (its version) may be imported by every layer.
+#: package's own C{__init__} (its version) and L{txgearman._words} (which
+#: imports nothing) may be imported by every layer.
+SHARED = (
+    "txgearman",
+    "txgearman.__version__",
+    "txgearman._words",
+    "txgearman._words.counted",
+)
+
 ALLOWED: dict[str, tuple[str, ...]] = {
     "txgearman.codec": (),
     "txgearman.store": ("txgearman.store",),
@@ -96,7 +104,7 @@ def violations(package: Path = PACKAGE) -> list[str]:
         if layer is None:
             continue
         for name in sorted(imported(path)):
-            if name == "txgearman" or name == "txgearman.__version__":
+            if name in SHARED:
                 continue
             if name.startswith("txgearman.") and layerOf(name) is not None:
                 if not within(name, ALLOWED[layer]):
@@ -126,6 +134,15 @@ class DependencyRuleTests(SynchronousTestCase):
         No module of the library imports outside what its layer may.
         """
         self.assertEqual(violations(), [])
+
+    def test_sharedImportsNothing(self) -> None:
+        """
+        What every layer may import imports nothing itself, of the project
+        or beyond the standard library's C{__future__}.
+        """
+        self.assertEqual(
+            imported(PACKAGE / "_words.py"), {"__future__", "__future__.annotations"}
+        )
 
     def test_layersSeen(self) -> None:
         """
