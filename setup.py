@@ -29,6 +29,7 @@ setup(
         "txgearman.server",
         "txgearman.store",
         "txgearman.test",
+        "txgearman.web",
         "twisted.plugins",
     ],
     package_data={"txgearman": ["py.typed"]},
@@ -39,6 +40,8 @@ setup(
         # txredisapi parses replies in C with it: replaying a large queue
         # is five times faster.
         "hiredis>=2",
+        # The text exposition format of /metrics (--http), never written by hand.
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "test": [

@@ -11,7 +11,8 @@ import signal
 import sys
 from typing import Any
 
-from twisted.application.service import IService
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
 from twisted.internet import endpoints
 from twisted.python import usage
 
@@ -63,6 +64,24 @@ def _workerWakeup(value: str) -> int | None:
     return count
 
 
+def _checkListen(option: str, value: str) -> None:
+    """
+    Refuse a C{--option} that is neither a port number nor a strports
+    description, naming the option.
+    """
+    if value.isdigit() and int(value) > 65535:
+        raise usage.UsageError(
+            f"--{option} must be a port number (0-65535) or a strports description"
+        )
+    try:
+        # Parsing builds an endpoint object without using the reactor.
+        endpoints.serverFromString(None, endpointDescription(value))
+    except (ValueError, TypeError) as e:
+        raise usage.UsageError(
+            f"--{option} {value!r} is not a strports description: {e}"
+        ) from None
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -80,6 +99,13 @@ class Options(usage.Options):
             "4730",
             "Port number, or a strports description such as "
             "tcp:4730:interface=127.0.0.1, to listen on.",
+        ],
+        [
+            "http",
+            None,
+            None,
+            "Serve Prometheus metrics (/metrics) and health checks (/livez, /readyz) "
+            "over HTTP on this port number or strports description [default: off].",
         ],
         [
             "job-retries",
@@ -173,18 +199,9 @@ class Options(usage.Options):
             raise SystemExit(1) from None
 
     def postOptions(self) -> None:
-        port = self["port"]
-        if port.isdigit() and int(port) > 65535:
-            raise usage.UsageError(
-                "--port must be a port number (0-65535) or a strports description"
-            )
-        try:
-            # Parsing builds an endpoint object without using the reactor.
-            endpoints.serverFromString(None, endpointDescription(port))
-        except (ValueError, TypeError) as e:
-            raise usage.UsageError(
-                f"--port {port!r} is not a strports description: {e}"
-            ) from None
+        _checkListen("port", self["port"])
+        if self["http"] is not None:
+            _checkListen("http", self["http"])
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
@@ -256,7 +273,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     )
     if underTwistd:
         atexit.register(_exitStatus, service)
-    return service
+    if options["http"] is None:
+        return service
+    # The composition root: the only server module that knows the web face.
+    from txgearman.web.site import WebSite
+
+    top = MultiService()
+    service.setServiceParent(top)
+    web = strports.service(
+        endpointDescription(options["http"]), WebSite(service, reactor), reactor=reactor
+    )
+    web.setServiceParent(top)
+    return top
 
 
 def _exitStatus(service: GearmanServerService) -> None:

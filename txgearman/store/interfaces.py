@@ -22,6 +22,8 @@ __all__ = [
     "IRestorableStore",
     "StoreError",
     "IServerClaim",
+    "IStoreHealth",
+    "HealthCheck",
 ]
 
 
@@ -176,4 +178,30 @@ class IRestorableStore(IQueueStore):
         """
         Give the store what tells it, when it needs it, every job the
         server still holds under a key of this store: C{(key, StoredJob)}.
+        """
+
+
+class HealthCheck(NamedTuple):
+    """
+    One thing a server needs to serve, and whether it has it now: what the
+    readiness endpoint reports, check by check.
+    """
+
+    #: A short name, such as C{redis} (letters, digits and dashes).
+    name: str
+    ok: bool
+    #: Why not, when not; what holds, when it does.
+    detail: str
+
+
+class IStoreHealth(Interface):
+    """
+    A store that depends on something outside the process (Redis), and
+    can say whether it has it: a server whose store cannot store is not
+    ready, though it runs.
+    """
+
+    def health() -> list[HealthCheck]:
+        """
+        The store's checks, now; cheap enough for every probe.
         """

@@ -48,9 +48,11 @@ from zope.interface import implementer
 
 from txgearman._words import counted
 from txgearman.store.interfaces import (
+    HealthCheck,
     IQueueStore,
     IRestorableStore,
     IServerClaim,
+    IStoreHealth,
     StoredJob,
     StoreError,
 )
@@ -315,7 +317,7 @@ def _connectionTrouble(failure: Failure) -> bool:
     return failure.check(_redisAPI().module.ResponseError) is None
 
 
-@implementer(IQueueStore, IRestorableStore)
+@implementer(IQueueStore, IRestorableStore, IStoreHealth)
 class RedisQueueStore:
     """
     Jobs in Redis, under a key prefix this server holds a lock on.
@@ -578,6 +580,37 @@ class RedisQueueStore:
         return d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
 
     # -- start and stop ----------------------------------------------------
+
+    def health(self) -> list[HealthCheck]:
+        """
+        Whether Redis answers (C{redis}) and this server holds the queue's
+        lock (C{redis-lock}).
+        """
+        state = self.state
+        if state is StoreState.RUNNING:
+            redis = HealthCheck("redis", True, f"{self.address} answers")
+        elif state in (StoreState.UNAVAILABLE, StoreState.PROBING):
+            redis = HealthCheck(
+                "redis",
+                False,
+                self._refusedBecause or f"{self.address} does not answer",
+            )
+        elif state is StoreState.STARTING:
+            why = f": {self.connectError}" if self.connectError else ""
+            redis = HealthCheck("redis", False, f"connecting to {self.address}{why}")
+        else:
+            redis = HealthCheck("redis", False, f"the store is {state.value}")
+        if self._ownsLock:
+            lock = HealthCheck("redis-lock", True, "this server holds the queue's lock")
+        elif state is StoreState.LOST:
+            lock = HealthCheck(
+                "redis-lock",
+                False,
+                self._refusedBecause or "another server took the queue",
+            )
+        else:
+            lock = HealthCheck("redis-lock", False, "the queue's lock is not held")
+        return [redis, lock]
 
     def start(self) -> Deferred[None]:
         """

@@ -9,7 +9,7 @@ import io
 import signal
 import sys
 
-from twisted.application.service import IServiceMaker
+from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
@@ -113,6 +113,8 @@ class OptionsTests(SynchronousTestCase):
             ("-p", "tcp:abc"),
             ("-p", "bogus:1"),
             ("-p", "tcp:4730:colour=blue"),
+            ("--http", "65536"),
+            ("--http", "bogus:1"),
             ("--no-such-option",),
             ("extra-argument",),
             ("--redis", ""),
@@ -142,6 +144,10 @@ class OptionsTests(SynchronousTestCase):
             (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
             (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
             (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
+            (
+                ("--http", "70000"),
+                "--http must be a port number (0-65535) or a strports description",
+            ),
         ]:
             with self.assertRaises(usage.UsageError) as caught:
                 parse(*argv)
@@ -287,6 +293,56 @@ class MakeServiceTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         self.assertEqual(reactor.tcpServers, [(4733, service.factory, 50, "127.0.0.1")])
+
+
+class HTTPServiceTests(SynchronousTestCase):
+    """
+    C{--http} adds the web face on a listener of its own.
+    """
+
+    def test_offByDefault(self) -> None:
+        """
+        Without C{--http}, the service is the job server alone.
+        """
+        self.assertIsNone(parse()["http"])
+        service = tap.makeService(parse(), reactor=MemoryReactorClock())
+        self.assertIsInstance(service, GearmanServerService)
+
+    def test_listens(self) -> None:
+        """
+        With C{--http}, the job server and a web site are started together;
+        the site's port is bound in C{privilegedStartService}, so that a
+        port below 1024 works with C{-u}, and it answers before the Gearman
+        port is bound (C{/readyz} says why it is not ready).
+        """
+        from txgearman.web.site import WebSite
+
+        reactor = MemoryReactorClock()
+        top = tap.makeService(
+            parse("-p", "tcp:4733", "--http", "tcp:8080:interface=127.0.0.1"),
+            reactor=reactor,
+        )
+        assert isinstance(top, MultiService)
+        [gearman] = [s for s in top if isinstance(s, GearmanServerService)]
+        top.privilegedStartService()
+        [(port, site, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (8080, "127.0.0.1"))
+        self.assertIsInstance(site, WebSite)
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(reactor.tcpServers[1][:2], (4733, gearman.factory))
+
+    def test_bareNumber(self) -> None:
+        """
+        A bare port number is TCP on every interface, as for C{--port}.
+        """
+        reactor = MemoryReactorClock()
+        top = tap.makeService(parse("--http", "8081"), reactor=reactor)
+        assert isinstance(top, MultiService)
+        top.privilegedStartService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(reactor.tcpServers[0][0], 8081)
+        self.assertEqual(reactor.tcpServers[0][3], "")
 
 
 class RedisServiceTests(SynchronousTestCase):

@@ -1,0 +1,147 @@
+"""
+Tests for L{txgearman.web.metrics}: C{/metrics} read back with
+prometheus_client's own parser, against what admin C{status} and
+C{prioritystatus} say of the same server.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from treq.testing import StubTreq
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
+
+from txgearman import __version__
+from txgearman.codec import PacketType as P
+from txgearman.server.service import GearmanServerService
+from txgearman.test.fakes import MemoryConnection
+from txgearman.web.metrics import MetricsResource, serverRegistry
+from txgearman.web.site import webResource
+
+
+class MetricsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.service = GearmanServerService("tcp:4730", reactor=self.reactor)
+        # StubTreq's request methods are made at run time.
+        self.treq: Any = StubTreq(webResource(self.service))
+
+    def scrape(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """
+        C{/metrics}, parsed: per metric name, each sample's value by its
+        labels.
+        """
+        response = self.successResultOf(self.treq.get("http://server/metrics"))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"),
+            ["text/plain; version=0.0.4; charset=utf-8"],
+        )
+        text = self.successResultOf(response.text("utf-8"))
+        found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                found.setdefault(sample.name, {})[
+                    tuple(sorted(sample.labels.items()))
+                ] = sample.value
+        return found
+
+    def test_upOnceServing(self) -> None:
+        """
+        C{gearman_up} is 0 until the server serves, then 1; the version is a
+        label of C{gearman_version_info}, as in the gearman-exporter.
+        """
+        self.assertEqual(self.scrape()["gearman_up"], {(): 0.0})
+        self.service.startService()
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_up"], {(): 1.0})
+        [(labels, value)] = metrics["gearman_version_info"].items()
+        self.assertEqual(value, 1.0)
+        self.assertEqual(dict(labels), {"version": __version__})
+
+    def test_agreesWithStatus(self) -> None:
+        """
+        The per-function gauges carry the admin C{status} figures (waiting
+        is jobs less running), and the per-priority queue depth the
+        C{prioritystatus} ones, while jobs are queued and running.
+        """
+        self.service.startService()
+        factory = self.service.factory
+        client = MemoryConnection(factory)
+        worker = MemoryConnection(factory, 40001)
+        worker.send(P.CAN_DO, b"resize")
+        client.send(P.SUBMIT_JOB_BG, b"resize", b"a", b"1")
+        client.send(P.SUBMIT_JOB_HIGH_BG, b"resize", b"b", b"2")
+        client.send(P.SUBMIT_JOB_LOW_BG, b"resize", b"c", b"3")
+        client.send(P.SUBMIT_JOB_BG, b"mail", b"d", b"4")
+        worker.send(P.GRAB_JOB)
+        self.assertEqual(worker.replies()[0][0], P.JOB_ASSIGN)
+
+        status = client.admin(b"status")
+        self.assertEqual(status, b"resize\t3\t1\t1\nmail\t1\t0\t0\n.\n")
+        metrics = self.scrape()
+        fn = (("function", "resize"),)
+        mail = (("function", "mail"),)
+        self.assertEqual(metrics["gearman_jobs"], {fn: 3.0, mail: 1.0})
+        self.assertEqual(metrics["gearman_jobs_running"], {fn: 1.0, mail: 0.0})
+        self.assertEqual(metrics["gearman_jobs_waiting"], {fn: 2.0, mail: 1.0})
+        self.assertEqual(metrics["gearman_workers"], {fn: 1.0, mail: 0.0})
+        self.assertEqual(
+            client.admin(b"prioritystatus"),
+            b"resize\t0\t1\t1\t1\nmail\t0\t1\t0\t0\n.\n",
+        )
+        queued = metrics["gearman_jobs_queued"]
+        self.assertEqual(queued[(("function", "resize"), ("priority", "high"))], 0.0)
+        self.assertEqual(queued[(("function", "resize"), ("priority", "normal"))], 1.0)
+        self.assertEqual(queued[(("function", "resize"), ("priority", "low"))], 1.0)
+        self.assertEqual(queued[(("function", "mail"), ("priority", "normal"))], 1.0)
+
+    def test_undecodableFunctionName(self) -> None:
+        """
+        A function name that is not UTF-8 is a label with its bytes escaped,
+        rather than a scrape that fails.
+        """
+        self.service.startService()
+        client = MemoryConnection(self.service.factory)
+        client.send(P.SUBMIT_JOB_BG, b"f\xff\n", b"u", b"")
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_jobs"], {(("function", "f\\xff\n"),): 1.0})
+
+    def test_negotiated(self) -> None:
+        """
+        A scraper that asks for OpenMetrics gets it, and one that takes
+        gzip gets the body compressed, as from prometheus_client's own
+        exporters.
+        """
+        self.service.startService()
+        resource = MetricsResource(serverRegistry(self.service))
+        request = DummyRequest([b"metrics"])
+        request.requestHeaders.setRawHeaders(
+            b"accept", [b"application/openmetrics-text; version=1.0.0"]
+        )
+        request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip"])
+        body = resource.render(request)
+        headers = request.responseHeaders
+        self.assertEqual(headers.getRawHeaders(b"content-encoding"), [b"gzip"])
+        [contentType] = headers.getRawHeaders(b"content-type", [b""])
+        self.assertTrue(
+            contentType.startswith(b"application/openmetrics-text; version=1.0.0")
+        )
+        text = gzip.decompress(body)
+        self.assertIn(b"gearman_up 1.0\n", text)
+        self.assertTrue(text.endswith(b"# EOF\n"))
+
+    def test_readyAndStore(self) -> None:
+        """
+        C{gearman_ready} is what C{/readyz} says, and C{gearman_store_up}
+        whether the store can store: always, in memory.
+        """
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_ready"], {(): 0.0})
+        self.assertEqual(metrics["gearman_store_up"], {(): 1.0})
+        self.service.startService()
+        self.assertEqual(self.scrape()["gearman_ready"], {(): 1.0})
