@@ -13,13 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from txgearman import __version__
 from txgearman.codec import PacketType as P
 from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import MemoryConnection
-from txgearman.web.metrics import MetricsResource, serverRegistry
+from txgearman.web.metrics import SLICE, MetricsResource
 from txgearman.web.site import webResource
 
 
@@ -111,29 +112,67 @@ class MetricsTests(SynchronousTestCase):
         metrics = self.scrape()
         self.assertEqual(metrics["gearman_jobs"], {(("function", "f\\xff\n"),): 1.0})
 
-    def test_negotiated(self) -> None:
+    def test_gzip(self) -> None:
         """
-        A scraper that asks for OpenMetrics gets it, and one that takes
-        gzip gets the body compressed, as from prometheus_client's own
-        exporters.
+        A scraper that takes gzip gets the body compressed, as from
+        prometheus_client's own exporters, in the text format 0.0.4, which
+        every Prometheus reads.
         """
         self.service.startService()
-        resource = MetricsResource(serverRegistry(self.service))
         request = DummyRequest([b"metrics"])
-        request.requestHeaders.setRawHeaders(
-            b"accept", [b"application/openmetrics-text; version=1.0.0"]
-        )
         request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip"])
-        body = resource.render(request)
+        resource = MetricsResource(self.service, self.reactor)
+        self.assertEqual(resource.render(request), NOT_DONE_YET)
+        self.assertTrue(request.finished)
         headers = request.responseHeaders
         self.assertEqual(headers.getRawHeaders(b"content-encoding"), [b"gzip"])
-        [contentType] = headers.getRawHeaders(b"content-type", [b""])
-        self.assertTrue(
-            contentType.startswith(b"application/openmetrics-text; version=1.0.0")
+        self.assertEqual(
+            headers.getRawHeaders(b"content-type"),
+            [b"text/plain; version=0.0.4; charset=utf-8"],
         )
-        text = gzip.decompress(body)
+        text = gzip.decompress(b"".join(request.written))
         self.assertIn(b"gearman_up 1.0\n", text)
-        self.assertTrue(text.endswith(b"# EOF\n"))
+
+    def test_slicedOverTurns(self) -> None:
+        """
+        With many functions, the per-function families are written a slice
+        of functions per reactor turn, from the figures of the scrape's
+        start; the result is one well-formed exposition, each family once.
+        """
+        self.service.startService()
+        count = SLICE * 2 + 10
+        for i in range(count):
+            self.service.core.createFunction(b"f%04d" % i)
+        request = DummyRequest([b"metrics"])
+        MetricsResource(self.service, self.reactor).render(request)
+        # The first slice is written, and the rest waits for the next turn.
+        self.assertFalse(request.finished)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        # Created during the scrape: not in it.
+        self.service.core.createFunction(b"late")
+        self.reactor.advance(0)
+        self.assertTrue(request.finished)
+        text = b"".join(request.written).decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        for name in ("gearman_jobs", "gearman_workers", "gearman_jobs_queued"):
+            self.assertEqual(text.count(f"# TYPE {name} gauge"), 1)
+        self.assertEqual(len(families["gearman_jobs"].samples), count)
+        self.assertEqual(len(families["gearman_jobs_queued"].samples), count * 3)
+        self.assertNotIn('function="late"', text)
+
+    def test_scrapeAbandoned(self) -> None:
+        """
+        A scraper that goes away mid-scrape is not written to.
+        """
+        self.service.startService()
+        for i in range(SLICE * 2):
+            self.service.core.createFunction(b"f%04d" % i)
+        request = DummyRequest([b"metrics"])
+        MetricsResource(self.service, self.reactor).render(request)
+        request.processingFailed(Exception("gone"))
+        self.reactor.advance(0)
+        self.reactor.advance(0)
+        self.assertEqual(request.written, [])
 
     def test_readyAndStore(self) -> None:
         """

@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from txgearman.web.health import HealthResource, ServerHealth
-from txgearman.web.metrics import MetricsResource, serverRegistry
+from txgearman.web.metrics import MetricsResource
 
 if TYPE_CHECKING:
     from txgearman.server.service import GearmanServerService
@@ -40,12 +40,12 @@ class _Index(Resource):
 
 def webResource(service: GearmanServerService) -> Resource:
     """
-    The root of the server's HTTP face, for C{service}.
+    The root of the server's HTTP face, for C{service} (and its reactor).
     """
     health = ServerHealth(service)
     root = _Index()
     root.putChild(b"", root)
-    root.putChild(b"metrics", MetricsResource(serverRegistry(service)))
+    root.putChild(b"metrics", MetricsResource(service, service.reactor))
     root.putChild(b"livez", HealthResource("livez", health.live))
     root.putChild(b"readyz", HealthResource("readyz", health.ready))
     return root
