@@ -102,6 +102,16 @@ class WebTests(TestCase):
             1,
         )
         self.assertEqual(metrics["gearman_up"], {(): 1})
+        response = await treq.get(base + "/api/status", pool=self.pool)
+        document = await response.json()
+        byName = {f["name"]: f for f in document["functions"]}
+        self.assertEqual(byName["thumbnail"]["jobs"], 5)
+        self.assertEqual(byName["thumbnail"]["running"], 1)
+        self.assertEqual(byName["ocr"]["queued"]["high"], 1)
+        response = await treq.get(base + "/api/server", pool=self.pool)
+        document = await response.json()
+        self.assertEqual(document["settings"]["port"], server.endpoint)
+        self.assertTrue(document["ready"])
 
     async def test_readyFollowsRedis(self) -> None:
         """

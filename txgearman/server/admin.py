@@ -52,11 +52,17 @@ class AdminCommands:
         version: str = __version__,
         getpid: Callable[[], int] = os.getpid,
         verbosity: str = "INFO",
+        settings: Callable[[], list[tuple[str, str]]] | None = None,
     ) -> None:
+        """
+        @param settings: what C{settings} lists, as C{(name, value)} pairs;
+            without it, C{settings} lists what the core knows.
+        """
         self.core = core
         self.version = version
         self.getpid = getpid
         self.verbosity = verbosity
+        self.settings = settings
 
     def handle(self, line: bytes) -> bytes:
         """
@@ -148,6 +154,28 @@ class AdminCommands:
             high, normal, low = limits
         self.core.setMaxQueue(name, high, normal, low)
         return _OK
+
+    def admin_settings(self, args: list[bytes]) -> bytes:
+        """
+        The settings in force, one C{name<TAB>value} line each (gearmand
+        users asked for a way to read C{maxqueue} and the options back:
+        gearmand issue 110); per-function limits are in C{maxqueue} lines.
+        """
+        if self.settings is not None:
+            pairs = self.settings()
+        else:
+            pairs = [
+                ("version", self.version),
+                ("job-retries", str(self.core.jobRetries)),
+            ]
+        lines = [
+            b"%s\t%s\n"
+            % (name.encode(), value.encode("utf-8", "replace").replace(b"\n", b" "))
+            for name, value in pairs
+        ]
+        for name, high, normal, low in self.core.maxQueues():
+            lines.append(b"maxqueue\t%s\t%d\t%d\t%d\n" % (name, high, normal, low))
+        return _listing(lines)
 
     def admin_getpid(self, args: list[bytes]) -> bytes:
         return b"OK %d\n" % (self.getpid(),)

@@ -726,6 +726,18 @@ class JobServer:
         """
         self.function(name).setMaxQueue(high, normal, low)
 
+    def maxQueues(self) -> list[tuple[bytes, int, int, int]]:
+        """
+        Every function with an admission limit set by C{maxqueue}: C{(name,
+        high, normal, low)}, in creation order.
+        """
+        limits = []
+        for name, function in self.functions.items():
+            high, normal, low = function.maxQueue
+            if high or normal or low:
+                limits.append((name, high, normal, low))
+        return limits
+
     def cancelJob(self, handle: bytes) -> bool:
         """
         Admin C{cancel job}: clients get WORK_FAIL, the stored record goes,

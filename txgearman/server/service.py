@@ -163,7 +163,7 @@ class GearmanServerService(Service):
         )
         self.factory = GearmanServerFactory(
             self.core,
-            AdminCommands(self.core),
+            AdminCommands(self.core, settings=self.settings),
             maxPacketSize=maxPacketSize,
             ready=False,
             batcher=WriteBatcher(clock),
@@ -182,6 +182,28 @@ class GearmanServerService(Service):
         self._stopped = False
         self.hangupRotatesLog = hangupRotatesLog
         self._previousHangup: Any = None
+        #: When L{startService} ran, by the reactor's clock.
+        self.startedAt: float | None = None
+
+    def settings(self) -> list[tuple[str, str]]:
+        """
+        The settings in force, by their C{twistd gearman} option names: what
+        admin C{settings} and C{/api/server} show (gearmand has no way to
+        read them back).
+        """
+        core = self.core
+        wakeup = core.workerWakeup
+        return [
+            ("version", __version__),
+            ("port", self.endpointDescription),
+            ("store", self.store.description),
+            ("job-retries", str(core.jobRetries)),
+            ("worker-wakeup", "auto" if wakeup is None else str(wakeup)),
+            ("job-handle-prefix", core.handlePrefix[:-1].decode("utf-8", "replace")),
+            ("max-packet-size", str(self.factory.maxPacketSize)),
+            ("exceptions", "on" if core.exceptions else "off"),
+            ("drain-timeout", f"{self.drainTimeout:g}"),
+        ]
 
     @property
     def ready(self) -> Deferred[None]:
@@ -255,6 +277,7 @@ class GearmanServerService(Service):
                 "one with the same store, which replays the jobs"
             )
         super().startService()
+        self.startedAt = self.reactor.seconds()
         if self.listenEarly:
             # Embedded without privilegedStartService.
             self._listen()

@@ -392,3 +392,21 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.admin.handle(b"VERSION"), b"OK 1.2.3\n")
         self.assertEqual(self.admin.handle(b"show  JOBS"), b".\n")
         self.assertEqual(self.admin.handle(b"Show Unique Jobs"), b".\n")
+
+    def test_settings(self) -> None:
+        """
+        C{settings} lists the settings it is given, then each function's
+        C{maxqueue} limits; embedded without any, what the core knows.
+        """
+        self.assertEqual(
+            self.admin.handle(b"settings"), b"version\t1.2.3\njob-retries\t-1\n.\n"
+        )
+        self.admin.handle(b"maxqueue f 1 2 3")
+        self.admin.handle(b"maxqueue g 0")
+        admin = AdminCommands(
+            self.core, settings=lambda: [("port", "tcp:1"), ("store", "a\nb")]
+        )
+        self.assertEqual(
+            admin.handle(b"SETTINGS"),
+            b"port\ttcp:1\nstore\ta b\nmaxqueue\tf\t1\t2\t3\n.\n",
+        )

@@ -13,6 +13,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from txgearman.web.api import apiResource
 from txgearman.web.health import HealthResource, ServerHealth
 from txgearman.web.metrics import MetricsResource
 
@@ -29,6 +30,7 @@ _INDEX = b"""txgearman
 /metrics   Prometheus metrics
 /livez     liveness (?verbose lists the checks)
 /readyz    readiness: 503 with the reason when not ready (?verbose)
+/api/status, /api/workers, /api/jobs/<handle>, /api/server   JSON
 """
 
 
@@ -48,6 +50,7 @@ def webResource(service: GearmanServerService) -> Resource:
     root.putChild(b"metrics", MetricsResource(service, service.reactor))
     root.putChild(b"livez", HealthResource("livez", health.live))
     root.putChild(b"readyz", HealthResource("readyz", health.ready))
+    root.putChild(b"api", apiResource(service))
     return root
 
 
