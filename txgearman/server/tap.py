@@ -183,6 +183,12 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["exceptions", None, "Send WORK_EXCEPTION to clients that did not ask for it."],
+        [
+            "http-submit",
+            None,
+            "Take jobs over --http too: POST /<function> (anyone who reaches the port "
+            "can then run jobs).",
+        ],
     ]
 
     def parseOptions(self, options: Any = None) -> None:
@@ -202,6 +208,8 @@ class Options(usage.Options):
         _checkListen("port", self["port"])
         if self["http"] is not None:
             _checkListen("http", self["http"])
+        elif self["http-submit"]:
+            raise usage.UsageError("--http-submit needs --http")
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
@@ -281,7 +289,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     top = MultiService()
     service.setServiceParent(top)
     web = strports.service(
-        endpointDescription(options["http"]), WebSite(service, reactor), reactor=reactor
+        endpointDescription(options["http"]),
+        WebSite(service, reactor, submit=bool(options["http-submit"])),
+        reactor=reactor,
     )
     web.setServiceParent(top)
     return top

@@ -16,6 +16,7 @@ from twisted.web.server import Request, Site
 from txgearman.web.api import apiResource
 from txgearman.web.health import HealthResource, ServerHealth
 from txgearman.web.metrics import MetricsResource
+from txgearman.web.submit import DEFAULT_TIMEOUT, SubmitResource
 
 if TYPE_CHECKING:
     from txgearman.server.service import GearmanServerService
@@ -31,22 +32,73 @@ _INDEX = b"""txgearman
 /livez     liveness (?verbose lists the checks)
 /readyz    readiness: 503 with the reason when not ready (?verbose)
 /api/status, /api/workers, /api/jobs/<handle>, /api/server   JSON
+POST /<function>   submit a job (with --http-submit)
 """
 
 
-class _Index(Resource):
+class _NotAllowed(Resource):
+    """
+    A method nothing here takes: 405, naming those that are.
+    """
+
+    isLeaf = True
+
+    def __init__(self, allowed: bytes) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(405)
+        request.setHeader(b"allow", self.allowed)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"Method not allowed; this server takes " + self.allowed + b".\n"
+
+
+class _Root(Resource):
+    """
+    The site's root: C{/} itself, the children below, and every C{POST}
+    or C{PUT} (whatever its path, which names the function) to job
+    submission, when it is on.
+    """
+
+    def __init__(self, submit: Resource | None) -> None:
+        super().__init__()
+        self.submit = submit
+        methods = [b"GET", b"HEAD"] + ([b"POST", b"PUT"] if submit is not None else [])
+        self.notAllowed = _NotAllowed(b", ".join(methods))
+        self.methods = frozenset(methods)
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        method = request.method
+        if method not in self.methods:
+            return self.notAllowed
+        if method in (b"POST", b"PUT"):
+            assert self.submit is not None
+            return self.submit
+        return super().getChildWithDefault(path, request)
+
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return _INDEX
 
 
-def webResource(service: GearmanServerService) -> Resource:
+def webResource(
+    service: GearmanServerService,
+    submit: bool = False,
+    submitTimeout: float = DEFAULT_TIMEOUT,
+) -> Resource:
     """
     The root of the server's HTTP face, for C{service} (and its reactor).
+
+    @param submit: take jobs by C{POST} and C{PUT} (see
+        L{txgearman.web.submit}).
+    @param submitTimeout: how long such a foreground job may take, unless
+        its request says otherwise.
     """
     health = ServerHealth(service)
-    root = _Index()
-    root.putChild(b"", root)
+    root = _Root(
+        SubmitResource(service.core, service.reactor, submitTimeout) if submit else None
+    )
     root.putChild(b"metrics", MetricsResource(service, service.reactor))
     root.putChild(b"livez", HealthResource("livez", health.live))
     root.putChild(b"readyz", HealthResource("readyz", health.ready))
@@ -76,6 +128,54 @@ class _Channel(HTTPChannel):
         transport.loseConnection()
 
 
+class _BoundedRequest(Request):
+    """
+    A request whose body may be no larger than its site's C{maxBody}: a
+    larger one is answered 413 and its connection closed, before the body
+    is read.
+    """
+
+    _refused = False
+    _received = 0
+
+    def _limit(self) -> int:
+        return int(getattr(getattr(self.channel, "site", None), "maxBody", 0) or 0)
+
+    def gotLength(self, length: int | None) -> None:
+        limit = self._limit()
+        if length is not None and limit and length > limit:
+            self._refuse(limit)
+        super().gotLength(length if not self._refused else 0)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        limit = self._limit()
+        if limit and self._received > limit:
+            # Chunked, without a length: refused once it passes the limit.
+            self._refuse(limit)
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self, limit: int) -> None:
+        self._refused = True
+        body = f"The body is larger than {limit} bytes (--max-packet-size).\n".encode()
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is not None:
+            transport.write(
+                b"HTTP/1.1 413 Content Too Large\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            transport.loseConnection()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+
 class WebSite(Site):
     """
     The site, without an access log line per request: a scrape or a
@@ -89,8 +189,22 @@ class WebSite(Site):
     # HTTP/2 over TLS, which this listener does not offer).
     protocol = _Channel  # type: ignore[assignment]
 
-    def __init__(self, service: GearmanServerService, reactor: object = None) -> None:
-        super().__init__(webResource(service), timeout=IDLE_TIMEOUT, reactor=reactor)
+    def __init__(
+        self,
+        service: GearmanServerService,
+        reactor: object = None,
+        submit: bool = False,
+        submitTimeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            webResource(service, submit, submitTimeout),
+            timeout=IDLE_TIMEOUT,
+            reactor=reactor,
+        )
+        #: The largest request body taken: a job's workload is bounded as
+        #: a binary SUBMIT_JOB's is.
+        self.maxBody = service.factory.maxPacketSize
+        self.requestFactory = _BoundedRequest
 
     def log(self, request: http.Request) -> None:
         pass
