@@ -219,7 +219,7 @@ class SubmitTests(SynchronousTestCase):
             ({"X_Gearman_Timeout": "0"}, b"X-Gearman-Timeout"),
             ({"X_Gearman_Timeout": "soon"}, b"X-Gearman-Timeout"),
         ]:
-            code, _, body = self.answer(self.post("/f", **headers))
+            code, _, body = self.answer(self.post("/f", b"", **headers))
             self.assertEqual(code, 400, headers)
             self.assertIn(named, body)
 
