@@ -162,6 +162,12 @@ class JobServer:
         #: Set by L{stop}: connections closing now are the server going
         #: away, not workers failing their jobs.
         self.stopping = False
+        # Flow control (see outputFull): how many sessions' output is over
+        # the high-water mark, and the workers held back for them.  Both are
+        # tested on the per-job path, and are zero and empty but for a
+        # client that does not read.
+        self._fullOutputs = 0
+        self._throttled: dict[Session, None] = {}
 
     @property
     def workerWakeup(self) -> int | None:
@@ -193,9 +199,18 @@ class JobServer:
             return
         self.sessions.pop(session, None)
         claimed = self._waker.leave(session)
+        fed: list[Session] = []
+        if session.outputFull:
+            fed = session.feeding()
+            session.setOutputFull(False)
+            self._fullOutputs -= 1
+        self._throttled.pop(session, None)
         attached, held = session.close()
         for job in attached:
             self._detach(job, session)
+        for worker in fed:
+            # Their results went to this client, which is gone.
+            self._reconsider(worker)
         if self.stopping:
             # Running jobs were not failed by their workers: they must not
             # count as a failed attempt, nor be dropped, nor leave the store.
@@ -223,6 +238,68 @@ class JobServer:
             job.function.forget(job)
             self._drop(job)
         # A running job keeps running; its results go nowhere.
+
+    # -- flow control ------------------------------------------------------
+
+    def outputFull(self, session: Session) -> None:
+        """
+        More output waits for C{session}'s peer than the high-water mark:
+        it does not read as fast as its jobs' workers send.  Read nothing
+        more from the workers running its jobs, nor from a worker that
+        starts one of them later, until L{outputDrained}: what they would
+        send would only pile up in the server.  A worker whose jobs go to
+        other clients too is held back as well; the others wait with it.
+        """
+        if session.closed or session.outputFull:
+            return
+        session.setOutputFull(True)
+        self._fullOutputs += 1
+        for worker in session.feeding():
+            self._throttle(worker)
+
+    def outputDrained(self, session: Session) -> None:
+        """
+        C{session}'s waiting output fell below the low-water mark: the
+        workers held back for it read again, unless another client they
+        feed is still full.
+        """
+        if not session.outputFull:
+            return
+        session.setOutputFull(False)
+        self._fullOutputs -= 1
+        for worker in session.feeding():
+            self._reconsider(worker)
+
+    def heldBack(self) -> list[Session]:
+        """The workers whose reading is paused for a full client."""
+        return list(self._throttled)
+
+    def _throttle(self, worker: Session) -> None:
+        if worker.closed or worker in self._throttled:
+            return
+        self._throttled[worker] = None
+        worker.peer.pauseReading()
+
+    def _throttleIfFull(self, worker: Session, job: Job) -> None:
+        """C{worker} took C{job}: hold it back if a client of it is full."""
+        for client in job.clients:
+            if client.outputFull:
+                self._throttle(worker)
+                return
+
+    def _reconsider(self, worker: Session) -> None:
+        """
+        A job of C{worker} ended, or lost a client, or a client's output
+        drained: let it read again if it feeds no full client now.
+        """
+        throttled = self._throttled
+        if worker not in throttled:
+            return
+        if worker.closed:
+            del throttled[worker]
+        elif not worker.feedsFullClient():
+            del throttled[worker]
+            worker.peer.resumeReading()
 
     # -- worker abilities --------------------------------------------------
 
@@ -299,6 +376,8 @@ class JobServer:
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
+        if self._fullOutputs:
+            self._throttleIfFull(session, job)
         function = job.function
         timeout = session.timeouts.get(function) if session.timeouts else None
         if timeout is not None:
@@ -340,6 +419,7 @@ class JobServer:
             # Its clients left while it ran: nobody waits for another try.
             self._finish(job)
             return
+        worker = job.worker
         retries = job.attemptFailed()
         if self.jobRetries >= 0 and retries >= max(self.jobRetries, 1):
             self.log.info(
@@ -353,6 +433,8 @@ class JobServer:
             return
         function = job.function
         function.requeue(job)
+        if worker is not None and self._throttled:
+            self._reconsider(worker)
         self._wake(function)
 
     # -- submitting --------------------------------------------------------
@@ -437,6 +519,8 @@ class JobServer:
         """
         if session is not None and not background:
             job.attach(session)
+            if session.outputFull and job.worker is not None:
+                self._throttle(job.worker)
         if background and not job.background:
             # A foreground job gains a background owner: store it, so that
             # it survives its foreground clients and a restart.
@@ -609,6 +693,9 @@ class JobServer:
         """
         if job.timer is not None:
             job.stopTimer()
+        # Read before the job leaves its worker, only while a worker is
+        # held back (see outputFull).
+        worker = job.worker if self._throttled else None
         if job.function.finish(job):
             # self._drop(job), inlined: this runs for every job.
             if job.clients:
@@ -617,6 +704,8 @@ class JobServer:
                 del self.jobs[job.handle]
             if job.storeKey is not None:
                 self.store.remove(job.unstore())
+        if worker is not None:
+            self._reconsider(worker)
 
     def _drop(self, job: Job) -> None:
         """
@@ -754,8 +843,12 @@ class JobServer:
         if job.timer is not None:
             # Only a running job has one.
             job.stopTimer()
+        worker = job.worker
         job.function.forget(job)
         self._drop(job)
+        if worker is not None:
+            # It may still report, but to nobody.
+            self._reconsider(worker)
         return True
 
     # -- start-up ----------------------------------------------------------

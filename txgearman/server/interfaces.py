@@ -40,3 +40,16 @@ class IPeer(Interface):
         Send the packet whose place L{reservePacket} kept, and what waited
         behind it.
         """
+
+    def pauseReading() -> None:
+        """
+        Read no more requests from this peer until L{resumeReading}: it is
+        a worker whose results a client does not read fast enough, and
+        reading on would only pile them up in the server.
+        """
+
+    def resumeReading() -> None:
+        """
+        Read this peer's requests again (after L{pauseReading}), unless
+        the connection holds them back for reasons of its own.
+        """

@@ -14,16 +14,23 @@ connection is closed; the others carry on.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IPushProducer,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman._words import counted
 from txgearman.codec import (
     DEFAULT_MAX_PACKET_SIZE,
     REQ,
@@ -45,7 +52,13 @@ from txgearman.server.ordering import OrderedOutput, Place
 from txgearman.server.schedule import CronSchedule, InvalidSchedule
 from txgearman.server.session import Session
 
-__all__ = ["GearmanServerProtocol", "GearmanServerFactory"]
+__all__ = [
+    "GearmanServerProtocol",
+    "GearmanServerFactory",
+    "HIGH_WATER",
+    "LOW_WATER",
+    "DEFAULT_CLIENT_OUTPUT_LIMIT",
+]
 
 _P = PacketType
 _GRAB_JOB = _P.GRAB_JOB
@@ -56,8 +69,14 @@ _NORMAL = Priority.NORMAL
 _LOW = Priority.LOW
 # Packets without arguments (NOOP, NO_JOB, ...) encoded once, by number.
 #: Bytes of output queued for one connection in one reactor turn past which
-#: its further requests wait until that output has been written.
+#: its further requests wait until that output has been written; and bytes
+#: of output held for a peer that does not read (beyond what its transport
+#: took) past which the workers feeding it are held back.
 HIGH_WATER = 1 << 20
+#: Held output below which those workers read again.
+LOW_WATER = HIGH_WATER // 4
+#: Held output past which the connection is closed (C{--client-output-limit}).
+DEFAULT_CLIENT_OUTPUT_LIMIT = 64 << 20
 
 #: What a request gets while the server is still starting.
 _STARTING = b"the server is starting (its queue store is replaying); try again shortly"
@@ -81,7 +100,11 @@ class GearmanServerProtocol(Protocol):
 
     It is its transport's producer: when the peer stops reading and our
     send buffer fills, we stop reading the peer's requests, so a slow
-    reader cannot make the server buffer without bound.
+    reader cannot make the server buffer without bound.  Output sent to it
+    meanwhile (results its jobs' workers forward) waits here, counted:
+    past L{HIGH_WATER} the core holds those workers back until it is below
+    L{LOW_WATER}, and past the factory's C{clientOutputLimit} the
+    connection is closed.
     """
 
     factory: GearmanServerFactory
@@ -114,6 +137,17 @@ class GearmanServerProtocol(Protocol):
         # buffer full, but resumeProducing only once.
         self._sendBufferFull = False
         self._readingPaused = False
+        # The core holds this worker back: a client it feeds is full.
+        self._throttled = False
+        # Output sent while the transport has paused us, oldest first: the
+        # transport's own buffer stays as full as it was when it paused us,
+        # and this is what a peer that does not read makes the server hold.
+        self._held: deque[bytes] = deque()
+        self._heldBytes = 0
+        # Whether the core was told the held output passed HIGH_WATER.
+        self._outputFull = False
+        # Dropped for holding more than the limit (see _abandon).
+        self._abandoned = False
         # Bytes queued for this turn's write, and the requests of a read
         # not handled yet because that output passed HIGH_WATER: they wait,
         # with reading paused, until the output has gone.
@@ -153,8 +187,10 @@ class GearmanServerProtocol(Protocol):
                 connectionId = None
         self.session = self.core.connect(self, host, connectionId)
         self._made = True
-        self._write = transport.write
-        self._writeNow = writerFor(transport)
+        # Swapped for _hold while the transport has paused us: the
+        # per-packet path then holds output without testing anything.
+        self._write = self._transportWrite = transport.write
+        self._writeNow = self._directWrite = writerFor(transport)
         self._batcher = factory.batcher
         if self._batcher is not None:
             self._pending = []
@@ -165,6 +201,10 @@ class GearmanServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connections.discard(self)
+        # What waited for the peer goes with it.
+        self._held.clear()
+        self._heldBytes = 0
+        self._write = self._writeNow = self._discard
         if self._made:
             self.core.disconnect(self.session)
         waiters, self._lostWaiters = self._lostWaiters, []
@@ -182,7 +222,19 @@ class GearmanServerProtocol(Protocol):
         # What waited behind the output is never handled now.
         self._backlog = None
         self.flushPending()
+        if self._abandoned:
+            # Flushing passed the output limit: the connection was dropped.
+            return
         self._closing = True
+        held = self._held
+        if held:
+            # The transport is let go of as a producer below: it takes the
+            # held output now, in order.
+            self._transportWrite(b"".join(held))
+            held.clear()
+            self._heldBytes = 0
+        self._write = self._transportWrite
+        self._writeNow = self._directWrite
         # A transport with a registered producer it paused waits for that
         # producer before it closes: let go of it first.
         cast(IConsumer, transport).unregisterProducer()
@@ -228,10 +280,20 @@ class GearmanServerProtocol(Protocol):
 
     def pauseProducing(self) -> None:
         self._sendBufferFull = True
+        if not self._closing:
+            self._write = self._writeNow = self._hold
         self._updateReading()
 
     def resumeProducing(self) -> None:
         self._sendBufferFull = False
+        if self._held:
+            self._release()
+            if self._sendBufferFull:
+                # The held output filled the transport again.
+                return
+        if not self._closing:
+            self._write = self._transportWrite
+            self._writeNow = self._directWrite
         if self._backlog is not None:
             self._resumeBacklog()
         else:
@@ -240,11 +302,81 @@ class GearmanServerProtocol(Protocol):
     def stopProducing(self) -> None:
         pass
 
+    def pauseReading(self) -> None:
+        """
+        The core holds this worker back: a client it feeds does not read.
+        """
+        self._throttled = True
+        self._updateReading()
+
+    def resumeReading(self) -> None:
+        """The clients this worker feeds read again."""
+        self._throttled = False
+        self._updateReading()
+
+    def _hold(self, data: bytes) -> None:
+        """
+        Keep output for the peer while the transport has paused us, and
+        tell the core when it passes the high-water mark; past the limit,
+        close the connection.
+        """
+        self._held.append(data)
+        self._heldBytes += len(data)
+        held = self._heldBytes
+        if held > self.factory.outputHighWater:
+            if held > self.factory.clientOutputLimit:
+                self._abandon()
+            elif not self._outputFull:
+                self._outputFull = True
+                self.core.outputFull(self.session)
+
+    def _release(self) -> None:
+        """
+        The transport took all it had: give it held output, oldest first,
+        until it pauses us again; below the low-water mark, the core lets
+        the workers it held back for this peer read again.
+        """
+        held = self._held
+        write = self._transportWrite
+        while held and not self._sendBufferFull:
+            data = held.popleft()
+            self._heldBytes -= len(data)
+            write(data)
+        if self._outputFull and self._heldBytes <= self.factory.outputLowWater:
+            self._outputFull = False
+            self.core.outputDrained(self.session)
+
+    def _abandon(self) -> None:
+        """
+        The peer leaves more output unread than C{clientOutputLimit}: drop
+        it and the connection at once (closing gracefully would wait for
+        it to read).  Its jobs carry on as when a client disconnects.
+        """
+        transport = self.transport
+        assert transport is not None
+        self.log.warn(
+            "Closing connection from {host}: {held} of output wait for it, more "
+            "than --client-output-limit ({limit}); it does not read its results",
+            host=self.session.host,
+            held=counted(self._heldBytes, "byte"),
+            limit=counted(self.factory.clientOutputLimit, "byte"),
+        )
+        self._held.clear()
+        self._heldBytes = 0
+        self._backlog = None
+        self._closing = self._abandoned = True
+        self._write = self._writeNow = self._discard
+        cast(IConsumer, transport).unregisterProducer()
+        cast(ITCPTransport, transport).abortConnection()
+
+    def _discard(self, data: bytes) -> None:
+        """Output for a connection that is gone."""
+
     def _updateReading(self) -> None:
         transport = self.transport
         if transport is None or self._closing:
             return
-        pause = self._sendBufferFull or self._backlog is not None
+        pause = self._sendBufferFull or self._backlog is not None or self._throttled
         if pause == self._readingPaused:
             return
         self._readingPaused = pause
@@ -601,12 +733,20 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         ready: bool = True,
         batcher: WriteBatcher | None = None,
+        clientOutputLimit: int = DEFAULT_CLIENT_OUTPUT_LIMIT,
     ) -> None:
         """
         @param batcher: collects each turn's output per connection; without
             one, every packet is written at once (simpler to test, slower).
+        @param clientOutputLimit: the most output held for a peer that does
+            not read, in bytes, before its connection is closed.
         """
         self.batcher = batcher
+        self.clientOutputLimit = clientOutputLimit
+        #: Held output past which, and below which, the workers feeding a
+        #: peer are held back and let go.
+        self.outputHighWater = HIGH_WATER
+        self.outputLowWater = LOW_WATER
         self.core = core
         self.admin = admin if admin is not None else AdminCommands(core)
         self.maxPacketSize = maxPacketSize

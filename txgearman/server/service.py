@@ -33,7 +33,7 @@ from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
 from txgearman.server.claim import ListeningClaim
 from txgearman.server.core import JobServer
-from txgearman.server.protocol import GearmanServerFactory
+from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, GearmanServerFactory
 from txgearman.store.interfaces import (
     IQueueStore,
     IRestorableStore,
@@ -105,6 +105,7 @@ class GearmanServerService(Service):
         closeTimeout: float = 5.0,
         listenEarly: bool | None = None,
         claim: ListeningClaim | None = None,
+        clientOutputLimit: int = DEFAULT_CLIENT_OUTPUT_LIMIT,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -125,6 +126,8 @@ class GearmanServerService(Service):
             L{listensEarly} says (always, for an endpoint object).
         @param claim: the listening address as the store's claim (see
             L{txgearman.server.claim}): marked held once listening.
+        @param clientOutputLimit: the most output, in bytes, held for a
+            connection that does not read it before it is closed.
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -167,6 +170,7 @@ class GearmanServerService(Service):
             maxPacketSize=maxPacketSize,
             ready=False,
             batcher=WriteBatcher(clock),
+            clientOutputLimit=clientOutputLimit,
         )
         self.port: IListeningPort | None = None
         self._readyResult: Failure | None = None

@@ -65,6 +65,9 @@ class Session:
         L{Function.start}, L{Function.requeue} and L{Function.finish}).
     @ivar attached: foreground jobs this client waits for.
     @ivar exceptions: the client asked for WORK_EXCEPTION packets.
+    @ivar outputFull: the peer does not read its output fast enough: more
+        of it waits in the server than the high-water mark (see
+        L{JobServer.outputFull}), so the workers feeding it are held back.
     @ivar closed: the connection is gone.
     """
 
@@ -82,6 +85,7 @@ class Session:
         "jobs",
         "attached",
         "exceptions",
+        "outputFull",
         "closed",
     )
 
@@ -108,6 +112,7 @@ class Session:
         self.jobs: dict[bytes, Job] = {}
         self.attached: dict[Job, None] = {}
         self.exceptions = exceptions
+        self.outputFull = False
         self.closed = False
 
     # -- options -----------------------------------------------------------
@@ -119,6 +124,12 @@ class Session:
     def wantExceptions(self) -> None:
         """OPTION_REQ C{exceptions}: send WORK_EXCEPTION to this client."""
         self.exceptions = True
+
+    def setOutputFull(self, full: bool) -> None:
+        """
+        Whether more output waits for this peer than the high-water mark.
+        """
+        self.outputFull = full
 
     # -- abilities ---------------------------------------------------------
 
@@ -239,6 +250,28 @@ class Session:
         return None
 
     # -- queries -----------------------------------------------------------
+
+    def feedsFullClient(self) -> bool:
+        """
+        Whether a job this worker holds goes to a client whose output is
+        full (L{outputFull}): then the worker's reading is held back.
+        """
+        for job in self.jobs.values():
+            for client in job.clients:
+                if client.outputFull:
+                    return True
+        return False
+
+    def feeding(self) -> list[Session]:
+        """
+        The workers running the jobs this client waits for.
+        """
+        workers = []
+        for job in self.attached:
+            worker = job.worker
+            if worker is not None and worker not in workers:
+                workers.append(worker)
+        return workers
 
     def info(self) -> WorkerInfo:
         """The connection's line in the admin C{workers} listing."""

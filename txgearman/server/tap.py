@@ -19,6 +19,7 @@ from twisted.python import usage
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.claim import listeningClaim
 from txgearman.server.core import MAX_HANDLE_SIZE
+from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, HIGH_WATER
 from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.store.redisaddress import parseRedisAddress
 from txgearman.store.redislayout import DEFAULT_PREFIX
@@ -138,6 +139,16 @@ class Options(usage.Options):
             _typed(int, "max-packet-size"),
         ],
         [
+            "client-output-limit",
+            None,
+            DEFAULT_CLIENT_OUTPUT_LIMIT,
+            "Most output, in bytes, the server holds for a connection that does "
+            "not read it (a client whose job streams WORK_DATA, say) before it "
+            "closes that connection; the workers feeding it wait from "
+            f"{HIGH_WATER} bytes on.",
+            _typed(int, "client-output-limit"),
+        ],
+        [
             "drain-timeout",
             None,
             300.0,
@@ -214,6 +225,11 @@ class Options(usage.Options):
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
+        if self["client-output-limit"] < HIGH_WATER:
+            raise usage.UsageError(
+                f"--client-output-limit must be at least {HIGH_WATER} (the high-water "
+                "mark, past which the workers feeding a client wait)"
+            )
         prefix = self["job-handle-prefix"]
         if prefix is not None:
             if len(prefix.encode()) + 11 > MAX_HANDLE_SIZE or not prefix:
@@ -278,6 +294,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],
         claim=claim,
+        clientOutputLimit=options["client-output-limit"],
     )
     if underTwistd:
         atexit.register(_exitStatus, service)

@@ -9,6 +9,7 @@ system tests in C{tests/} use them too.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -32,6 +33,7 @@ __all__ = [
     "PacketPeer",
     "MemoryConnection",
     "RecordingTransport",
+    "ThrottledTransport",
     "request",
     "response",
     "splitResponses",
@@ -88,14 +90,71 @@ class RecordingTransport(StringTransport):
         self.keepAlive.append(enabled)
 
 
-class MemoryConnection:
+class ThrottledTransport(RecordingTransport):
     """
-    A L{GearmanServerProtocol} from C{factory} on a L{RecordingTransport},
-    with helpers to talk to it.
+    A L{RecordingTransport} whose buffer drains only as the peer reads
+    (L{read}), and which treats its producer as Twisted's TCP transport
+    does: paused by every write that leaves more than C{bufferSize} bytes
+    buffered, resumed once the peer has read them all.
+
+    @ivar taken: every byte ever written, read or not.
     """
 
-    def __init__(self, factory: GearmanServerFactory, peerPort: int = 40000) -> None:
-        self.transport = RecordingTransport(peerPort)
+    def __init__(self, peerPort: int = 40000, bufferSize: int = 64 * 1024) -> None:
+        super().__init__(peerPort)
+        self.bufferSize = bufferSize
+        self.taken = 0
+        self._paused = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.taken += len(data)
+        self._maybePause()
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def _maybePause(self) -> None:
+        if self.producer is not None and len(self.io.getvalue()) > self.bufferSize:
+            self._paused = True
+            self.producer.pauseProducing()
+
+    def buffered(self) -> int:
+        """Bytes written and not read yet."""
+        return len(self.io.getvalue())
+
+    def read(self, size: int | None = None) -> bytes:
+        """
+        The peer reads C{size} bytes (all by default); if that empties the
+        buffer, a paused producer is resumed.
+        """
+        data = self.value()
+        size = len(data) if size is None else size
+        taken, rest = data[:size], data[size:]
+        self.clear()
+        self.io.write(rest)
+        if not rest and self._paused and self.producer is not None:
+            self._paused = False
+            self.producer.resumeProducing()
+        return taken
+
+
+class MemoryConnection:
+    """
+    A L{GearmanServerProtocol} from C{factory} on a L{RecordingTransport}
+    (or the one given), with helpers to talk to it.
+    """
+
+    def __init__(
+        self,
+        factory: GearmanServerFactory,
+        peerPort: int = 40000,
+        transport: RecordingTransport | None = None,
+    ) -> None:
+        self.transport = (
+            transport if transport is not None else RecordingTransport(peerPort)
+        )
         proto = factory.buildProtocol(self.transport.getPeer())
         assert isinstance(proto, GearmanServerProtocol)
         self.proto = proto
@@ -141,11 +200,19 @@ class FakePeer:
     An L{IPeer} that records every packet as a C{(PacketType, args)} tuple.
 
     @ivar sent: the packets sent so far, oldest first.
+    @ivar reading: whether the core lets this peer's requests be read.
     """
 
     def __init__(self) -> None:
         self.sent: list[Sent] = []
         self.output: OrderedOutput[Sent] = OrderedOutput(self._record)
+        self.reading = True
+
+    def pauseReading(self) -> None:
+        self.reading = False
+
+    def resumeReading(self) -> None:
+        self.reading = True
 
     def _record(self, packet: Sent) -> None:
         self.sent.append(packet)

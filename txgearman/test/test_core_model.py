@@ -129,6 +129,17 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             assert job.background, job
     keys = {job.storeKey for job in live if job.storeKey is not None}
     assert keys == set(store.records), (keys, store.records)
+    # Flow control: exactly the workers running a job of a full client are
+    # held back, and a fake peer's reading says so.
+    full = [session for session in server.sessions if session.outputFull]
+    assert server._fullOutputs == len(full), (server._fullOutputs, full)
+    feeding = [session for session in server.sessions if session.feedsFullClient()]
+    assert server.heldBack() == [s for s in server._throttled if s in feeding]
+    assert set(server.heldBack()) == set(feeding), (server.heldBack(), feeding)
+    for session in server.sessions:
+        peer = session.peer
+        if isinstance(peer, FakePeer):
+            assert peer.reading == (session not in feeding), session
 
 
 class JobServerMachine(RuleBasedStateMachine):
@@ -303,6 +314,15 @@ class JobServerMachine(RuleBasedStateMachine):
         handle = handles[index % len(handles)]
         self.server.cancelJob(handle)
         self.ended(handle)
+
+    @precondition(lambda self: self.clients)
+    @rule(index=st.integers(0, 100), full=st.booleans())
+    def clientOutput(self, index: int, full: bool) -> None:
+        client = self.clients[index % len(self.clients)]
+        if full:
+            self.server.outputFull(client)
+        else:
+            self.server.outputDrained(client)
 
     @rule(seconds=st.sampled_from([1, 31]))
     def tick(self, seconds: int) -> None:

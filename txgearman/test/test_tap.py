@@ -47,6 +47,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["max-packet-size"], DEFAULT_MAX_PACKET_SIZE)
         self.assertEqual(options["drain-timeout"], 300.0)
         self.assertFalse(options["exceptions"])
+        self.assertEqual(options["client-output-limit"], 64 * 1024 * 1024)
 
     def test_values(self) -> None:
         """
@@ -66,6 +67,8 @@ class OptionsTests(SynchronousTestCase):
             "--exceptions",
             "--drain-timeout",
             "1.5",
+            "--client-output-limit",
+            "2000000",
         )
         self.assertEqual(options["port"], "tcp:4731:interface=127.0.0.1")
         self.assertEqual(options["job-retries"], 3)
@@ -74,6 +77,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["max-packet-size"], 2048)
         self.assertTrue(options["exceptions"])
         self.assertEqual(options["drain-timeout"], 1.5)
+        self.assertEqual(options["client-output-limit"], 2000000)
         self.assertEqual(parse("--port=4999", "--job-retries=0")["job-retries"], 0)
 
     def test_limitsAccepted(self) -> None:
@@ -84,6 +88,7 @@ class OptionsTests(SynchronousTestCase):
         parse("-w", "0")
         self.assertIsNone(parse("-w", "auto")["worker-wakeup"])
         parse("--max-packet-size", "1024")
+        parse("--client-output-limit", "1048576")
         parse("--drain-timeout", "0")
         parse("--job-handle-prefix", "p" * 52)
         parse("-p", "0")
@@ -106,6 +111,9 @@ class OptionsTests(SynchronousTestCase):
             ("--job-handle-prefix", "\u00e9" * 26 + "x"),
             ("--max-packet-size", "1023"),
             ("--max-packet-size", "big"),
+            ("--client-output-limit", "1048575"),
+            ("--client-output-limit", "0"),
+            ("--client-output-limit", "64M"),
             ("--drain-timeout", "-1"),
             ("--drain-timeout", "nan"),
             ("--drain-timeout", "soon"),
@@ -141,6 +149,15 @@ class OptionsTests(SynchronousTestCase):
                 "--max-packet-size takes a whole number, not 'big'",
             ),
             (("--drain-timeout", "soon"), "--drain-timeout takes a number, not 'soon'"),
+            (
+                ("--client-output-limit", "64M"),
+                "--client-output-limit takes a whole number, not '64M'",
+            ),
+            (
+                ("--client-output-limit", "1000"),
+                "--client-output-limit must be at least 1048576 (the high-water mark, "
+                "past which the workers feeding a client wait)",
+            ),
             (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
             (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
             (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
@@ -232,6 +249,8 @@ class MakeServiceTests(SynchronousTestCase):
             "--exceptions",
             "--drain-timeout",
             "7",
+            "--client-output-limit",
+            "5000000",
         )
         service = tap.makeService(options, reactor=reactor)
         assert isinstance(service, GearmanServerService)
@@ -241,6 +260,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.core.handlePrefix, b"H:me:")
         self.assertTrue(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, 2048)
+        self.assertEqual(service.factory.clientOutputLimit, 5000000)
         self.assertEqual(service.drainSignal, signal.SIGUSR2)
         self.assertEqual(service.drainTimeout, 7.0)
         self.assertIs(service.core.clock, reactor)
