@@ -10,13 +10,19 @@ from typing import Any
 
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
+from zope.interface.verify import verifyObject
 
 from txgearman.codec import PacketType as P
+from txgearman.codec import Priority
+from txgearman.server.interfaces import IPeer
 from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import MemoryConnection
 from txgearman.web.site import webResource
+from txgearman.web.submit import _HTTPJob
 
 
 class SubmitTests(SynchronousTestCase):
@@ -255,3 +261,65 @@ class SubmitTests(SynchronousTestCase):
         self.assertEqual(response.code, 405)
         self.assertEqual(response.headers.getRawHeaders("allow"), ["GET, HEAD"])
         self.assertEqual(self.worker.admin(b"status"), b".\n")
+
+
+class PushRequest(DummyRequest):
+    """
+    A L{DummyRequest} that keeps a push producer, as a real request hands
+    it to its channel (L{DummyRequest} pulls from any producer in a loop).
+    """
+
+    producer: Any = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        assert streaming
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+
+class StreamingFlowTests(SynchronousTestCase):
+    """
+    A client that does not read its streamed result holds back the worker
+    streaming it, as a binary client does.
+    """
+
+    def test_interfaces(self) -> None:
+        """
+        An HTTP submission is an L{IPeer} to the core and an
+        L{IPushProducer} to its request.
+        """
+        service = GearmanServerService("tcp:4730", reactor=MemoryReactorClock())
+        job = _HTTPJob(DummyRequest([b"f"]), service.core, service.reactor, 30)
+        self.assertTrue(verifyObject(IPeer, job))
+        self.assertTrue(verifyObject(IPushProducer, job))
+
+    def test_fullClientPausesWorker(self) -> None:
+        """
+        Once the result streams, the request's transport pausing the job
+        pauses the worker's reading; resuming resumes it.
+        """
+        reactor = MemoryReactorClock()
+        service = GearmanServerService("tcp:4730", reactor=reactor)
+        service.startService()
+        worker = MemoryConnection(service.factory)
+        worker.send(P.CAN_DO, b"f")
+        request = PushRequest([b"f"])
+        job = _HTTPJob(request, service.core, reactor, 30)
+        job.start(b"f", b"", b"x", Priority.NORMAL, False)
+        worker.output()
+        worker.send(P.GRAB_JOB)
+        [(_, assigned)] = worker.replies()
+        handle = assigned.split(b"\0")[0]
+        worker.send(P.WORK_DATA, handle, b"part")
+        self.assertIs(request.producer, job)
+        self.assertEqual(worker.transport.producerState, "producing")
+        job.pauseProducing()
+        self.assertEqual(worker.transport.producerState, "paused")
+        job.resumeProducing()
+        self.assertEqual(worker.transport.producerState, "producing")
+        worker.send(P.WORK_COMPLETE, handle, b"")
+        self.assertEqual(request.written, [b"part"])
+        self.assertTrue(request.finished)
+        self.assertIsNone(request.producer)

@@ -27,7 +27,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
@@ -63,7 +68,7 @@ def _plain(request: Request, code: int, text: str) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-@implementer(IPeer)
+@implementer(IPeer, IPushProducer)
 class _HTTPJob:
     """
     One HTTP submission, as the core sees a client: the packets the core
@@ -86,6 +91,28 @@ class _HTTPJob:
         request.notifyFinish().addBoth(self._requestGone)
 
     # -- IPeer -------------------------------------------------------------
+
+    def pauseReading(self) -> None:
+        # Asked of workers only; an HTTP request never runs a job.
+        pass
+
+    def resumeReading(self) -> None:
+        pass
+
+    # -- IPushProducer: a client that does not read a streamed result --------
+
+    def pauseProducing(self) -> None:
+        # Its transport is full: hold back the worker streaming to it, as
+        # for a binary client that does not read.
+        if self.session is not None:
+            self.core.outputFull(self.session)
+
+    def resumeProducing(self) -> None:
+        if self.session is not None:
+            self.core.outputDrained(self.session)
+
+    def stopProducing(self) -> None:
+        pass
 
     def reservePacket(self) -> object:
         # One request, one answer: nothing can overtake it.
@@ -149,6 +176,7 @@ class _HTTPJob:
     def _stream(self, chunk: bytes) -> None:
         if not self.streaming:
             self.streaming = True
+            self.request.registerProducer(self, True)
             self.request.setResponseCode(200)
             self.request.setHeader(b"x-gearman-command", b"WORK_DATA")
             self.request.setHeader(b"content-type", _BINARY)
@@ -188,6 +216,8 @@ class _HTTPJob:
 
     def _end(self) -> None:
         self.done = True
+        if self.streaming:
+            self.request.unregisterProducer()
         self.request.finish()
         self._leave()
 
