@@ -190,7 +190,8 @@ class AdminTests(SynchronousTestCase):
         handle = self.submit(client, b"f", background=False)
         self.assertEqual(self.admin.handle(b"cancel job " + handle), b"OK\r\n")
         self.assertEqual(self.sent(client), [(P.WORK_FAIL, (handle,))])
-        self.assertEqual(self.admin.handle(b"status"), b"f\t0\t0\t0\n.\n")
+        # With no worker and no job left, nothing needs f: it is forgotten.
+        self.assertEqual(self.admin.handle(b"status"), b".\n")
         self.assertEqual(self.admin.handle(b"show jobs"), b".\n")
         self.assertEqual(
             self.admin.handle(b"cancel job " + handle), b"ERR UNKNOWN_JOB\r\n"
@@ -301,6 +302,7 @@ class AdminTests(SynchronousTestCase):
         """
         client = self.connect()
         worker = self.connect()
+        self.assertEqual(self.admin.handle(b"create function f"), b"OK\r\n")
         self.core.canDo(worker, b"f")
         handle = self.submit(client, b"f")
         self.grab(worker)

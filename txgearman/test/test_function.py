@@ -44,7 +44,8 @@ class FunctionTestCase(unittest.SynchronousTestCase):
     ) -> None:
         """The function's counters are these."""
         f = self.function
-        actual = (f.total, f.running, f.queued, f.scheduled)
+        # Lists: an idle function shares a tuple of zeros.
+        actual = (f.total, f.running, list(f.queued), list(f.scheduled))
         self.assertEqual(actual, (total, running, queued, scheduled))
 
 
@@ -214,7 +215,7 @@ class EndTests(FunctionTestCase):
         self.function.forget(first)
         self.assertIs(first.state, JobState.DONE)
         self.assertCounts(1, 0, [0, 1, 0], [0, 0, 0])
-        self.assertEqual(len(self.function.queues[1]), 2)
+        self.assertEqual(len(self.function.queues[1] or ()), 2)
         self.assertIs(self.function.start(1, self.worker()), second)
         self.assertEqual(self.function.dead, [0, 0, 0])
 
@@ -226,7 +227,7 @@ class EndTests(FunctionTestCase):
         jobs = [self.queued() for _ in range(3000)]
         for job in jobs[:2000]:
             self.function.forget(job)
-        self.assertLess(len(self.function.queues[1]), 2000)
+        self.assertLess(len(self.function.queues[1] or ()), 2000)
         self.assertCounts(1000, 0, [0, 1000, 0], [0, 0, 0])
         worker = self.worker()
         self.assertIs(self.function.start(1, worker), jobs[2000])
