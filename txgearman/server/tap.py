@@ -17,7 +17,7 @@ from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.claim import listeningClaim
-from txgearman.server.core import MAX_HANDLE_SIZE
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, MAX_HANDLE_SIZE
 from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.store.redisaddress import parseRedisAddress
 from txgearman.store.redislayout import DEFAULT_PREFIX
@@ -112,6 +112,14 @@ class Options(usage.Options):
             _typed(int, "max-packet-size"),
         ],
         [
+            "max-functions",
+            None,
+            DEFAULT_MAX_FUNCTIONS,
+            "Most functions the server holds; a CAN_DO, submit or create function "
+            "that would make one more is answered with an error.",
+            _typed(int, "max-functions"),
+        ],
+        [
             "drain-timeout",
             None,
             300.0,
@@ -189,6 +197,8 @@ class Options(usage.Options):
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
+        if self["max-functions"] < 1:
+            raise usage.UsageError("--max-functions must be at least 1")
         prefix = self["job-handle-prefix"]
         if prefix is not None:
             if len(prefix.encode()) + 11 > MAX_HANDLE_SIZE or not prefix:
@@ -249,6 +259,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         handlePrefix=prefix.encode() if prefix is not None else None,
         maxPacketSize=options["max-packet-size"],
         exceptions=bool(options["exceptions"]),
+        maxFunctions=options["max-functions"],
         drainSignal=DRAIN_SIGNAL,
         hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],

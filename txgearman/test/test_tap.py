@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server import tap
-from txgearman.server.core import defaultHandlePrefix
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, defaultHandlePrefix
 from txgearman.server.service import GearmanServerService
 
 
@@ -47,6 +47,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["max-packet-size"], DEFAULT_MAX_PACKET_SIZE)
         self.assertEqual(options["drain-timeout"], 300.0)
         self.assertFalse(options["exceptions"])
+        self.assertEqual(options["max-functions"], DEFAULT_MAX_FUNCTIONS)
 
     def test_values(self) -> None:
         """
@@ -84,6 +85,7 @@ class OptionsTests(SynchronousTestCase):
         parse("-w", "0")
         self.assertIsNone(parse("-w", "auto")["worker-wakeup"])
         parse("--max-packet-size", "1024")
+        parse("--max-functions", "1")
         parse("--drain-timeout", "0")
         parse("--job-handle-prefix", "p" * 52)
         parse("-p", "0")
@@ -106,6 +108,8 @@ class OptionsTests(SynchronousTestCase):
             ("--job-handle-prefix", "\u00e9" * 26 + "x"),
             ("--max-packet-size", "1023"),
             ("--max-packet-size", "big"),
+            ("--max-functions", "0"),
+            ("--max-functions", "lots"),
             ("--drain-timeout", "-1"),
             ("--drain-timeout", "nan"),
             ("--drain-timeout", "soon"),
@@ -139,6 +143,11 @@ class OptionsTests(SynchronousTestCase):
                 "--max-packet-size takes a whole number, not 'big'",
             ),
             (("--drain-timeout", "soon"), "--drain-timeout takes a number, not 'soon'"),
+            (
+                ("--max-functions", "1e6"),
+                "--max-functions takes a whole number, not '1e6'",
+            ),
+            (("--max-functions", "0"), "--max-functions must be at least 1"),
             (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
             (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
             (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
@@ -226,6 +235,8 @@ class MakeServiceTests(SynchronousTestCase):
             "--exceptions",
             "--drain-timeout",
             "7",
+            "--max-functions",
+            "12",
         )
         service = tap.makeService(options, reactor=reactor)
         assert isinstance(service, GearmanServerService)
@@ -235,6 +246,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.core.handlePrefix, b"H:me:")
         self.assertTrue(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, 2048)
+        self.assertEqual(service.core.maxFunctions, 12)
         self.assertEqual(service.drainSignal, signal.SIGUSR2)
         self.assertEqual(service.drainTimeout, 7.0)
         self.assertIs(service.core.clock, reactor)
@@ -269,6 +281,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.core.jobRetries, -1)
         self.assertFalse(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, DEFAULT_MAX_PACKET_SIZE)
+        self.assertEqual(service.core.maxFunctions, DEFAULT_MAX_FUNCTIONS)
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
