@@ -89,7 +89,14 @@ class Waker:
         outOfLine = session.outOfLine
         if outOfLine:
             for function in outOfLine:
-                self._line(function, session, key)
+                # self._line(function, session, key), inlined: a worker
+                # of one function comes here at every sleep.
+                function.workers[session] = key
+                heap = function.sleepHeap
+                if heap is None:
+                    function.sleepHeap = [(key, session)]
+                else:
+                    heappush(heap, (key, session))
             outOfLine.clear()
 
     def learned(self, session: Session, function: Function) -> None:
