@@ -177,9 +177,6 @@ class JobServer:
         if maxFunctions < 1:
             raise ValueError("maxFunctions must be at least 1")
         self.maxFunctions = maxFunctions
-        self._tooMany = b"Too many functions: %s" % (
-            str(TooManyFunctions(maxFunctions)).encode(),
-        )
         self.functions: dict[bytes, Function] = {}
         self.jobs: dict[bytes, Job] = {}
         # Unique id to its live jobs across functions, kept by the functions.
@@ -299,7 +296,7 @@ class JobServer:
         try:
             function = self.function(name)
         except TooManyFunctions:
-            self._error(session, b"TOO_MANY_FUNCTIONS", self._tooMany)
+            self._tooManyFunctions(session)
             return
         if timeout is not None:
             timeout = max(timeout, MIN_WORKER_TIMEOUT)
@@ -448,7 +445,7 @@ class JobServer:
         function = self.functions.get(name)
         if function is None:
             if len(self.functions) >= self.maxFunctions:
-                self._error(session, b"TOO_MANY_FUNCTIONS", self._tooMany)
+                self._tooManyFunctions(session)
                 return
             function = self.functions[name] = Function(name, self._uniques)
         elif unique:
@@ -899,6 +896,10 @@ class JobServer:
         return job
 
     # -- helpers -----------------------------------------------------------
+
+    def _tooManyFunctions(self, session: Session | None) -> None:
+        text = str(TooManyFunctions(self.maxFunctions)).encode()
+        self._error(session, b"TOO_MANY_FUNCTIONS", b"Too many functions: " + text)
 
     def _error(self, session: Session | None, code: bytes, text: bytes) -> None:
         if session is not None:

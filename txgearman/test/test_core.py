@@ -2629,7 +2629,6 @@ class FunctionCapTests(CoreTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.server.maxFunctions = 3
-        self.server._tooMany = self.error[1][1]
         self.worker(b"a", b"b", b"c")
 
     def assertUnchanged(self) -> None:

@@ -111,12 +111,10 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
         and the connection goes on: known functions still work.
         """
         self.core.maxFunctions = 1
-        self.core._tooMany = (
-            b"Too many functions: the server holds its limit of 1 functions"
-        )
+        text = b"Too many functions: the server holds its limit of 1 functions"
         worker = self.worker(b"known")
         self.assertEqual(worker.replies(), [])
-        refused = (P.ERROR, b"TOO_MANY_FUNCTIONS\0" + self.core._tooMany)
+        refused = (P.ERROR, b"TOO_MANY_FUNCTIONS\0" + text)
         worker.send(P.CAN_DO, b"new")
         worker.send(P.CAN_DO_TIMEOUT, b"new", b"1000")
         self.assertEqual(worker.replies(), [refused, refused])
