@@ -83,6 +83,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS
 from txgearman.server.service import GearmanServerService
 from txgearman.store.interfaces import IQueueStore
 
@@ -515,6 +516,7 @@ class GearmanPump:
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         exceptions: bool = False,
         closeTimeout: float = 5.0,
+        maxFunctions: int = DEFAULT_MAX_FUNCTIONS,
     ) -> GearmanServerService:
         """
         Start a txgearman job server listening at C{address}: the same
@@ -544,6 +546,7 @@ class GearmanPump:
             maxPacketSize=maxPacketSize,
             exceptions=exceptions,
             closeTimeout=closeTimeout,
+            maxFunctions=maxFunctions,
         )
         service.privilegedStartService()
         service.startService()

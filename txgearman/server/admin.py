@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 
 from txgearman import __version__
-from txgearman.server.core import JobServer
+from txgearman.server.core import JobServer, TooManyFunctions
 
 __all__ = ["AdminCommands"]
 
@@ -31,6 +31,12 @@ def _int(token: bytes) -> int:
         return int(token)
     except ValueError:
         return 0
+
+
+def _tooMany(e: TooManyFunctions) -> bytes:
+    """gearmand's form of an error: a code, then its text with C{+} for spaces."""
+    text = str(e).capitalize().replace(" ", "+")
+    return b"ERR TOO_MANY_FUNCTIONS " + text.encode() + b"\r\n"
 
 
 def _listing(lines: list[bytes]) -> bytes:
@@ -129,7 +135,10 @@ class AdminCommands:
     def admin_create(self, args: list[bytes]) -> bytes:
         if len(args) != 2 or args[0].lower() != b"function":
             return _INCOMPLETE + b"create\r\n"
-        self.core.createFunction(args[1])
+        try:
+            self.core.createFunction(args[1])
+        except TooManyFunctions as e:
+            return _tooMany(e)
         return _OK
 
     def admin_drop(self, args: list[bytes]) -> bytes:
@@ -152,7 +161,10 @@ class AdminCommands:
             high, normal, low = limits[0], limits[1], 0
         else:
             high, normal, low = limits
-        self.core.setMaxQueue(name, high, normal, low)
+        try:
+            self.core.setMaxQueue(name, high, normal, low)
+        except TooManyFunctions as e:
+            return _tooMany(e)
         return _OK
 
     def admin_settings(self, args: list[bytes]) -> bytes:

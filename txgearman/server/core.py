@@ -42,7 +42,14 @@ from txgearman.server.wakeup import Waker
 from txgearman.store.interfaces import IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
-__all__ = ["JobServer", "MAX_UNIQUE_SIZE", "MAX_HANDLE_SIZE", "defaultHandlePrefix"]
+__all__ = [
+    "JobServer",
+    "MAX_UNIQUE_SIZE",
+    "MAX_HANDLE_SIZE",
+    "DEFAULT_MAX_FUNCTIONS",
+    "TooManyFunctions",
+    "defaultHandlePrefix",
+]
 
 #: Longest unique id accepted (gearmand's limit; 64 bytes work fully here).
 MAX_UNIQUE_SIZE = 64
@@ -52,6 +59,9 @@ MAX_HANDLE_SIZE = 63
 MAX_CLIENT_ID_SIZE = 127
 #: Shortest CAN_DO_TIMEOUT, in seconds (gearmand raises smaller ones).
 MIN_WORKER_TIMEOUT = 1.0
+#: How many functions the server holds at most, by default: far more than
+#: any deployment names, and still only tens of megabytes of them.
+DEFAULT_MAX_FUNCTIONS = 100_000
 
 _P = PacketType
 _NO_JOB = _P.NO_JOB
@@ -91,6 +101,17 @@ def defaultHandlePrefix() -> bytes:
     return b"H:" + socket.gethostname().encode("ascii", "replace")[:40]
 
 
+class TooManyFunctions(Exception):
+    """
+    A new function was asked for while the server holds as many as it may
+    (C{maxFunctions}).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the server holds its limit of {limit} functions")
+        self.limit = limit
+
+
 def _number(raw: bytes) -> int:
     """
     A WORK_STATUS number, read like C{atoi} but never negative or huge.
@@ -121,6 +142,7 @@ class JobServer:
         workerWakeup: int | None = None,
         handlePrefix: bytes | None = None,
         exceptions: bool = False,
+        maxFunctions: int = DEFAULT_MAX_FUNCTIONS,
     ) -> None:
         """
         @param clock: where time comes from.
@@ -136,6 +158,9 @@ class JobServer:
         @param handlePrefix: job handles are C{<prefix>:<n>}.
         @param exceptions: whether clients get WORK_EXCEPTION without asking
             for it (gearmand's C{--exceptions}).
+        @param maxFunctions: the most functions the server holds: a CAN_DO,
+            submit or admin command that would make one more is refused
+            (functions replayed from the store are always taken).
         """
         self.clock = clock
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
@@ -149,6 +174,9 @@ class JobServer:
         if len(self.handlePrefix) + 10 > MAX_HANDLE_SIZE:
             raise ValueError("job handle prefix is too long")
         self.exceptions = exceptions
+        if maxFunctions < 1:
+            raise ValueError("maxFunctions must be at least 1")
+        self.maxFunctions = maxFunctions
         self.functions: dict[bytes, Function] = {}
         self.jobs: dict[bytes, Job] = {}
         # Unique id to its live jobs across functions, kept by the functions.
@@ -205,6 +233,7 @@ class JobServer:
             session.setOutputFull(False)
             self._fullOutputs -= 1
         self._throttled.pop(session, None)
+        functions = session.functions
         attached, held = session.close()
         for job in attached:
             self._detach(job, session)
@@ -220,6 +249,9 @@ class JobServer:
                 self._requeue(job)
         if claimed is not None:
             self._wake(claimed)
+        for function in functions:
+            if function.idle:
+                self._forgetFunction(function)
 
     def _detach(self, job: Job, session: Session) -> None:
         """
@@ -303,23 +335,46 @@ class JobServer:
 
     # -- worker abilities --------------------------------------------------
 
-    def function(self, name: bytes) -> Function:
+    def function(self, name: bytes, capped: bool = True) -> Function:
         """
         The function called C{name}, created if new.
+
+        @param capped: whether to refuse to create one past
+            L{maxFunctions} (replay is not refused: its jobs were
+            acknowledged).
+        @raise TooManyFunctions: the server holds as many as it may.
         """
         function = self.functions.get(name)
         if function is None:
+            if capped and len(self.functions) >= self.maxFunctions:
+                raise TooManyFunctions(self.maxFunctions)
             function = self.functions[name] = Function(name, self._uniques)
         return function
+
+    def _forgetFunction(self, function: Function) -> None:
+        """
+        Nothing needs C{function} any more (L{Function.idle}): let it go,
+        so that functions cost memory only while in use.  A later CAN_DO or
+        submit makes it anew.
+        """
+        if self.functions.get(function.name) is function:
+            del self.functions[function.name]
+            self._waker.stop((function,))
 
     def canDo(
         self, session: Session, name: bytes, timeout: float | None = None
     ) -> None:
         """
         CAN_DO / CAN_DO_TIMEOUT: the worker can run C{name}.  Registering a
-        function twice changes only its timeout.
+        function twice changes only its timeout.  A new function past
+        L{maxFunctions} is refused with C{ERROR TOO_MANY_FUNCTIONS}, and
+        the worker stays as it was.
         """
-        function = self.function(name)
+        try:
+            function = self.function(name)
+        except TooManyFunctions:
+            self._tooManyFunctions(session)
+            return
         if timeout is not None:
             timeout = max(timeout, MIN_WORKER_TIMEOUT)
         session.setTimeout(function, timeout)
@@ -351,6 +406,8 @@ class JobServer:
                 self._requeue(job)
         if claimed:
             self._wake(function)
+        if function.idle:
+            self._forgetFunction(function)
 
     # -- sleeping ----------------------------------------------------------
 
@@ -469,6 +526,9 @@ class JobServer:
             return
         function = self.functions.get(name)
         if function is None:
+            if len(self.functions) >= self.maxFunctions:
+                self._tooManyFunctions(session)
+                return
             function = self.functions[name] = Function(name, self._uniques)
         elif unique:
             existing = function.findUnique(unique, data)
@@ -696,7 +756,8 @@ class JobServer:
         # Read before the job leaves its worker, only while a worker is
         # held back (see outputFull).
         worker = job.worker if self._throttled else None
-        if job.function.finish(job):
+        function = job.function
+        if function.finish(job):
             # self._drop(job), inlined: this runs for every job.
             if job.clients:
                 job.releaseClients()
@@ -704,6 +765,8 @@ class JobServer:
                 del self.jobs[job.handle]
             if job.storeKey is not None:
                 self.store.remove(job.unstore())
+            if not function.total and not function.workers and not function.kept:
+                self._forgetFunction(function)
         if worker is not None:
             self._reconsider(worker)
 
@@ -718,6 +781,8 @@ class JobServer:
             del self.jobs[job.handle]
         if job.storeKey is not None:
             self.store.remove(job.unstore())
+        if job.function.idle:
+            self._forgetFunction(job.function)
 
     # -- status and options ------------------------------------------------
 
@@ -789,8 +854,16 @@ class JobServer:
         return [job.info() for job in self.jobs.values()]
 
     def createFunction(self, name: bytes) -> Function:
-        """Admin C{create function}."""
-        return self.function(name)
+        """
+        Admin C{create function}: the function is kept, with or without
+        workers and jobs, until C{drop function}.
+
+        @raise TooManyFunctions: it is new, and the server holds as many
+            as it may.
+        """
+        function = self.function(name)
+        function.keep()
+        return function
 
     def dropFunction(self, name: bytes) -> str | None:
         """
@@ -811,9 +884,16 @@ class JobServer:
     def setMaxQueue(self, name: bytes, high: int, normal: int, low: int) -> None:
         """
         Admin C{maxqueue}: admission limits for new jobs of C{name}, per
-        submitted priority, against the function's total (0: none).
+        submitted priority, against the function's total (0: none).  The
+        function is kept, as by C{create function}, so that its limits are
+        not lost.
+
+        @raise TooManyFunctions: it is new, and the server holds as many
+            as it may.
         """
-        self.function(name).setMaxQueue(high, normal, low)
+        function = self.function(name)
+        function.setMaxQueue(high, normal, low)
+        function.keep()
 
     def maxQueues(self) -> list[tuple[bytes, int, int, int]]:
         """
@@ -862,7 +942,7 @@ class JobServer:
         # A replay calls this a million times in a row: fields unpacked
         # once, no enum attribute lookups.
         name, unique, data, priority, when, reducer = record
-        function = self.function(name)
+        function = self.function(name, capped=False)
         if unique and function.findUnique(unique, data) is not None:
             self.log.warn(
                 "Dropping duplicate stored job for {function} unique {unique}",
@@ -921,6 +1001,10 @@ class JobServer:
         return job
 
     # -- helpers -----------------------------------------------------------
+
+    def _tooManyFunctions(self, session: Session | None) -> None:
+        text = str(TooManyFunctions(self.maxFunctions)).encode()
+        self._error(session, b"TOO_MANY_FUNCTIONS", b"Too many functions: " + text)
 
     def _error(self, session: Session | None, code: bytes, text: bytes) -> None:
         if session is not None:

@@ -15,7 +15,8 @@ L{Function.finish} and L{Function.forget}.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, NamedTuple
+from heapq import heapify
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from txgearman.server.job import Job, JobState
 
@@ -34,6 +35,38 @@ _QUEUED = JobState.QUEUED
 _RUNNING = JobState.RUNNING
 _CANCELLED = JobState.CANCELLED
 _DONE = JobState.DONE
+
+
+class _Nothing(dict):
+    """
+    The empty dict every idle function shares instead of its own (64 bytes
+    each, 224 once written to): writing to it is a bug, so it raises.
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, key: object, value: object) -> None:
+        raise TypeError("a function's shared empty dict was written to")
+
+
+class _NoClaims(OrderedDict):
+    """The same, for L{Function.woken}."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: object, value: object) -> None:
+        raise TypeError("a function's shared empty claims were written to")
+
+
+# What an idle function holds instead of its own containers: a function
+# with nothing costs its slots and its name.  Counters that are written in
+# place are shared as tuples, so that a write fails at once.
+_NOTHING: dict[Any, Any] = _Nothing()
+NO_CLAIMS: OrderedDict[Any, float] = _NoClaims()
+_ZEROS: list[int] = (0, 0, 0)  # type: ignore[assignment]
+_NO_QUEUES: list[deque[Job] | None] = (None, None, None)  # type: ignore[assignment]
+# Replaced, never written in place, by setMaxQueue.
+_NO_LIMITS = [0, 0, 0]
 
 
 class FunctionStatus(NamedTuple):
@@ -73,30 +106,42 @@ class Function:
     middle (cancel, abandon) only marks it; L{start} skips marked
     entries, so no operation walks the queue.
 
+    A function with nothing in it is cheap: its queues, counters, worker
+    and claim dicts are made when first needed, and until then it shares
+    empty ones with every other idle function.  Once it has no worker, no
+    job and was not named by an administrator (L{idle}), the server forgets
+    it.
+
     Only this class's methods change the counters, queues and index; the
-    wake-up fields (C{sleepers}, C{woken}, C{wakeTimer}) are kept by
-    L{txgearman.server.wakeup.Waker}.
+    wake-up fields (the values of C{workers}, C{sleepHeap}, C{woken},
+    C{wakeTimer}) are kept by L{txgearman.server.wakeup.Waker}.
 
     @ivar queued: live runnable jobs per priority.
     @ivar scheduled: jobs waiting for their time, per priority.
     @ivar total: every job of the function the server holds: pending,
         scheduled, queued and running.
     @ivar running: jobs of the function a worker is running.
-    @ivar workers: registered worker sessions, in registration order.
+    @ivar workers: registered worker sessions, in registration order, each
+        with the key of its place in L{sleepHeap}, or 0 while it has none
+        (it is then in its L{Session.outOfLine}, and takes a place when it
+        next sleeps).
     @ivar watchers: the workers that can do other functions too; each
         keeps its own per-priority set of runnable functions
         (L{Session.ready}), which L{push} updates when this function
         becomes runnable at a priority.
-    @ivar sleepers: workers asleep (PRE_SLEEP) that have not yet been sent
-        a NOOP, oldest first: the ones a new job wakes.  An OrderedDict,
-        because taking the oldest out of a plain dict again and again
-        costs time that grows with its size.
+    @ivar sleepHeap: the line of workers a new job wakes, oldest sleeper
+        first: a heap of C{(key, session)}.  A worker's sleep does not
+        touch it (that would cost as many steps as the worker has
+        functions); L{txgearman.server.wakeup.Waker} checks each entry as
+        it comes to the top instead.  C{None} while empty.
     @ivar woken: workers woken for a job of this function that have not
         grabbed since, with when they were woken, oldest first: each stands
         for one waiting job, so that a new job wakes a sleeper only if
         there are more jobs than such workers.
     @ivar wakeTimer: takes the claims of workers woken too long ago.
     @ivar maxQueue: admission limits per submitted priority (0: none).
+    @ivar kept: an administrator named the function (C{create function},
+        C{maxqueue}): it stays until C{drop function}.
     @ivar payloads: payload to job, for the unique C{-} (coalesce by data).
     @ivar allUniques: the index of unique ids (other than C{-}) for
         coalescing, shared by all the server's functions and kept by each:
@@ -117,10 +162,11 @@ class Function:
         "running",
         "workers",
         "watchers",
-        "sleepers",
+        "sleepHeap",
         "woken",
         "wakeTimer",
         "maxQueue",
+        "kept",
         "payloads",
         "allUniques",
     )
@@ -132,23 +178,29 @@ class Function:
         self.allUniques: dict[bytes, Job | list[Job]] = (
             {} if allUniques is None else allUniques
         )
-        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (
-            deque(),
-            deque(),
-            deque(),
-        )
-        self.queued = [0, 0, 0]
-        self.dead = [0, 0, 0]
-        self.scheduled = [0, 0, 0]
+        self.queues = _NO_QUEUES
+        self.queued = _ZEROS
+        self.dead = _ZEROS
+        self.scheduled = _ZEROS
         self.total = 0
         self.running = 0
-        self.workers: dict[Session, None] = {}
-        self.watchers: dict[Session, None] = {}
-        self.sleepers: OrderedDict[Session, None] = OrderedDict()
-        self.woken: OrderedDict[Session, float] = OrderedDict()
+        self.workers: dict[Session, int] = _NOTHING
+        self.watchers: dict[Session, None] = _NOTHING
+        self.sleepHeap: list[tuple[int, Session]] | None = None
+        self.woken: OrderedDict[Session, float] = NO_CLAIMS
         self.wakeTimer: IDelayedCall | None = None
-        self.maxQueue = [0, 0, 0]
-        self.payloads: dict[bytes, Job] = {}
+        self.maxQueue = _NO_LIMITS
+        self.kept = False
+        self.payloads: dict[bytes, Job] = _NOTHING
+
+    def _newQueue(self, priority: int) -> deque[Job]:
+        """The first job of C{priority}: make its queue (and the counters)."""
+        if self.queues is _NO_QUEUES:
+            self.queues = [None, None, None]
+            self.queued = [0, 0, 0]
+            self.dead = [0, 0, 0]
+        queue = self.queues[priority] = deque()
+        return queue
 
     # -- a job's life ------------------------------------------------------
 
@@ -161,6 +213,8 @@ class Function:
         unique = job.unique
         if unique:
             if unique == b"-":
+                if self.payloads is _NOTHING:
+                    self.payloads = {}
                 self.payloads[job.data] = job
             else:
                 found = self.allUniques.setdefault(unique, job)
@@ -178,7 +232,10 @@ class Function:
         """
         job.state = _QUEUED
         p = job.priority
-        self.queues[p].append(job)
+        queue = self.queues[p]
+        if queue is None:
+            queue = self._newQueue(p)
+        queue.append(job)
         queued = self.queued
         queued[p] += 1
         if queued[p] == 1 and self.watchers:
@@ -188,6 +245,8 @@ class Function:
     def schedule(self, job: Job) -> None:
         """A pending job waits for its time: C{SCHEDULED}."""
         job.state = _SCHEDULED
+        if self.scheduled is _ZEROS:
+            self.scheduled = [0, 0, 0]
         self.scheduled[job.priority] += 1
 
     def release(self, job: Job) -> None:
@@ -208,7 +267,7 @@ class Function:
             return None
         queue = self.queues[priority]
         while True:
-            job = queue.popleft()
+            job = queue.popleft()  # type: ignore[union-attr]
             if job.state is _QUEUED:
                 queued[priority] -= 1
                 job.state = _RUNNING
@@ -267,10 +326,9 @@ class Function:
             dead[p] += 1
             job.state = _DONE
             if dead[p] > _COMPACT_AT and dead[p] > queued[p]:
-                live = deque(j for j in self.queues[p] if j.state is _QUEUED)
-                self.queues = tuple(  # type: ignore[assignment]
-                    live if i == p else q for i, q in enumerate(self.queues)
-                )
+                queue = self.queues[p]
+                assert queue is not None
+                self.queues[p] = deque(j for j in queue if j.state is _QUEUED)
                 dead[p] = 0
         elif state is _RUNNING:
             self.running -= 1
@@ -308,28 +366,60 @@ class Function:
     # -- workers -----------------------------------------------------------
 
     def addWorker(self, session: Session) -> None:
-        """A worker registered for this function."""
-        self.workers[session] = None
+        """
+        A worker registered for this function.  It has no place in the
+        line of sleepers yet (its L{Session.addFunction} notes that it
+        takes one when it next sleeps).
+        """
+        if self.workers is _NOTHING:
+            self.workers = {}
+        self.workers[session] = 0
 
     def removeWorker(self, session: Session) -> None:
-        """A worker gave up this function or left."""
-        self.workers.pop(session, None)
-        self.watchers.pop(session, None)
+        """
+        A worker gave up this function or left.  Its place in
+        L{sleepHeap}, if any, is left to be skipped; when such entries
+        outnumber the workers, the heap is rebuilt, so that it stays within
+        twice the number of workers.
+        """
+        workers = self.workers
+        workers.pop(session, None)
+        watchers = self.watchers
+        if session in watchers:
+            del watchers[session]
+            if not watchers:
+                self.watchers = _NOTHING
+        if not workers:
+            self.workers = _NOTHING
+            self.sleepHeap = None
+            return
+        heap = self.sleepHeap
+        if heap is not None and len(heap) > 2 * len(workers) + 8:
+            heap[:] = [(key, s) for s, key in workers.items() if key]
+            heapify(heap)
 
     def watch(self, session: Session) -> None:
         """
         A worker of several functions keeps L{Session.ready}: tell it when
         this function becomes runnable.
         """
+        if self.watchers is _NOTHING:
+            self.watchers = {}
         self.watchers[session] = None
 
     def unwatch(self, session: Session) -> None:
         """That worker is down to one function and keeps no ready sets."""
         del self.watchers[session]
+        if not self.watchers:
+            self.watchers = _NOTHING
 
     def setMaxQueue(self, high: int, normal: int, low: int) -> None:
         """Admission limits per submitted priority; 0 or less: none."""
         self.maxQueue = [max(high, 0), max(normal, 0), max(low, 0)]
+
+    def keep(self) -> None:
+        """An administrator named the function: keep it until dropped."""
+        self.kept = True
 
     # -- queries -----------------------------------------------------------
 
@@ -362,6 +452,29 @@ class Function:
                 if job.function is self:
                     mine[unique] = job
         return mine
+
+    @property
+    def idle(self) -> bool:
+        """
+        Whether nothing needs the function: no worker, no job, and no
+        administrator named it.  The server then forgets it.
+        """
+        return not (self.workers or self.total or self.kept)
+
+    @property
+    def sleepers(self) -> list[Session]:
+        """
+        The workers a new job would wake, in the order it would wake them:
+        asleep, not yet sent a NOOP, oldest first.  For admin and tests: it
+        walks the workers, so the per-job path reads L{sleepHeap} instead.
+        """
+        line = [
+            (max(key, s.sleepSeq), s)
+            for s, key in self.workers.items()
+            if key and s.sleeping and not s.noopSent
+        ]
+        line.sort(key=lambda entry: entry[0])
+        return [s for _, s in line]
 
     @property
     def runnable(self) -> bool:

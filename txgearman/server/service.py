@@ -32,7 +32,7 @@ from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
 from txgearman.server.claim import ListeningClaim
-from txgearman.server.core import JobServer
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, JobServer
 from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, GearmanServerFactory
 from txgearman.store.interfaces import (
     IQueueStore,
@@ -99,6 +99,7 @@ class GearmanServerService(Service):
         handlePrefix: str | bytes | None = None,
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         exceptions: bool = False,
+        maxFunctions: int = DEFAULT_MAX_FUNCTIONS,
         drainSignal: int | None = None,
         hangupRotatesLog: bool = False,
         drainTimeout: float = 300.0,
@@ -163,6 +164,7 @@ class GearmanServerService(Service):
             workerWakeup=workerWakeup,
             handlePrefix=handlePrefix,
             exceptions=exceptions,
+            maxFunctions=maxFunctions,
         )
         self.factory = GearmanServerFactory(
             self.core,

@@ -59,6 +59,14 @@ class Session:
     @ivar timeouts: CAN_DO_TIMEOUT limits in seconds, per function.
     @ivar sleeping: the worker sent PRE_SLEEP and has not grabbed since.
     @ivar noopSent: a NOOP went to the sleeping worker already.
+    @ivar sleepSeq: when the worker last went to sleep, in the waker's
+        count of sleeps: its place in the line of each of its functions
+        (see L{Function.sleepHeap}).
+    @ivar outOfLine: the worker's functions in whose line of sleepers it
+        has no place, because it was awake when its turn came (or is new
+        to them): it takes one in each when it next sleeps.  Kept so that
+        a sleep costs as many steps as the functions that lost it since,
+        not as many as it has.
     @ivar wokenFor: the function whose job this worker was woken for, until
         it grabs (see L{Function.woken}).
     @ivar jobs: jobs this worker holds, by handle (kept by
@@ -81,6 +89,8 @@ class Session:
         "timeouts",
         "sleeping",
         "noopSent",
+        "sleepSeq",
+        "outOfLine",
         "wokenFor",
         "jobs",
         "attached",
@@ -108,6 +118,8 @@ class Session:
         self.timeouts: dict[Function, float] = {}
         self.sleeping = False
         self.noopSent = False
+        self.sleepSeq = 0
+        self.outOfLine: dict[Function, None] = {}
         self.wokenFor: Function | None = None
         self.jobs: dict[bytes, Job] = {}
         self.attached: dict[Job, None] = {}
@@ -148,6 +160,7 @@ class Session:
         functions = self.functions
         functions.append(function)
         function.addWorker(self)
+        self.outOfLine[function] = None
         if len(functions) == 2:
             self.ready = (OrderedDict(), OrderedDict(), OrderedDict())
             for each in functions:
@@ -172,6 +185,7 @@ class Session:
         functions = self.functions
         functions.remove(function)
         self.timeouts.pop(function, None)
+        self.outOfLine.pop(function, None)
         function.removeWorker(self)
         if self.ready is not None:
             for ready in self.ready:
@@ -195,6 +209,7 @@ class Session:
         for function in self.functions:
             function.removeWorker(self)
         self.functions = []
+        self.outOfLine.clear()
         self.ready = None
         self.timeouts.clear()
         attached = list(self.attached)

@@ -18,7 +18,7 @@ from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.claim import listeningClaim
-from txgearman.server.core import MAX_HANDLE_SIZE
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, MAX_HANDLE_SIZE
 from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, HIGH_WATER
 from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.store.redisaddress import parseRedisAddress
@@ -149,6 +149,14 @@ class Options(usage.Options):
             _typed(int, "client-output-limit"),
         ],
         [
+            "max-functions",
+            None,
+            DEFAULT_MAX_FUNCTIONS,
+            "Most functions the server holds; a CAN_DO, submit or create function "
+            "that would make one more is answered with an error.",
+            _typed(int, "max-functions"),
+        ],
+        [
             "drain-timeout",
             None,
             300.0,
@@ -230,6 +238,8 @@ class Options(usage.Options):
                 f"--client-output-limit must be at least {HIGH_WATER} (the high-water "
                 "mark, past which the workers feeding a client wait)"
             )
+        if self["max-functions"] < 1:
+            raise usage.UsageError("--max-functions must be at least 1")
         prefix = self["job-handle-prefix"]
         if prefix is not None:
             if len(prefix.encode()) + 11 > MAX_HANDLE_SIZE or not prefix:
@@ -290,6 +300,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         handlePrefix=prefix.encode() if prefix is not None else None,
         maxPacketSize=options["max-packet-size"],
         exceptions=bool(options["exceptions"]),
+        maxFunctions=options["max-functions"],
         drainSignal=DRAIN_SIGNAL,
         hangupRotatesLog=True,
         drainTimeout=options["drain-timeout"],

@@ -20,12 +20,15 @@ workers; nothing else writes those fields.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
+from heapq import heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IReactorTime
 
 from txgearman.codec import PacketType
+from txgearman.server.function import NO_CLAIMS
 
 if TYPE_CHECKING:
     from txgearman.server.function import Function
@@ -52,6 +55,9 @@ class Waker:
     def __init__(self, clock: IReactorTime, limit: int | None = None) -> None:
         self.clock = clock
         self.limit = limit
+        # Sleeps (and abilities learned while asleep) counted: the places
+        # in the lines of sleepers.
+        self._sleeps = 0
 
     # -- what workers do ---------------------------------------------------
 
@@ -59,7 +65,14 @@ class Waker:
         """
         PRE_SLEEP: the worker will wait for a NOOP.  If something is
         runnable already, it gets the NOOP at once.
+
+        Otherwise it takes its place at the end of the line of each of its
+        functions without visiting them: its new L{Session.sleepSeq} says
+        where it stands, and each line puts its entry right when the entry
+        comes up (L{_nextSleeper}).  Only the functions whose line lost it
+        while it was awake (L{Session.outOfLine}) are visited.
         """
+        inLine = session.sleeping and not session.noopSent
         session.sleeping = True
         session.noopSent = False
         if session.hasRunnable():
@@ -68,8 +81,23 @@ class Waker:
             return
         # Nothing runnable, so nothing its claim could stand for.
         self._unclaim(session)
-        for function in session.functions:
-            function.sleepers[session] = None
+        if inLine:
+            # A second PRE_SLEEP keeps the place of the first.
+            return
+        self._sleeps += 1
+        key = session.sleepSeq = self._sleeps
+        outOfLine = session.outOfLine
+        if outOfLine:
+            for function in outOfLine:
+                # self._line(function, session, key), inlined: a worker
+                # of one function comes here at every sleep.
+                function.workers[session] = key
+                heap = function.sleepHeap
+                if heap is None:
+                    function.sleepHeap = [(key, session)]
+                else:
+                    heappush(heap, (key, session))
+            outOfLine.clear()
 
     def learned(self, session: Session, function: Function) -> None:
         """
@@ -80,19 +108,30 @@ class Waker:
             if function.runnable:
                 self.noop(session)
             else:
-                function.sleepers[session] = None
+                # At the end of the line: after those asleep already.
+                self._sleeps += 1
+                self._line(function, session, self._sleeps)
+                session.outOfLine.pop(function, None)
+
+    def _line(self, function: Function, session: Session, key: int) -> None:
+        """Give C{session} a place in C{function}'s line of sleepers."""
+        function.workers[session] = key
+        heap = function.sleepHeap
+        if heap is None:
+            function.sleepHeap = [(key, session)]
+        else:
+            heappush(heap, (key, session))
 
     def grabbed(self, session: Session) -> None:
         """
         A sleeping or woken worker came for a job (whether it got one or
         not): it is awake, and its claim goes; if the job it was woken for
         is still waiting (it took another), someone else is woken for it.
+        Its places in the lines of its functions stay, to be skipped while
+        it is awake.
         """
         if session.sleeping:
             session.sleeping = False
-            if not session.noopSent:
-                for function in session.functions:
-                    function.sleepers.pop(session, None)
             session.noopSent = False
         claimed = session.wokenFor
         if claimed is not None:
@@ -103,12 +142,17 @@ class Waker:
 
     def forget(self, session: Session, function: Function) -> bool:
         """
-        The worker gave up C{function} (CANT_DO, RESET_ABILITIES).
+        The worker gave up C{function} (CANT_DO, RESET_ABILITIES): it
+        leaves that function's line (its entry is skipped from now on).
 
         @return: whether it was woken for C{function}: once the jobs it
             held are requeued, L{wake} another worker for it.
         """
-        function.sleepers.pop(session, None)
+        workers = function.workers
+        if session in workers:
+            # Still registered (the core has removed it already).
+            workers[session] = 0
+        session.outOfLine.pop(function, None)
         if session.wokenFor is function:
             self._unclaim(session)
             return True
@@ -116,13 +160,15 @@ class Waker:
 
     def leave(self, session: Session) -> Function | None:
         """
-        The worker disconnected: it sleeps nowhere and claims nothing.
+        The worker disconnected: it sleeps nowhere and claims nothing (its
+        entries in the lines are skipped from now on, and go with its
+        abilities in L{Session.close}).
 
         @return: the function it was woken for, which may need another
             worker once the jobs it held are requeued.
         """
-        for function in session.functions:
-            function.sleepers.pop(session, None)
+        session.sleeping = False
+        session.noopSent = False
         return self._unclaim(session)
 
     # -- waking ------------------------------------------------------------
@@ -132,8 +178,7 @@ class Waker:
         C{function} got a runnable job: wake sleeping workers of it, at
         most L{limit}, the ones asleep longest first.
         """
-        sleepers = function.sleepers
-        if not sleepers:
+        if not function.sleepHeap:
             return
         limit = self.limit
         claims = limit is None
@@ -144,24 +189,67 @@ class Waker:
             budget = queued[0] + queued[1] + queued[2] - len(function.woken)
             now = self.clock.seconds() if budget > 0 else 0.0
         else:
-            budget = limit or len(sleepers)
-        while sleepers and budget > 0:
-            session = next(iter(sleepers))
+            budget = limit or len(function.workers)
+        while budget > 0:
+            session = self._nextSleeper(function)
+            if session is None:
+                break
             self.noop(session)
             if claims:
                 session.wokenFor = function
-                function.woken[session] = now
+                woken = function.woken
+                if woken is NO_CLAIMS:
+                    woken = function.woken = OrderedDict()
+                woken[session] = now
             budget -= 1
         if function.woken and function.wakeTimer is None:
             function.wakeTimer = self.clock.callLater(
                 WAKE_PATIENCE, self._claimsDue, function
             )
 
+    def _nextSleeper(self, function: Function) -> Session | None:
+        """
+        Take the worker asleep longest out of C{function}'s line.
+
+        Entries are checked as they come to the top: one of a worker that
+        left the function is dropped; one of a worker awake now (or sent a
+        NOOP for another function) is dropped, and the function goes in
+        the worker's L{Session.outOfLine}; one of a worker that went to
+        sleep again since it was made moves back to where that sleep puts
+        it.  Each entry's key is never later than its worker's true place,
+        so the first entry that needs no change is the oldest sleeper.
+        Each step is paid for by a sleep, an ability or a wake-up that came
+        before it, so a job costs amortised constant time.
+        """
+        heap = function.sleepHeap
+        workers = function.workers
+        while heap:
+            key, session = heap[0]
+            if workers.get(session) != key:
+                heappop(heap)
+                continue
+            if not session.sleeping or session.noopSent:
+                heappop(heap)
+                workers[session] = 0
+                session.outOfLine[function] = None
+                continue
+            seq = session.sleepSeq
+            if key < seq:
+                workers[session] = seq
+                heapreplace(heap, (seq, session))
+                continue
+            heappop(heap)
+            workers[session] = 0
+            session.outOfLine[function] = None
+            return session
+        return None
+
     def noop(self, session: Session) -> None:
-        """Send a sleeping worker its NOOP: it sleeps in no line now."""
+        """
+        Send a sleeping worker its NOOP: it is out of every line now (its
+        entries in its other functions' lines are skipped from now on).
+        """
         session.noopSent = True
-        for function in session.functions:
-            function.sleepers.pop(session, None)
         session.peer.sendPacket(_NOOP)
 
     def _unclaim(self, session: Session) -> Function | None:

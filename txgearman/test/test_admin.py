@@ -190,7 +190,8 @@ class AdminTests(SynchronousTestCase):
         handle = self.submit(client, b"f", background=False)
         self.assertEqual(self.admin.handle(b"cancel job " + handle), b"OK\r\n")
         self.assertEqual(self.sent(client), [(P.WORK_FAIL, (handle,))])
-        self.assertEqual(self.admin.handle(b"status"), b"f\t0\t0\t0\n.\n")
+        # With no worker and no job left, nothing needs f: it is forgotten.
+        self.assertEqual(self.admin.handle(b"status"), b".\n")
         self.assertEqual(self.admin.handle(b"show jobs"), b".\n")
         self.assertEqual(
             self.admin.handle(b"cancel job " + handle), b"ERR UNKNOWN_JOB\r\n"
@@ -301,6 +302,7 @@ class AdminTests(SynchronousTestCase):
         """
         client = self.connect()
         worker = self.connect()
+        self.assertEqual(self.admin.handle(b"create function f"), b"OK\r\n")
         self.core.canDo(worker, b"f")
         handle = self.submit(client, b"f")
         self.grab(worker)
@@ -311,6 +313,33 @@ class AdminTests(SynchronousTestCase):
         self.admin.handle(b"cancel job " + handle)
         self.core.cantDo(worker, b"f")
         self.assertEqual(self.admin.handle(b"drop function f"), b"OK\r\n")
+        self.assertEqual(self.admin.handle(b"status"), b".\n")
+
+    def test_tooManyFunctions(self) -> None:
+        """
+        C{create function} and C{maxqueue} that would make one function
+        more than the server may hold get an C{ERR TOO_MANY_FUNCTIONS}
+        line naming the limit; known functions are still served.
+        """
+        self.core.maxFunctions = 2
+        self.assertEqual(self.admin.handle(b"create function a"), b"OK\r\n")
+        self.assertEqual(self.admin.handle(b"maxqueue b 3"), b"OK\r\n")
+        error = b"ERR TOO_MANY_FUNCTIONS The+server+holds+its+limit+of+2+functions\r\n"
+        self.assertEqual(self.admin.handle(b"create function c"), error)
+        self.assertEqual(self.admin.handle(b"maxqueue c 1"), error)
+        self.assertEqual(self.admin.handle(b"create function b"), b"OK\r\n")
+        self.assertEqual(self.admin.handle(b"maxqueue a 1"), b"OK\r\n")
+        self.assertEqual(self.admin.handle(b"status"), b"a\t0\t0\t0\nb\t0\t0\t0\n.\n")
+
+    def test_forgottenFunction(self) -> None:
+        """
+        C{status} lists a function while a worker or a job needs it, and
+        not once nothing does.
+        """
+        worker = self.connect()
+        self.core.canDo(worker, b"f")
+        self.assertEqual(self.admin.handle(b"status"), b"f\t0\t0\t1\n.\n")
+        self.core.disconnect(worker)
         self.assertEqual(self.admin.handle(b"status"), b".\n")
 
     def test_maxqueue(self) -> None:

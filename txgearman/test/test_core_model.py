@@ -8,6 +8,8 @@ a move L{txgearman.server.job.TRANSITIONS} does not list.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -56,7 +58,8 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
         for p in range(3):
             queued = [j for j in mine if j.state is JobState.QUEUED and j.priority == p]
             assert function.queued[p] == len(queued), (function, p, queued)
-            inQueue = [j for j in function.queues[p] if j.state is JobState.QUEUED]
+            queue = function.queues[p] or ()
+            inQueue = [j for j in queue if j.state is JobState.QUEUED]
             assert sorted(id(j) for j in inQueue) == sorted(id(j) for j in queued)
             scheduled = [
                 j for j in mine if j.state is JobState.SCHEDULED and j.priority == p
@@ -66,9 +69,22 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             assert session.sleeping and not session.noopSent
             assert function in session.functions
             assert not session.closed
-        assert list(function.watchers) == [
+        # Nothing is kept that nothing needs.
+        assert not function.idle, function
+        heap = function.sleepHeap or []
+        assert len(heap) <= 2 * len(function.workers) + 8, (function, heap)
+        for session, key in function.workers.items():
+            assert function in session.functions, (session, function)
+            # A worker has its place in the line, or takes one when it
+            # next sleeps.
+            assert (key == 0) == (function in session.outOfLine), (session, key)
+            if key:
+                assert (key, session) in heap, (session, key, heap)
+        # A set: a worker watches a function from its second ability on,
+        # whenever it registered this one.
+        assert set(function.watchers) == {
             s for s in function.workers if len(s.functions) > 1
-        ]
+        }
         for session in function.watchers:
             assert session.ready is not None
             for p in range(3):
@@ -111,6 +127,11 @@ def assertConsistent(server: JobServer, store: FakeStore) -> None:
             assert len(found) > 1
             assert len({id(job.function) for job in found}) == len(found)
     for session in server.sessions:
+        for function in session.outOfLine:
+            assert function in session.functions, (session, function)
+        if session.sleeping and not session.noopSent:
+            # In line: in every one of its functions' lines.
+            assert not session.outOfLine, session
         if session.wokenFor is not None:
             assert session in session.wokenFor.woken, session
         assert (session.ready is None) == (len(session.functions) < 2), session
@@ -166,6 +187,12 @@ class JobServerMachine(RuleBasedStateMachine):
         # that arrives after a cancel (the store was still writing) promises
         # nothing.
         self.finished: set[bytes] = set()
+        # The lines of sleepers as the server kept them before a sleep
+        # stopped visiting each of the worker's functions: per function
+        # name, the sleepers oldest first, kept the old way.  The server's
+        # lines must stay the same.
+        self.lines: dict[bytes, OrderedDict[Session, None]] = {}
+        self.noops: dict[Session, int] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -187,6 +214,39 @@ class JobServerMachine(RuleBasedStateMachine):
     def ended(self, handle: bytes) -> None:
         self.promised.discard(handle)
         self.finished.add(handle)
+
+    def leaveLines(self, session: Session, names: list[bytes] | None = None) -> None:
+        """The reference lines: C{session} leaves those of C{names} (all)."""
+        for name in names if names is not None else list(self.lines):
+            self.lines.get(name, OrderedDict()).pop(session, None)
+
+    def noopsSent(self, exempt: Session | None = None) -> set[Session]:
+        """
+        The workers sent a NOOP since the last look: they leave every
+        reference line, as a NOOP took a worker out of every line.
+
+        @param exempt: a worker that may have been woken at once, by its
+            own PRE_SLEEP or CAN_DO, rather than from a line.
+        """
+        woken = set()
+        for worker in self.workers:
+            count = sum(ptype is T.NOOP for ptype, _ in peerOf(worker).sent)
+            if count > self.noops.get(worker, 0):
+                woken.add(worker)
+            self.noops[worker] = count
+        for worker in woken - {exempt}:
+            # Woken from a line, it was the oldest there but for others
+            # woken with it: nobody asleep longer was passed over.
+            lines = [list(line) for line in self.lines.values() if worker in line]
+            assert not lines or any(
+                set(line[: line.index(worker)]) <= woken for line in lines
+            ), (worker, lines, woken)
+        for worker in woken:
+            self.leaveLines(worker)
+        return woken
+
+    def inLine(self, session: Session) -> bool:
+        return session.sleeping and not session.noopSent
 
     # -- rules -----------------------------------------------------------------
 
@@ -241,6 +301,17 @@ class JobServerMachine(RuleBasedStateMachine):
         self.workers.append(session)
 
     @precondition(lambda self: self.workers)
+    @rule(index=st.integers(0, 100), name=st.sampled_from(FUNCTIONS))
+    def canDo(self, index: int, name: bytes) -> None:
+        worker = self.workers[index % len(self.workers)]
+        learns = name not in [f.name for f in worker.functions]
+        asleep = self.inLine(worker)
+        self.server.canDo(worker, name)
+        if worker not in self.noopsSent(worker) and learns and asleep:
+            # Learned while asleep: at the end of that function's line.
+            self.lines.setdefault(name, OrderedDict())[worker] = None
+
+    @precondition(lambda self: self.workers)
     @rule(
         index=st.integers(0, 100), kind=st.sampled_from([T.GRAB_JOB, T.GRAB_JOB_UNIQ])
     )
@@ -250,7 +321,10 @@ class JobServerMachine(RuleBasedStateMachine):
         best = min((p for f in runnable for p in range(3) if f.queued[p]), default=None)
         peer = peerOf(worker)
         before = len(peer.sent)
+        if self.inLine(worker):
+            self.leaveLines(worker)
         self.server.grabJob(worker, kind)
+        self.noopsSent()
         ptype, args = peer.sent[before]
         if best is None:
             assert ptype is T.NO_JOB, (ptype, args)
@@ -264,12 +338,21 @@ class JobServerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.workers)
     @rule(index=st.integers(0, 100))
     def resetAbilities(self, index: int) -> None:
-        self.server.resetAbilities(self.workers[index % len(self.workers)])
+        worker = self.workers[index % len(self.workers)]
+        self.leaveLines(worker)
+        self.server.resetAbilities(worker)
+        self.noopsSent()
 
     @precondition(lambda self: self.workers)
     @rule(index=st.integers(0, 100))
     def sleep(self, index: int) -> None:
-        self.server.preSleep(self.workers[index % len(self.workers)])
+        worker = self.workers[index % len(self.workers)]
+        self.server.preSleep(worker)
+        if worker not in self.noopsSent(worker):
+            # At the end of each line it was not in already.
+            for function in worker.functions:
+                line = self.lines.setdefault(function.name, OrderedDict())
+                line.setdefault(worker, None)
 
     @precondition(lambda self: any(w.jobs for w in self.workers))
     @rule(
@@ -292,12 +375,17 @@ class JobServerMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 100))
     def workerLeaves(self, index: int) -> None:
         worker = self.workers.pop(index % len(self.workers))
+        self.leaveLines(worker)
         self.server.disconnect(worker)
+        self.noopsSent()
 
     @precondition(lambda self: self.workers)
     @rule(index=st.integers(0, 100), name=st.sampled_from(FUNCTIONS))
     def cantDo(self, index: int, name: bytes) -> None:
-        self.server.cantDo(self.workers[index % len(self.workers)], name)
+        worker = self.workers[index % len(self.workers)]
+        self.leaveLines(worker, [name])
+        self.server.cantDo(worker, name)
+        self.noopsSent()
 
     @precondition(lambda self: self.clients)
     @rule(index=st.integers(0, 100))
@@ -333,6 +421,21 @@ class JobServerMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         assertConsistent(self.server, self.store)
+
+    @invariant()
+    def sameLines(self) -> None:
+        """
+        Every function's line of sleepers is the one the old way of keeping
+        them (a sleep visiting each of the worker's functions) gives: the
+        same workers are woken, in the same order.
+        """
+        self.noopsSent()
+        for name, line in self.lines.items():
+            function = self.server.functions.get(name)
+            if function is None:
+                assert not line, (name, line)
+            else:
+                assert function.sleepers == list(line), (function.sleepers, line)
 
     @invariant()
     def promisesKept(self) -> None:

@@ -44,7 +44,8 @@ class FunctionTestCase(unittest.SynchronousTestCase):
     ) -> None:
         """The function's counters are these."""
         f = self.function
-        actual = (f.total, f.running, f.queued, f.scheduled)
+        # Lists: an idle function shares a tuple of zeros.
+        actual = (f.total, f.running, list(f.queued), list(f.scheduled))
         self.assertEqual(actual, (total, running, queued, scheduled))
 
 
@@ -214,7 +215,7 @@ class EndTests(FunctionTestCase):
         self.function.forget(first)
         self.assertIs(first.state, JobState.DONE)
         self.assertCounts(1, 0, [0, 1, 0], [0, 0, 0])
-        self.assertEqual(len(self.function.queues[1]), 2)
+        self.assertEqual(len(self.function.queues[1] or ()), 2)
         self.assertIs(self.function.start(1, self.worker()), second)
         self.assertEqual(self.function.dead, [0, 0, 0])
 
@@ -226,7 +227,7 @@ class EndTests(FunctionTestCase):
         jobs = [self.queued() for _ in range(3000)]
         for job in jobs[:2000]:
             self.function.forget(job)
-        self.assertLess(len(self.function.queues[1]), 2000)
+        self.assertLess(len(self.function.queues[1] or ()), 2000)
         self.assertCounts(1000, 0, [0, 1000, 0], [0, 0, 0])
         worker = self.worker()
         self.assertIs(self.function.start(1, worker), jobs[2000])
@@ -304,3 +305,115 @@ class WorkerTests(FunctionTestCase):
         self.assertEqual(
             self.function.priorityStatus(), PriorityStatus(b"fn", 0, 0, 2, 1)
         )
+
+
+class IdleTests(FunctionTestCase):
+    """
+    A function with nothing in it allocates nothing of its own, and says
+    when nothing needs it.
+    """
+
+    def test_sharesEmpties(self) -> None:
+        """
+        A new function shares its queues, counters and dicts with every
+        other idle function; they are its own once something is in them.
+        """
+        other = Function(b"other")
+        f = self.function
+        for name in ("queues", "queued", "dead", "scheduled", "maxQueue"):
+            self.assertIs(getattr(f, name), getattr(other, name), name)
+        for name in ("workers", "watchers", "payloads", "woken"):
+            self.assertIs(getattr(f, name), getattr(other, name), name)
+            self.assertEqual(len(getattr(f, name)), 0, name)
+        self.assertIsNone(f.sleepHeap)
+        self.queued(LOW)
+        self.assertEqual(
+            [q is not None for q in f.queues], [False, False, True], "one queue made"
+        )
+        self.assertIsNot(f.queued, other.queued)
+        self.job(unique=b"-")
+        self.assertIsNot(f.payloads, other.payloads)
+        f.addWorker(self.worker())
+        self.assertIsNot(f.workers, other.workers)
+        self.assertEqual(len(other.workers), 0)
+
+    def test_sharedEmptiesRefuseWrites(self) -> None:
+        """
+        Writing to a shared empty container is a bug, and fails at once
+        rather than changing every idle function.
+        """
+        f = self.function
+        worker = self.worker()
+        self.assertRaises(TypeError, f.workers.__setitem__, worker, 0)
+        self.assertRaises(TypeError, f.woken.__setitem__, worker, 0.0)
+        with self.assertRaises(TypeError):
+            f.queued[0] += 1
+        self.assertEqual((len(f.workers), len(f.woken)), (0, 0))
+
+    def test_scheduledCountersMadeOnce(self) -> None:
+        """A scheduled job gives the function its own scheduled counters."""
+        job = self.job()
+        self.function.schedule(job)
+        self.assertCounts(1, 0, [0, 0, 0], [0, 1, 0])
+        self.assertEqual(Function(b"other").scheduled, (0, 0, 0))
+
+    def test_emptyAgainWhenWorkersGo(self) -> None:
+        """
+        The last worker leaving gives back the worker, watcher and sleeper
+        containers.
+        """
+        f = self.function
+        a = self.worker()
+        f.addWorker(a)
+        f.watch(a)
+        f.sleepHeap = [(1, a)]
+        f.removeWorker(a)
+        other = Function(b"other")
+        self.assertIs(f.workers, other.workers)
+        self.assertIs(f.watchers, other.watchers)
+        self.assertIsNone(f.sleepHeap)
+
+    def test_idle(self) -> None:
+        """
+        Idle: no worker, no job of any state, not named by an administrator.
+        """
+        f = self.function
+        self.assertTrue(f.idle)
+        worker = self.worker()
+        f.addWorker(worker)
+        self.assertFalse(f.idle)
+        f.removeWorker(worker)
+        self.assertTrue(f.idle)
+        for move in ("pending", "scheduled", "queued", "running"):
+            job = self.job()
+            if move == "scheduled":
+                f.schedule(job)
+            elif move != "pending":
+                f.push(job)
+                if move == "running":
+                    f.start(NORMAL, worker)
+            self.assertFalse(f.idle, move)
+            f.forget(job)
+            self.assertTrue(f.idle, move)
+        f.keep()
+        self.assertFalse(f.idle)
+
+    def test_sleepHeapBounded(self) -> None:
+        """
+        Places of workers that left are skipped, not searched for; once
+        they outnumber the workers, the heap is rebuilt without them.
+        """
+        f = self.function
+        stay = self.worker()
+        f.addWorker(stay)
+        f.workers[stay] = 1
+        f.sleepHeap = [(1, stay)]
+        for key in range(2, 100):
+            gone = self.worker()
+            f.addWorker(gone)
+            f.workers[gone] = key
+            f.sleepHeap.append((key, gone))
+            f.removeWorker(gone)
+            self.assertLessEqual(len(f.sleepHeap), 2 * len(f.workers) + 8)
+        self.assertEqual(f.sleepHeap[0], (1, stay))
+        self.assertLess(len(f.sleepHeap), 11)

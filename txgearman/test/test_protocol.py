@@ -104,6 +104,36 @@ class PacketTests(ProtocolTestsMixin, SynchronousTestCase):
             conn.send(P.ECHO_REQ, body)
             self.assertEqual(conn.output(), response(P.ECHO_RES, body))
 
+    def test_tooManyFunctions(self) -> None:
+        """
+        Past the limit of functions, a CAN_DO, CAN_DO_TIMEOUT or submit of
+        a new function gets C{ERROR TOO_MANY_FUNCTIONS} naming the limit,
+        and the connection goes on: known functions still work.
+        """
+        self.core.maxFunctions = 1
+        text = b"Too many functions: the server holds its limit of 1 functions"
+        worker = self.worker(b"known")
+        self.assertEqual(worker.replies(), [])
+        refused = (P.ERROR, b"TOO_MANY_FUNCTIONS\0" + text)
+        worker.send(P.CAN_DO, b"new")
+        worker.send(P.CAN_DO_TIMEOUT, b"new", b"1000")
+        self.assertEqual(worker.replies(), [refused, refused])
+        client = self.connect()
+        for ptype, args in [
+            (P.SUBMIT_JOB, (b"new", b"", b"x")),
+            (P.SUBMIT_JOB_LOW_BG, (b"new", b"", b"x")),
+            (P.SUBMIT_JOB_EPOCH, (b"new", b"", b"99999999999", b"x")),
+            (P.SUBMIT_REDUCE_JOB, (b"new", b"", b"r", b"", b"x")),
+            (P.SUBMIT_JOB_SCHED, (b"new", b"", b"", b"", b"", b"", b"", b"x")),
+        ]:
+            client.send(ptype, *args)
+            self.assertEqual(client.replies(), [refused], ptype)
+        self.assertEqual(client.admin(b"status"), b"known\t0\t0\t1\n.\n")
+        handle = self.submit(client, P.SUBMIT_JOB, b"known", b"", b"x")
+        worker.send(P.GRAB_JOB)
+        [(kind, body)] = worker.replies()
+        self.assertEqual((kind, body.split(b"\0")[0]), (P.JOB_ASSIGN, handle))
+
     def test_submitKinds(self) -> None:
         """
         Each plain submit gets JOB_CREATED with a handle C{PREFIX:N}, N

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server import tap
-from txgearman.server.core import defaultHandlePrefix
+from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, defaultHandlePrefix
 from txgearman.server.service import GearmanServerService
 
 
@@ -48,6 +48,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["drain-timeout"], 300.0)
         self.assertFalse(options["exceptions"])
         self.assertEqual(options["client-output-limit"], 64 * 1024 * 1024)
+        self.assertEqual(options["max-functions"], DEFAULT_MAX_FUNCTIONS)
 
     def test_values(self) -> None:
         """
@@ -89,6 +90,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(parse("-w", "auto")["worker-wakeup"])
         parse("--max-packet-size", "1024")
         parse("--client-output-limit", "1048576")
+        parse("--max-functions", "1")
         parse("--drain-timeout", "0")
         parse("--job-handle-prefix", "p" * 52)
         parse("-p", "0")
@@ -114,6 +116,8 @@ class OptionsTests(SynchronousTestCase):
             ("--client-output-limit", "1048575"),
             ("--client-output-limit", "0"),
             ("--client-output-limit", "64M"),
+            ("--max-functions", "0"),
+            ("--max-functions", "lots"),
             ("--drain-timeout", "-1"),
             ("--drain-timeout", "nan"),
             ("--drain-timeout", "soon"),
@@ -158,6 +162,11 @@ class OptionsTests(SynchronousTestCase):
                 "--client-output-limit must be at least 1048576 (the high-water mark, "
                 "past which the workers feeding a client wait)",
             ),
+            (
+                ("--max-functions", "1e6"),
+                "--max-functions takes a whole number, not '1e6'",
+            ),
+            (("--max-functions", "0"), "--max-functions must be at least 1"),
             (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
             (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
             (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
@@ -251,6 +260,8 @@ class MakeServiceTests(SynchronousTestCase):
             "7",
             "--client-output-limit",
             "5000000",
+            "--max-functions",
+            "12",
         )
         service = tap.makeService(options, reactor=reactor)
         assert isinstance(service, GearmanServerService)
@@ -261,6 +272,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, 2048)
         self.assertEqual(service.factory.clientOutputLimit, 5000000)
+        self.assertEqual(service.core.maxFunctions, 12)
         self.assertEqual(service.drainSignal, signal.SIGUSR2)
         self.assertEqual(service.drainTimeout, 7.0)
         self.assertIs(service.core.clock, reactor)
@@ -295,6 +307,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.core.jobRetries, -1)
         self.assertFalse(service.core.exceptions)
         self.assertEqual(service.factory.maxPacketSize, DEFAULT_MAX_PACKET_SIZE)
+        self.assertEqual(service.core.maxFunctions, DEFAULT_MAX_FUNCTIONS)
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)

@@ -133,6 +133,100 @@ class SleepTests(WakerTestCase):
         self.assertEqual(list(self.function(b"a").sleepers), [])
 
 
+class LineOrderTests(WakerTestCase):
+    """
+    A sleep does not visit the worker's functions, yet every line keeps
+    the order it had when it did: oldest sleep first.
+    """
+
+    limit = 0
+
+    def line(self, name: bytes) -> list[Session]:
+        return self.function(name).sleepers
+
+    def test_sleepAgainAfterGrab(self) -> None:
+        """
+        A sleeper that grabs (and gets nothing) and sleeps again goes to
+        the end of each of its lines, behind those who slept meanwhile.
+        """
+        a = self.worker(b"fn", b"x")
+        b = self.worker(b"fn", b"x")
+        self.waker.sleep(a)
+        self.waker.sleep(b)
+        self.waker.grabbed(a)
+        self.assertEqual((self.line(b"fn"), self.line(b"x")), ([b], [b]))
+        self.waker.sleep(a)
+        self.assertEqual((self.line(b"fn"), self.line(b"x")), ([b, a], [b, a]))
+        self.waker.limit = 1
+        self.submit(self.function(b"x"))
+        self.assertEqual(self.woken([a, b]), [1])
+
+    def test_wokenElsewhere(self) -> None:
+        """
+        A worker woken for one function's job leaves the lines of its
+        others too, and sleeping again puts it at their ends.
+        """
+        a = self.worker(b"fn", b"x")
+        b = self.worker(b"x")
+        self.waker.sleep(a)
+        self.waker.sleep(b)
+        job = self.submit()
+        self.assertEqual(self.woken([a, b]), [0])
+        self.assertEqual(self.line(b"x"), [b])
+        self.fn.start(job.priority, a)
+        self.waker.grabbed(a)
+        self.waker.sleep(a)
+        self.assertEqual(self.line(b"x"), [b, a])
+        self.waker.limit = 1
+        self.submit(self.function(b"x"))
+        self.assertEqual(self.woken([a, b]), [1])
+
+    def test_secondSleepKeepsPlace(self) -> None:
+        """A PRE_SLEEP while asleep already keeps the worker's place."""
+        a, b = self.worker(), self.worker()
+        self.waker.sleep(a)
+        self.waker.sleep(b)
+        self.waker.sleep(a)
+        self.assertEqual(self.line(b"fn"), [a, b])
+
+    def test_learnedAtTheEnd(self) -> None:
+        """
+        A function learned while asleep puts the worker at the end of that
+        function's line, behind workers that went to sleep after it.
+        """
+        a = self.worker(b"fn")
+        b = self.worker(b"x")
+        self.waker.sleep(a)
+        self.waker.sleep(b)
+        a.addFunction(self.function(b"x"))
+        self.waker.learned(a, self.function(b"x"))
+        self.assertEqual(self.line(b"x"), [b, a])
+
+    def test_manyFunctionsOneSleep(self) -> None:
+        """
+        Sleeping again after a grab visits none of the worker's functions
+        whose line still holds its place: only those that lost it.
+        """
+        functions = [self.function(b"f%d" % i) for i in range(50)]
+        worker = Session(FakePeer(), 1, "-")
+        for function in functions:
+            worker.addFunction(function)
+        self.waker.sleep(worker)
+        self.assertEqual(worker.outOfLine, {})
+        self.waker.grabbed(worker)
+        self.waker.sleep(worker)
+        self.assertEqual(worker.outOfLine, {})
+        self.assertEqual([len(f.sleepHeap or ()) for f in functions], [1] * 50)
+        job = self.submit(functions[7])
+        self.assertEqual(self.woken([worker]), [0])
+        self.assertEqual(list(worker.outOfLine), [functions[7]])
+        functions[7].start(job.priority, worker)
+        self.waker.grabbed(worker)
+        self.waker.sleep(worker)
+        self.assertEqual(worker.outOfLine, {})
+        self.assertTrue(all(worker in f.sleepers for f in functions))
+
+
 class JustEnoughTests(WakerTestCase):
     """
     With no limit, a job wakes one sleeper, who holds a claim on the

@@ -55,7 +55,7 @@ _PRIORITIES = {b"high": Priority.HIGH, b"normal": Priority.NORMAL, b"low": Prior
 _TEXT = b"text/plain; charset=utf-8"
 _BINARY = b"application/octet-stream"
 #: ERROR codes that mean "not now": the client may try again, elsewhere.
-_UNAVAILABLE = {b"QUEUE_ERROR", b"SERVER_DRAINING"}
+_UNAVAILABLE = {b"QUEUE_ERROR", b"SERVER_DRAINING", b"TOO_MANY_FUNCTIONS"}
 
 
 class _BadRequest(Exception):
