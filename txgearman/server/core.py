@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txgearman.codec import PacketType, Priority, printable
+from txgearman.server.counts import JobCounts
 from txgearman.server.function import Function, FunctionStatus, PriorityStatus
 from txgearman.server.interfaces import IPeer
 from txgearman.server.job import Job, JobInfo, JobState
@@ -183,6 +184,8 @@ class JobServer:
         self._uniques: dict[bytes, Job | list[Job]] = {}
         #: Set by L{drain}: no new job is taken.
         self.draining = False
+        #: What the server has done since it started (see L{JobCounts}).
+        self.counts = JobCounts()
         self.sessions: dict[Session, None] = {}
         self._handleCounter = 0
         self._sessionCounter = 0
@@ -486,8 +489,10 @@ class JobServer:
             )
             for client in job.clients:
                 client.peer.sendPacket(_WORK_FAIL, job.handle)
+            self.counts.dropped += 1
             self._finish(job)
             return
+        self.counts.retried += 1
         function = job.function
         function.requeue(job)
         if worker is not None and self._throttled:
@@ -545,9 +550,15 @@ class JobServer:
             function, unique, data, priority, background, when, reducer, None, client
         )
         handle = job.handle
+        counts = self.counts
         if background:
+            if when:
+                counts.epoch += 1
+            else:
+                counts.background += 1
             self._persist(job, session)
         else:
+            counts.foreground += 1
             self._admit(job)
             if session is not None:
                 session.peer.sendPacket(_JOB_CREATED, handle)
@@ -654,6 +665,7 @@ class JobServer:
         )
         waiters = job.notStored()
         text = reason.encode("utf-8", "replace")
+        self.counts.error(b"QUEUE_ERROR")
         for session, place in waiters:
             self._answerWaiter(session, place, _ERROR, b"QUEUE_ERROR", text)
         if job.state is _PENDING:
@@ -721,6 +733,7 @@ class JobServer:
             return
         for client in job.clients:
             client.peer.sendPacket(_WORK_COMPLETE, handle, data)
+        self.counts.completed += 1
         self._finish(job)
 
     def workFail(self, session: Session, handle: bytes) -> None:
@@ -730,6 +743,7 @@ class JobServer:
             return
         for client in job.clients:
             client.peer.sendPacket(_WORK_FAIL, handle)
+        self.counts.failed += 1
         self._finish(job)
 
     def workException(self, session: Session, handle: bytes, data: bytes) -> None:
@@ -745,6 +759,7 @@ class JobServer:
                 client.peer.sendPacket(_WORK_EXCEPTION, handle, data)
             else:
                 client.peer.sendPacket(_WORK_FAIL, handle)
+        self.counts.exceptions += 1
         self._finish(job)
 
     def _finish(self, job: Job) -> None:
@@ -1007,6 +1022,7 @@ class JobServer:
         self._error(session, b"TOO_MANY_FUNCTIONS", b"Too many functions: " + text)
 
     def _error(self, session: Session | None, code: bytes, text: bytes) -> None:
+        self.counts.error(code)
         if session is not None:
             session.peer.sendPacket(_ERROR, code, text)
 

@@ -184,3 +184,54 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(metrics["gearman_store_up"], {(): 1.0})
         self.service.startService()
         self.assertEqual(self.scrape()["gearman_ready"], {(): 1.0})
+
+    def test_counters(self) -> None:
+        """
+        The counters follow jobs as they are made and end, and ERROR
+        answers by code; connections are told apart by role.
+        """
+        self.service.startService()
+        factory = self.service.factory
+        client = MemoryConnection(factory)
+        worker = MemoryConnection(factory, 40001)
+        worker.send(P.CAN_DO, b"f")
+        client.send(P.SUBMIT_JOB, b"f", b"a", b"")
+        client.send(P.SUBMIT_JOB, b"f", b"a", b"")  # joins the first
+        client.send(P.SUBMIT_JOB_BG, b"f", b"b", b"")
+        client.send(P.SUBMIT_JOB_EPOCH, b"f", b"c", b"9999999999", b"")
+        client.send(P.SUBMIT_JOB_BG, b"f", b"d", b"")
+        client.admin(b"maxqueue g 1")
+        client.send(P.SUBMIT_JOB_BG, b"g", b"e", b"")
+        client.send(P.SUBMIT_JOB_BG, b"g", b"f", b"")  # refused: full
+        handles = []
+        for _ in range(3):
+            worker.output()
+            worker.send(P.GRAB_JOB)
+            [(_, body)] = worker.replies()
+            handles.append(body.split(b"\0")[0])
+        worker.send(P.WORK_COMPLETE, handles[0], b"")
+        worker.send(P.WORK_FAIL, handles[1])
+        worker.send(P.WORK_EXCEPTION, handles[2], b"boom")
+        metrics = self.scrape()
+        submitted = metrics["gearman_jobs_submitted_total"]
+        self.assertEqual(submitted[(("kind", "foreground"),)], 1)
+        self.assertEqual(submitted[(("kind", "background"),)], 3)
+        self.assertEqual(submitted[(("kind", "epoch"),)], 1)
+        self.assertEqual(metrics["gearman_jobs_completed_total"], {(): 1})
+        self.assertEqual(metrics["gearman_jobs_failed_total"], {(): 1})
+        self.assertEqual(metrics["gearman_jobs_exceptions_total"], {(): 1})
+        self.assertEqual(
+            metrics["gearman_errors_total"], {(("code", "QUEUE_ERROR"),): 1}
+        )
+        self.assertEqual(
+            metrics["gearman_connections"],
+            {(("role", "worker"),): 1, (("role", "other"),): 1},
+        )
+        worker.send(P.CAN_DO, b"g")
+        worker.send(P.GRAB_JOB)
+        worker.lose()
+        metrics = self.scrape()
+        # Its worker lost, the job of g waits for another.
+        self.assertEqual(metrics["gearman_jobs_retried_total"], {(): 1})
+        self.assertEqual(metrics["gearman_jobs_dropped_total"], {(): 0})
+        self.assertEqual(metrics["gearman_connections"][(("role", "worker"),)], 0)

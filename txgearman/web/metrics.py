@@ -24,7 +24,7 @@ import gzip
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import (
     CONTENT_TYPE_PLAIN_0_0_4,
     generate_latest,
@@ -180,7 +180,64 @@ class ServerCollector(Collector):
             "gearman_version_info", "The server's version, as a label.", ["version"]
         )
         version.add_metric([__version__], 1)
-        return [up, ready, storeUp, version]
+        return [up, ready, storeUp, version, *self.countFamilies(), self.connections()]
+
+    def countFamilies(self) -> list[Metric]:
+        """
+        The counters the core keeps as jobs come and go (L{JobCounts}).
+        """
+        counts = self.service.core.counts
+        submitted = CounterMetricFamily(
+            "gearman_jobs_submitted",
+            "Jobs made by submits, by kind (a submit that joined a live job by its "
+            "unique id makes none).",
+            labels=["kind"],
+        )
+        submitted.add_metric(["foreground"], counts.foreground)
+        submitted.add_metric(["background"], counts.background)
+        submitted.add_metric(["epoch"], counts.epoch)
+        families: list[Metric] = [submitted]
+        for name, value, documentation in [
+            ("completed", counts.completed, "Jobs that ended with WORK_COMPLETE."),
+            ("failed", counts.failed, "Jobs that ended with WORK_FAIL."),
+            ("exceptions", counts.exceptions, "Jobs that ended with WORK_EXCEPTION."),
+            (
+                "retried",
+                counts.retried,
+                "Jobs queued again after their worker failed them (disconnect, CANT_DO, "
+                "CAN_DO_TIMEOUT).",
+            ),
+            ("dropped", counts.dropped, "Jobs dropped past --job-retries."),
+        ]:
+            family = CounterMetricFamily(f"gearman_jobs_{name}", documentation)
+            family.add_metric([], value)
+            families.append(family)
+        errors = CounterMetricFamily(
+            "gearman_errors",
+            "ERROR answers sent, by code: QUEUE_ERROR counts submits refused for a full "
+            "queue or a failed store.",
+            labels=["code"],
+        )
+        for code, value in sorted(counts.errors.items()):
+            errors.add_metric([code.decode("ascii", "replace")], value)
+        families.append(errors)
+        return families
+
+    def connections(self) -> Metric:
+        """
+        Open Gearman connections: those that registered a function
+        (workers), and the others (clients, admin tools).
+        """
+        workers = sum(1 for info in self.service.core.listWorkers() if info.functions)
+        total = len(self.service.factory.connections)
+        family = _gauge(
+            "gearman_connections",
+            "Open connections: workers (registered a function) and others (clients, admin).",
+            ["role"],
+        )
+        family.add_metric(["worker"], workers)
+        family.add_metric(["other"], max(total - workers, 0))
+        return family
 
     def rows(self) -> tuple[list[FunctionStatus], list[PriorityStatus]]:
         """
