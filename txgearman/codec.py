@@ -16,6 +16,7 @@ C{\\n}.  Both kinds can be mixed on one connection.
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 from collections import deque
@@ -339,9 +340,9 @@ def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
     return tuple(args)
 
 
-def _splitBody(ptype: PacketType, parts: int, body: bytearray) -> tuple[bytes, ...]:
+def _splitBody(ptype: PacketType, parts: int, body: mmap.mmap) -> tuple[bytes, ...]:
     """
-    L{_split} for a large body collected in a bytearray: each argument is
+    L{_split} for a large body collected in a memory map: each argument is
     copied out once, so the body and its arguments are the most held at
     once (splitting C{bytes(body)} would make a third copy).
 
@@ -351,18 +352,17 @@ def _splitBody(ptype: PacketType, parts: int, body: bytearray) -> tuple[bytes, .
         return ()
     args: list[bytes] = []
     start = 0
-    with memoryview(body) as view:
-        for _ in range(parts - 1):
-            end = body.find(0, start)
-            if end < 0:
-                if parts == 2 and ptype in _BARE_HANDLE_TYPES:
-                    return (bytes(view), b"")
-                raise MalformedPacket(
-                    f"{ptype.name} needs {parts} NUL-separated parts, got {len(args) + 1}"
-                )
-            args.append(bytes(view[start:end]))
-            start = end + 1
-        args.append(bytes(view[start:]))
+    for _ in range(parts - 1):
+        end = body.find(b"\0", start)
+        if end < 0:
+            if parts == 2 and ptype in _BARE_HANDLE_TYPES:
+                return (body[:], b"")
+            raise MalformedPacket(
+                f"{ptype.name} needs {parts} NUL-separated parts, got {len(args) + 1}"
+            )
+        args.append(body[start:end])
+        start = end + 1
+    args.append(body[start:])
     return tuple(args)
 
 
@@ -394,8 +394,8 @@ class Decoder:
     its declared size, and joins partial chunks only once a whole packet
     has arrived (so a large payload costs one copy, not one per chunk).
     A body of L{LARGE_BODY} bytes or more that does not arrive at once is
-    collected in one growing buffer of its own, and L{bodySize} announces
-    it, so that a server can count what its connections hold.
+    collected in a memory map of its own, and L{bodySize} announces it, so
+    that a server can count what its connections hold.
 
     A malformed stream spends the decoder: its framing is lost and the
     connection should be closed.  L{decode} then returns what came before
@@ -424,7 +424,7 @@ class Decoder:
         self._need = 0
         # The large body being collected, and its packet's magic, type and
         # number of arguments.
-        self._body: bytearray | None = None
+        self._body: mmap.mmap | None = None
         self._bodyPacket: tuple[bytes, PacketType, int] = (REQ, _T.NOOP, 0)
         #: The announced size of the large body being collected, or 0.
         self.bodySize = 0
@@ -444,7 +444,7 @@ class Decoder:
         """How many received bytes are not yet decoded."""
         held = len(self._buf) - self._pos + self._chunked
         if self._body is not None:
-            held += HEADER_SIZE + len(self._body)
+            held += HEADER_SIZE + self._body.tell()
         return held
 
     def discard(self) -> None:
@@ -459,6 +459,7 @@ class Decoder:
         self._chunked = 0
         self._need = 0
         if self._body is not None:
+            self._body.close()
             self._body = None
             self.bodySize = 0
             self.bodyMoves += 1
@@ -472,12 +473,12 @@ class Decoder:
             return
         body = self._body
         if body is not None:
-            room = self.bodySize - len(body)
+            room = self.bodySize - body.tell()
             if len(data) < room:
-                body += data
+                body.write(data)
                 return
             with memoryview(data) as view:
-                body += view[:room]
+                body.write(view[:room])
             data = data[room:]
             self._finishBody()
             if not data:
@@ -609,14 +610,17 @@ class Decoder:
     ) -> None:
         """
         Collect the large body announced by a header, from what of it
-        C{buf} holds from C{start} on.  One bytearray grown as the body
-        comes, rather than a list of reads joined at the end: a large block
-        is mapped and unmapped as one, where a thousand 64 KiB reads stay
-        in the allocator's heap, and its pages with them, long after they
-        are freed.
+        C{buf} holds from C{start} on, in an anonymous memory map of the
+        announced size: its pages are taken only as the body arrives, and
+        given back to the system when it is closed.  (Bytes joined from a
+        list of reads, or a growing bytearray, come from the allocator,
+        which keeps freed blocks below 32 MiB in its heap, and their pages
+        with them, long after the connection is gone.)
         """
+        body = mmap.mmap(-1, length)
         with memoryview(buf) as view:
-            self._body = bytearray(view[start:])
+            body.write(view[start:])
+        self._body = body
         self._bodyPacket = (magic, spec[0], spec[1])
         self.bodySize = length
         self.bodyMoves += 1
@@ -636,7 +640,8 @@ class Decoder:
         except ProtocolError as error:
             self._fail(error)
             return
-        del body
+        finally:
+            body.close()
         ready = self._ready
         if ready is None:
             ready = self._ready = deque()
