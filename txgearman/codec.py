@@ -422,8 +422,10 @@ class Decoder:
         self._chunked = 0
         # How many more bytes must arrive before anything can be decoded.
         self._need = 0
-        # The large body being collected, and its packet's magic, type and
-        # number of arguments.
+        # The large body being collected: what came with its header, until
+        # more comes and it moves to a map of its own; and its packet's
+        # magic, type and number of arguments.
+        self._bodyHead = b""
         self._body: mmap.mmap | None = None
         self._bodyPacket: tuple[bytes, PacketType, int] = (REQ, _T.NOOP, 0)
         #: The announced size of the large body being collected, or 0.
@@ -443,8 +445,9 @@ class Decoder:
     def buffered(self) -> int:
         """How many received bytes are not yet decoded."""
         held = len(self._buf) - self._pos + self._chunked
-        if self._body is not None:
-            held += HEADER_SIZE + self._body.tell()
+        if self.bodySize:
+            body = self._body
+            held += HEADER_SIZE + (len(self._bodyHead) if body is None else body.tell())
         return held
 
     def discard(self) -> None:
@@ -458,9 +461,11 @@ class Decoder:
         self._chunks = []
         self._chunked = 0
         self._need = 0
-        if self._body is not None:
-            self._body.close()
-            self._body = None
+        if self.bodySize:
+            if self._body is not None:
+                self._body.close()
+                self._body = None
+            self._bodyHead = b""
             self.bodySize = 0
             self.bodyMoves += 1
         self._ready = None
@@ -471,8 +476,12 @@ class Decoder:
         """
         if self.failed is not None:
             return
-        body = self._body
-        if body is not None:
+        if self.bodySize:
+            body = self._body
+            if body is None:
+                body = self._openBody()
+                if body is None:
+                    return
             room = self.bodySize - body.tell()
             if len(data) < room:
                 body.write(data)
@@ -481,7 +490,7 @@ class Decoder:
                 body.write(view[:room])
             data = data[room:]
             self._finishBody()
-            if not data:
+            if not data or self.failed is not None:
                 return
         if self._need:
             self._chunks.append(data)
@@ -540,7 +549,7 @@ class Decoder:
         Append every complete event in the buffer to C{out}; on a fault,
         spend the decoder.
         """
-        if self.failed is not None or self._need or self._body is not None:
+        if self.failed is not None or self._need or self.bodySize:
             return
         buf = self._buf
         pos = self._pos
@@ -610,20 +619,39 @@ class Decoder:
     ) -> None:
         """
         Collect the large body announced by a header, from what of it
-        C{buf} holds from C{start} on, in an anonymous memory map of the
-        announced size: its pages are taken only as the body arrives, and
-        given back to the system when it is closed.  (Bytes joined from a
-        list of reads, or a growing bytearray, come from the allocator,
-        which keeps freed blocks below 32 MiB in its heap, and their pages
-        with them, long after the connection is gone.)
+        C{buf} holds from C{start} on.  That part is kept as it is until
+        more of the body comes: a reader that does not want the body yet
+        (the server, while its budget has no room) stops reading, and then
+        holds no more than this for it.
         """
-        body = mmap.mmap(-1, length)
-        with memoryview(buf) as view:
-            body.write(view[start:])
-        self._body = body
+        self._bodyHead = buf[start:]
         self._bodyPacket = (magic, spec[0], spec[1])
         self.bodySize = length
         self.bodyMoves += 1
+
+    def _openBody(self) -> mmap.mmap | None:
+        """
+        More of the large body came: move it into an anonymous memory map of
+        the announced size, whose pages are taken only as the body arrives
+        and given back to the system when it is closed.  (Bytes joined from
+        a list of reads, or a growing bytearray, come from the allocator,
+        which keeps freed blocks below 32 MiB in its heap, and their pages
+        with them, long after the connection is gone.)
+
+        @return: the map, or C{None} if the system refused it (then the
+            decoder is spent, since the body cannot be read).
+        """
+        try:
+            body = mmap.mmap(-1, self.bodySize)
+        except OSError as e:
+            self._fail(
+                PacketTooLarge(f"no memory for a packet of {self.bodySize} bytes: {e}")
+            )
+            return None
+        body.write(self._bodyHead)
+        self._bodyHead = b""
+        self._body = body
+        return body
 
     def _finishBody(self) -> None:
         """
@@ -633,6 +661,7 @@ class Decoder:
         assert body is not None
         magic, ptype, parts = self._bodyPacket
         self._body = None
+        self._bodyHead = b""
         self.bodySize = 0
         self.bodyMoves += 1
         try:

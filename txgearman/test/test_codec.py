@@ -5,6 +5,7 @@ incremental L{Decoder}.
 
 from __future__ import annotations
 
+import mmap
 import random
 import struct
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from txgearman import codec
 from txgearman.codec import (
     ARGUMENTS,
     DEFAULT_MAX_LINE_LENGTH,
@@ -408,6 +410,48 @@ class DecoderTests(unittest.SynchronousTestCase):
         self.assertEqual(decoder.decode(stream[20:] + b"v"), [events[0]])
         self.assertEqual((decoder.bodySize, decoder.bodyMoves), (0, 4))
         self.assertEqual(decoder.buffered, 1)
+
+    def test_largeBodyMappedWhenMoreComes(self) -> None:
+        """
+        What of a large body came with its header is kept as it is; only
+        once more comes is the body given a memory map of its announced
+        size (so that a reader that stops reading holds one read for it).
+        """
+        maps: list[int] = []
+        real = codec.mmap.mmap
+
+        def recording(fileno: int, length: int) -> mmap.mmap:
+            maps.append(length)
+            return real(fileno, length)
+
+        self.patch(codec.mmap, "mmap", recording)
+        stream = encodeRequest(PacketType.ECHO_REQ, b"e" * LARGE_BODY)
+        decoder = Decoder()
+        decoder.decode(stream[:5000])
+        self.assertEqual((maps, decoder.buffered), ([], 5000))
+        decoder.decode(stream[5000:6000])
+        self.assertEqual((maps, decoder.buffered), ([LARGE_BODY], 6000))
+        self.assertEqual(len(decoder.decode(stream[6000:])), 1)
+
+    def test_noMemoryForLargeBody(self) -> None:
+        """
+        A large body the system refuses memory for spends the decoder, as
+        too large, saying so.
+        """
+
+        def refusing(fileno: int, length: int) -> mmap.mmap:
+            raise OSError(12, "Cannot allocate memory")
+
+        self.patch(codec.mmap, "mmap", refusing)
+        stream = encodeRequest(PacketType.ECHO_REQ, b"e" * LARGE_BODY)
+        decoder = Decoder()
+        decoder.decode(stream[:5000])
+        self.assertEqual(decoder.decode(stream[5000:]), [])
+        self.assertIsInstance(decoder.failed, PacketTooLarge)
+        self.assertIn(
+            f"no memory for a packet of {LARGE_BODY} bytes", str(decoder.failed)
+        )
+        self.assertEqual((decoder.buffered, decoder.bodySize), (0, 0))
 
     def test_largeBodyInOneRead(self) -> None:
         """
