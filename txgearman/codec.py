@@ -16,6 +16,7 @@ C{\\n}.  Both kinds can be mixed on one connection.
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 from collections import deque
@@ -47,6 +48,7 @@ __all__ = [
     "Decoder",
     "DEFAULT_MAX_PACKET_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
+    "LARGE_BODY",
 ]
 
 REQ = b"\0REQ"
@@ -58,6 +60,12 @@ DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024
 
 #: Default bound on an admin text line (gearmand's receive buffer size).
 DEFAULT_MAX_LINE_LENGTH = 8192
+
+#: Bodies of at least this many bytes that do not arrive in one read are
+#: collected in a buffer of their own, as they come (L{Decoder.bodySize}).
+#: Twisted reads 64 KiB at a time, so smaller packets split across reads
+#: take the ordinary path.
+LARGE_BODY = 64 * 1024
 
 _HEADER = struct.Struct(">4sII")
 HEADER_SIZE = _HEADER.size
@@ -332,6 +340,32 @@ def _split(ptype: PacketType, parts: int, body: bytes) -> tuple[bytes, ...]:
     return tuple(args)
 
 
+def _splitBody(ptype: PacketType, parts: int, body: mmap.mmap) -> tuple[bytes, ...]:
+    """
+    L{_split} for a large body collected in a memory map: each argument is
+    copied out once, so the body and its arguments are the most held at
+    once (splitting C{bytes(body)} would make a third copy).
+
+    @raise MalformedPacket: if the body has too few NUL separators.
+    """
+    if parts == 0:
+        return ()
+    args: list[bytes] = []
+    start = 0
+    for _ in range(parts - 1):
+        end = body.find(b"\0", start)
+        if end < 0:
+            if parts == 2 and ptype in _BARE_HANDLE_TYPES:
+                return (body[:], b"")
+            raise MalformedPacket(
+                f"{ptype.name} needs {parts} NUL-separated parts, got {len(args) + 1}"
+            )
+        args.append(body[start:end])
+        start = end + 1
+    args.append(body[start:])
+    return tuple(args)
+
+
 def encode(magic: bytes, ptype: int, args: tuple[bytes, ...] | list[bytes]) -> bytes:
     """
     Encode one packet: C{args} joined by NULs form the body.
@@ -359,6 +393,9 @@ class Decoder:
     more than one packet beyond its declared size, never reads a body past
     its declared size, and joins partial chunks only once a whole packet
     has arrived (so a large payload costs one copy, not one per chunk).
+    A body of L{LARGE_BODY} bytes or more that does not arrive at once is
+    collected in a memory map of its own, and L{bodySize} announces it, so
+    that a server can count what its connections hold.
 
     A malformed stream spends the decoder: its framing is lost and the
     connection should be closed.  L{decode} then returns what came before
@@ -370,15 +407,33 @@ class Decoder:
         self,
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
+        largeBody: int = LARGE_BODY,
     ) -> None:
+        """
+        @param largeBody: the size from which a body that does not arrive
+            at once is collected on its own (see L{LARGE_BODY}).
+        """
         self.maxPacketSize = maxPacketSize
         self.maxLineLength = maxLineLength
+        self.largeBody = largeBody
         self._buf = b""
         self._pos = 0
         self._chunks: list[bytes] = []
         self._chunked = 0
         # How many more bytes must arrive before anything can be decoded.
         self._need = 0
+        # The large body being collected: what came with its header, until
+        # more comes and it moves to a map of its own; and its packet's
+        # magic, type and number of arguments.
+        self._bodyHead = b""
+        self._body: mmap.mmap | None = None
+        self._bodyPacket: tuple[bytes, PacketType, int] = (REQ, _T.NOOP, 0)
+        #: The announced size of the large body being collected, or 0.
+        self.bodySize = 0
+        #: Counts the large bodies started and finished (or dropped): a
+        #: reader compares it with the count it saw last, one test a read,
+        #: to learn that L{bodySize} has a new meaning.
+        self.bodyMoves = 0
         # Events decoded ahead by next(); made on first use, since the
         # server decodes with decode() and a deque costs over 600 bytes
         # per connection.
@@ -389,7 +444,31 @@ class Decoder:
     @property
     def buffered(self) -> int:
         """How many received bytes are not yet decoded."""
-        return len(self._buf) - self._pos + self._chunked
+        held = len(self._buf) - self._pos + self._chunked
+        if self.bodySize:
+            body = self._body
+            held += HEADER_SIZE + (len(self._bodyHead) if body is None else body.tell())
+        return held
+
+    def discard(self) -> None:
+        """
+        Let go of everything buffered, at once: the connection is gone, and
+        its partial packet (up to the packet size limit) should not wait
+        for the garbage collector to find the protocol that holds us.
+        """
+        self._buf = b""
+        self._pos = 0
+        self._chunks = []
+        self._chunked = 0
+        self._need = 0
+        if self.bodySize:
+            if self._body is not None:
+                self._body.close()
+                self._body = None
+            self._bodyHead = b""
+            self.bodySize = 0
+            self.bodyMoves += 1
+        self._ready = None
 
     def feed(self, data: bytes) -> None:
         """
@@ -397,6 +476,22 @@ class Decoder:
         """
         if self.failed is not None:
             return
+        if self.bodySize:
+            body = self._body
+            if body is None:
+                body = self._openBody()
+                if body is None:
+                    return
+            room = self.bodySize - body.tell()
+            if len(data) < room:
+                body.write(data)
+                return
+            with memoryview(data) as view:
+                body.write(view[:room])
+            data = data[room:]
+            self._finishBody()
+            if not data or self.failed is not None:
+                return
         if self._need:
             self._chunks.append(data)
             self._chunked += len(data)
@@ -454,7 +549,7 @@ class Decoder:
         Append every complete event in the buffer to C{out}; on a fault,
         spend the decoder.
         """
-        if self.failed is not None or self._need:
+        if self.failed is not None or self._need or self.bodySize:
             return
         buf = self._buf
         pos = self._pos
@@ -479,7 +574,11 @@ class Decoder:
                         )
                     end = pos + HEADER_SIZE + length
                     if end > size:
-                        self._need = end - size
+                        if length >= self.largeBody:
+                            self._startBody(magic, spec, buf, pos + HEADER_SIZE, length)
+                            pos = size
+                        else:
+                            self._need = end - size
                         break
                     ptype, parts = spec
                     args = _split(ptype, parts, buf[pos + HEADER_SIZE : end])
@@ -500,11 +599,7 @@ class Decoder:
                 pos = end + 1
                 append(_newTuple(AdminLine, (line,)))
         except ProtocolError as error:
-            self.failed = error
-            self._buf = b""
-            self._pos = 0
-            self._chunks = []
-            self._chunked = 0
+            self._fail(error)
             return
         if pos >= size:
             # Everything was decoded: let go of the buffer (it may hold a
@@ -513,6 +608,81 @@ class Decoder:
             self._pos = 0
         else:
             self._pos = pos
+
+    def _startBody(
+        self,
+        magic: bytes,
+        spec: tuple[PacketType, int],
+        buf: bytes,
+        start: int,
+        length: int,
+    ) -> None:
+        """
+        Collect the large body announced by a header, from what of it
+        C{buf} holds from C{start} on.  That part is kept as it is until
+        more of the body comes: a reader that does not want the body yet
+        (the server, while its budget has no room) stops reading, and then
+        holds no more than this for it.
+        """
+        self._bodyHead = buf[start:]
+        self._bodyPacket = (magic, spec[0], spec[1])
+        self.bodySize = length
+        self.bodyMoves += 1
+
+    def _openBody(self) -> mmap.mmap | None:
+        """
+        More of the large body came: move it into an anonymous memory map of
+        the announced size, whose pages are taken only as the body arrives
+        and given back to the system when it is closed.  (Bytes joined from
+        a list of reads, or a growing bytearray, come from the allocator,
+        which keeps freed blocks below 32 MiB in its heap, and their pages
+        with them, long after the connection is gone.)
+
+        @return: the map, or C{None} if the system refused it (then the
+            decoder is spent, since the body cannot be read).
+        """
+        try:
+            body = mmap.mmap(-1, self.bodySize)
+        except OSError as e:
+            self._fail(
+                PacketTooLarge(f"no memory for a packet of {self.bodySize} bytes: {e}")
+            )
+            return None
+        body.write(self._bodyHead)
+        self._bodyHead = b""
+        self._body = body
+        return body
+
+    def _finishBody(self) -> None:
+        """
+        The large body is complete: make its packet ready.
+        """
+        body = self._body
+        assert body is not None
+        magic, ptype, parts = self._bodyPacket
+        self._body = None
+        self._bodyHead = b""
+        self.bodySize = 0
+        self.bodyMoves += 1
+        try:
+            args = _splitBody(ptype, parts, body)
+        except ProtocolError as error:
+            self._fail(error)
+            return
+        finally:
+            body.close()
+        ready = self._ready
+        if ready is None:
+            ready = self._ready = deque()
+        ready.append(_newTuple(Packet, (magic, ptype, args)))
+
+    def _fail(self, error: ProtocolError) -> None:
+        """Spend the decoder: its framing is lost."""
+        self.failed = error
+        ready = self._ready
+        self.discard()
+        # What was decoded before the fault is still given out.
+        self._ready = ready
 
 
 _unpackHeader = _HEADER.unpack_from

@@ -340,6 +340,11 @@ class Function:
         self.total -= 1
         if job.unique:
             self._unindex(job)
+        if job.state is _DONE:
+            # It will never run, but may wait as a dead entry in its queue
+            # (or the schedule's heap) for a long time: not with its payload,
+            # which can be as large as a packet.
+            job.data = b""
 
     def _unlink(self, job: Job) -> None:
         """The job leaves the worker that held it."""

@@ -46,6 +46,11 @@ from txgearman.codec import (
 )
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher, writerFor
+from txgearman.server.bodies import (
+    DEFAULT_BODIES_PER_BUDGET,
+    DEFAULT_BODY_WAIT_TIMEOUT,
+    BodyBudget,
+)
 from txgearman.server.core import JobServer
 from txgearman.server.interfaces import IPeer
 from txgearman.server.ordering import OrderedOutput, Place
@@ -139,6 +144,10 @@ class GearmanServerProtocol(Protocol):
         self._readingPaused = False
         # The core holds this worker back: a client it feeds is full.
         self._throttled = False
+        # The large body the decoder started waits for room in the factory's
+        # BodyBudget; and the decoder's bodyMoves the budget was last told of.
+        self._bodyWaits = False
+        self._bodyMoves = 0
         # Output sent while the transport has paused us, oldest first: the
         # transport's own buffer stays as full as it was when it paused us,
         # and this is what a peer that does not read makes the server hold.
@@ -166,7 +175,8 @@ class GearmanServerProtocol(Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self.core = factory.core
-        self.decoder = Decoder(factory.maxPacketSize)
+        # A packet larger than the whole budget could never be let in.
+        self.decoder = Decoder(min(factory.maxPacketSize, factory.bodies.limit))
         transport = self.transport
         assert transport is not None
         # No Nagle delay: Gearman is request/response with small packets.
@@ -201,6 +211,8 @@ class GearmanServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connections.discard(self)
+        if self._made:
+            self._dropBody()
         # What waited for the peer goes with it.
         self._held.clear()
         self._heldBytes = 0
@@ -219,8 +231,10 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if self._closing or transport is None:
             return
-        # What waited behind the output is never handled now.
+        # What waited behind the output is never handled now, nor the
+        # rest of a partial packet.
         self._backlog = None
+        self._dropBody()
         self.flushPending()
         if self._abandoned:
             # Flushing passed the output limit: the connection was dropped.
@@ -364,6 +378,7 @@ class GearmanServerProtocol(Protocol):
         self._held.clear()
         self._heldBytes = 0
         self._backlog = None
+        self._dropBody()
         self._closing = self._abandoned = True
         self._write = self._writeNow = self._discard
         cast(IConsumer, transport).unregisterProducer()
@@ -376,7 +391,12 @@ class GearmanServerProtocol(Protocol):
         transport = self.transport
         if transport is None or self._closing:
             return
-        pause = self._sendBufferFull or self._backlog is not None or self._throttled
+        pause = (
+            self._sendBufferFull
+            or self._backlog is not None
+            or self._throttled
+            or self._bodyWaits
+        )
         if pause == self._readingPaused:
             return
         self._readingPaused = pause
@@ -384,6 +404,69 @@ class GearmanServerProtocol(Protocol):
             cast(IPushProducer, transport).pauseProducing()
         else:
             cast(IPushProducer, transport).resumeProducing()
+
+    # -- large bodies ------------------------------------------------------
+
+    def _bodyMoved(self) -> None:
+        """
+        The decoder finished a large body, or started one, or both: return
+        the old one's reservation and reserve the new one's announced size;
+        if that does not fit, stop reading until it does.
+        """
+        decoder = self.decoder
+        self._bodyMoves = decoder.bodyMoves
+        bodies = self.factory.bodies
+        bodies.release(self)
+        if decoder.bodySize and not self._closing:
+            if not bodies.reserve(
+                self, decoder.bodySize, self._bodyGranted, self._bodyExpired
+            ):
+                self._bodyWaits = True
+                self._updateReading()
+
+    def _bodyGranted(self) -> None:
+        """There is room for the body now: read it."""
+        self._bodyWaits = False
+        self._updateReading()
+
+    def _bodyExpired(self) -> None:
+        """
+        The body waited longer than the budget's timeout: say why, and
+        close, rather than leave the peer waiting with no end.
+        """
+        self._bodyWaits = False
+        bodies = self.factory.bodies
+        self.log.warn(
+            "Closing connection from {host}: its packet of {size} waited more than "
+            "--body-wait-timeout ({timeout}s) for room in --max-buffered-bodies "
+            "({limit}, {held} held by {holders})",
+            host=self.session.host,
+            size=counted(self.decoder.bodySize, "byte"),
+            timeout=f"{bodies.timeout:g}",
+            limit=counted(bodies.limit, "byte"),
+            held=counted(bodies.reserved, "byte"),
+            holders=counted(bodies.holders(), "connection"),
+        )
+        self.sendPacket(
+            _P.ERROR,
+            b"SERVER_BUSY",
+            b"Packet body of %d bytes waited %gs for memory: --max-buffered-bodies "
+            b"(%d bytes) is taken by other connections' packets; try again later"
+            % (self.decoder.bodySize, bodies.timeout, bodies.limit),
+        )
+        self.close()
+
+    def _dropBody(self) -> None:
+        """
+        The rest of a partial packet will never be read: let go of what of
+        it is held now (not when the garbage collector gets to the cycle
+        this protocol is part of, which on an idle server may be never),
+        and of its reservation.
+        """
+        self.decoder.discard()
+        self._bodyMoves = self.decoder.bodyMoves
+        self._bodyWaits = False
+        self.factory.bodies.release(self)
 
     # -- IPeer -------------------------------------------------------------
 
@@ -460,7 +543,10 @@ class GearmanServerProtocol(Protocol):
         # reading paused, until it has been written, so that a peer makes
         # the server hold no more than that for it however much its
         # requests ask for (pipelined "show jobs", say).
-        events = self.decoder.decode(data)
+        decoder = self.decoder
+        events = decoder.decode(data)
+        if decoder.bodyMoves != self._bodyMoves:
+            self._bodyMoved()
         if self._backlog is not None:
             if data:
                 # Read before reading paused: it waits behind the backlog.
@@ -734,13 +820,27 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         ready: bool = True,
         batcher: WriteBatcher | None = None,
         clientOutputLimit: int = DEFAULT_CLIENT_OUTPUT_LIMIT,
+        maxBufferedBodies: int | None = None,
+        bodyWaitTimeout: float = DEFAULT_BODY_WAIT_TIMEOUT,
     ) -> None:
         """
         @param batcher: collects each turn's output per connection; without
             one, every packet is written at once (simpler to test, slower).
         @param clientOutputLimit: the most output held for a peer that does
             not read, in bytes, before its connection is closed.
+        @param maxBufferedBodies: the most bytes all connections together
+            may hold in partly received large bodies (see
+            L{txgearman.server.bodies}); by default, room for
+            L{DEFAULT_BODIES_PER_BUDGET} packets of C{maxPacketSize}.  A
+            packet larger than this is refused as too large.
+        @param bodyWaitTimeout: how long, in seconds, a large body may wait
+            for room before its connection is answered C{ERROR SERVER_BUSY}
+            and closed.
         """
+        if maxBufferedBodies is None:
+            maxBufferedBodies = DEFAULT_BODIES_PER_BUDGET * maxPacketSize
+        #: Partly received large bodies, across connections.
+        self.bodies = BodyBudget(core.clock, maxBufferedBodies, bodyWaitTimeout)
         self.batcher = batcher
         self.clientOutputLimit = clientOutputLimit
         #: Held output past which, and below which, the workers feeding a

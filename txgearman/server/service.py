@@ -31,6 +31,7 @@ from txgearman._words import counted
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
+from txgearman.server.bodies import DEFAULT_BODY_WAIT_TIMEOUT
 from txgearman.server.claim import ListeningClaim
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, JobServer
 from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, GearmanServerFactory
@@ -107,6 +108,8 @@ class GearmanServerService(Service):
         listenEarly: bool | None = None,
         claim: ListeningClaim | None = None,
         clientOutputLimit: int = DEFAULT_CLIENT_OUTPUT_LIMIT,
+        maxBufferedBodies: int | None = None,
+        bodyWaitTimeout: float = DEFAULT_BODY_WAIT_TIMEOUT,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -129,6 +132,10 @@ class GearmanServerService(Service):
             L{txgearman.server.claim}): marked held once listening.
         @param clientOutputLimit: the most output, in bytes, held for a
             connection that does not read it before it is closed.
+        @param maxBufferedBodies: the most bytes all connections may hold in
+            partly received large bodies; by default four C{maxPacketSize}s.
+        @param bodyWaitTimeout: how long a large body may wait for room in
+            that budget, in seconds, before its connection is closed.
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -173,6 +180,8 @@ class GearmanServerService(Service):
             ready=False,
             batcher=WriteBatcher(clock),
             clientOutputLimit=clientOutputLimit,
+            maxBufferedBodies=maxBufferedBodies,
+            bodyWaitTimeout=bodyWaitTimeout,
         )
         self.port: IListeningPort | None = None
         self._readyResult: Failure | None = None
@@ -207,6 +216,8 @@ class GearmanServerService(Service):
             ("worker-wakeup", "auto" if wakeup is None else str(wakeup)),
             ("job-handle-prefix", core.handlePrefix[:-1].decode("utf-8", "replace")),
             ("max-packet-size", str(self.factory.maxPacketSize)),
+            ("max-buffered-bodies", str(self.factory.bodies.limit)),
+            ("body-wait-timeout", f"{self.factory.bodies.timeout:g}"),
             ("exceptions", "on" if core.exceptions else "off"),
             ("drain-timeout", f"{self.drainTimeout:g}"),
         ]

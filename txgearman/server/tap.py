@@ -17,6 +17,7 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.server.bodies import DEFAULT_BODIES_PER_BUDGET, DEFAULT_BODY_WAIT_TIMEOUT
 from txgearman.server.claim import listeningClaim
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, MAX_HANDLE_SIZE
 from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, HIGH_WATER
@@ -139,6 +140,26 @@ class Options(usage.Options):
             _typed(int, "max-packet-size"),
         ],
         [
+            "max-buffered-bodies",
+            None,
+            None,
+            "Most bytes all connections together may hold in packets of 64 KiB or "
+            "more still arriving; a packet that finds no room waits, its "
+            "connection not read, until others finish [default: "
+            f"{DEFAULT_BODIES_PER_BUDGET} x --max-packet-size, "
+            f"{DEFAULT_BODIES_PER_BUDGET * DEFAULT_MAX_PACKET_SIZE} with its default].",
+            _typed(int, "max-buffered-bodies"),
+        ],
+        [
+            "body-wait-timeout",
+            None,
+            DEFAULT_BODY_WAIT_TIMEOUT,
+            "Longest a packet of 64 KiB or more waits for room in "
+            "--max-buffered-bodies, in seconds, before its connection gets "
+            "ERROR SERVER_BUSY and is closed.",
+            _typed(float, "body-wait-timeout"),
+        ],
+        [
             "client-output-limit",
             None,
             DEFAULT_CLIENT_OUTPUT_LIMIT,
@@ -233,6 +254,19 @@ class Options(usage.Options):
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
+        bodies = self["max-buffered-bodies"]
+        if bodies is None:
+            self["max-buffered-bodies"] = (
+                DEFAULT_BODIES_PER_BUDGET * self["max-packet-size"]
+            )
+        elif bodies < self["max-packet-size"]:
+            raise usage.UsageError(
+                f"--max-buffered-bodies must be at least --max-packet-size "
+                f"({self['max-packet-size']}), or the largest packets could never "
+                "be received"
+            )
+        if not self["body-wait-timeout"] > 0:
+            raise usage.UsageError("--body-wait-timeout must be more than 0")
         if self["client-output-limit"] < HIGH_WATER:
             raise usage.UsageError(
                 f"--client-output-limit must be at least {HIGH_WATER} (the high-water "
@@ -306,6 +340,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         drainTimeout=options["drain-timeout"],
         claim=claim,
         clientOutputLimit=options["client-output-limit"],
+        maxBufferedBodies=options["max-buffered-bodies"],
+        bodyWaitTimeout=options["body-wait-timeout"],
     )
     if underTwistd:
         atexit.register(_exitStatus, service)

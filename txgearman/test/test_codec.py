@@ -5,6 +5,7 @@ incremental L{Decoder}.
 
 from __future__ import annotations
 
+import mmap
 import random
 import struct
 
@@ -12,10 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from txgearman import codec
 from txgearman.codec import (
     ARGUMENTS,
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_PACKET_SIZE,
+    LARGE_BODY,
     REQ,
     RES,
     AdminLine,
@@ -34,6 +37,8 @@ from txgearman.codec import (
     printable,
     splitArguments,
 )
+
+_T = PacketType
 
 
 def parts(ptype: PacketType) -> int:
@@ -373,6 +378,132 @@ class DecoderTests(unittest.SynchronousTestCase):
         self.assertIsNone(decoder.next())
         self.assertEqual(decoder.buffered, 0)
 
+    def test_largeBodyAnnounced(self) -> None:
+        """
+        A body of L{LARGE_BODY} bytes or more that does not arrive at once
+        is announced by C{bodySize} from its header's read until its last
+        byte's, and C{bodyMoves} counts its start and its end; what follows
+        it in the last read is decoded too, even another large body.
+        """
+        data = b"d" * LARGE_BODY
+        stream = encodeRequest(PacketType.SUBMIT_JOB, b"f", b"", data)
+        noop = encodeRequest(PacketType.NOOP)
+        decoder = Decoder()
+        self.assertEqual((decoder.bodySize, decoder.bodyMoves), (0, 0))
+        self.assertEqual(
+            decoder.decode(noop + stream[:1000]), [Packet(REQ, _T.NOOP, ())]
+        )
+        self.assertEqual(decoder.bodySize, len(stream) - 12)
+        self.assertEqual(decoder.bodyMoves, 1)
+        self.assertEqual(decoder.buffered, 1000)
+        self.assertEqual(decoder.decode(stream[1000:-1]), [])
+        self.assertEqual(decoder.buffered, len(stream) - 1)
+        self.assertEqual(decoder.bodyMoves, 1)
+        events = decoder.decode(stream[-1:] + noop + stream[:20])
+        self.assertEqual(
+            events,
+            [Packet(REQ, _T.SUBMIT_JOB, (b"f", b"", data)), Packet(REQ, _T.NOOP, ())],
+        )
+        # The next large body, begun in the same read.
+        self.assertEqual(decoder.bodyMoves, 3)
+        self.assertEqual(decoder.buffered, 20)
+        self.assertEqual(decoder.decode(stream[20:] + b"v"), [events[0]])
+        self.assertEqual((decoder.bodySize, decoder.bodyMoves), (0, 4))
+        self.assertEqual(decoder.buffered, 1)
+
+    def test_largeBodyMappedWhenMoreComes(self) -> None:
+        """
+        What of a large body came with its header is kept as it is; only
+        once more comes is the body given a memory map of its announced
+        size (so that a reader that stops reading holds one read for it).
+        """
+        maps: list[int] = []
+        real = codec.mmap.mmap
+
+        def recording(fileno: int, length: int) -> mmap.mmap:
+            maps.append(length)
+            return real(fileno, length)
+
+        self.patch(codec.mmap, "mmap", recording)
+        stream = encodeRequest(PacketType.ECHO_REQ, b"e" * LARGE_BODY)
+        decoder = Decoder()
+        decoder.decode(stream[:5000])
+        self.assertEqual((maps, decoder.buffered), ([], 5000))
+        decoder.decode(stream[5000:6000])
+        self.assertEqual((maps, decoder.buffered), ([LARGE_BODY], 6000))
+        self.assertEqual(len(decoder.decode(stream[6000:])), 1)
+
+    def test_noMemoryForLargeBody(self) -> None:
+        """
+        A large body the system refuses memory for spends the decoder, as
+        too large, saying so.
+        """
+
+        def refusing(fileno: int, length: int) -> mmap.mmap:
+            raise OSError(12, "Cannot allocate memory")
+
+        self.patch(codec.mmap, "mmap", refusing)
+        stream = encodeRequest(PacketType.ECHO_REQ, b"e" * LARGE_BODY)
+        decoder = Decoder()
+        decoder.decode(stream[:5000])
+        self.assertEqual(decoder.decode(stream[5000:]), [])
+        self.assertIsInstance(decoder.failed, PacketTooLarge)
+        self.assertIn(
+            f"no memory for a packet of {LARGE_BODY} bytes", str(decoder.failed)
+        )
+        self.assertEqual((decoder.buffered, decoder.bodySize), (0, 0))
+
+    def test_largeBodyInOneRead(self) -> None:
+        """
+        A large packet that arrives whole is decoded as any other, never
+        announced.
+        """
+        data = b"d" * (2 * LARGE_BODY)
+        decoder = Decoder()
+        events = decoder.decode(encodeRequest(PacketType.ECHO_REQ, data))
+        self.assertEqual(events, [Packet(REQ, _T.ECHO_REQ, (data,))])
+        self.assertEqual(decoder.bodyMoves, 0)
+
+    def test_largeBodyArguments(self) -> None:
+        """
+        A large body is split into arguments as a small one: NULs in the
+        data stay, a large bare handle means empty data, and a type without
+        arguments ignores its body.
+        """
+        cases = [
+            (_T.JOB_ASSIGN_UNIQ, (b"H:1", b"f", b"u", b"a\0" * LARGE_BODY)),
+            (_T.WORK_DATA, (b"h" * LARGE_BODY, b"")),
+            (_T.NOOP, ()),
+        ]
+        bodies = [b"\0".join(args) for _, args in cases]
+        bodies[1] = b"h" * LARGE_BODY
+        bodies[2] = b"x" * LARGE_BODY
+        for (ptype, args), body in zip(cases, bodies, strict=True):
+            stream = header(RES, ptype, len(body)) + body
+            decoder = Decoder()
+            self.assertEqual(decoder.decode(stream[:100]), [])
+            self.assertEqual(decoder.decode(stream[100:]), [Packet(RES, ptype, args)])
+
+    def test_discard(self) -> None:
+        """
+        L{Decoder.discard} lets go of a partial packet, large or small, and
+        of events decoded ahead.
+        """
+        big = encodeRequest(PacketType.ECHO_REQ, b"e" * LARGE_BODY)
+        for partial in (big[:-1], big[:100], b"stat"):
+            decoder = Decoder()
+            decoder.feed(
+                encodeRequest(PacketType.NOOP) + encodeRequest(PacketType.NOOP)
+            )
+            decoder.next()
+            decoder.decode(partial)
+            moves = decoder.bodyMoves
+            decoder.discard()
+            self.assertEqual(decoder.buffered, 0)
+            self.assertEqual(decoder.bodySize, 0)
+            self.assertEqual(decoder.bodyMoves, moves + (moves == 1))
+            self.assertIsNone(decoder.next())
+
     def test_buffered(self) -> None:
         """
         C{buffered} is the number of received bytes not yet decoded.
@@ -461,6 +592,22 @@ class DecoderErrorTests(unittest.SynchronousTestCase):
             decoder.feed(header(REQ, number, 0))
             exc = self.assertFails(decoder, UnknownPacketType, b"INVALID_COMMAND")
             self.assertIn(str(number), str(exc))
+
+    def test_malformedLargeBody(self) -> None:
+        """
+        A large body with too few NULs fails the decoder once it is
+        complete, after the packets before it, and lets the body go.
+        """
+        body = b"no separators" * LARGE_BODY
+        stream = encodeRequest(PacketType.NOOP) + header(REQ, 7, len(body)) + body
+        decoder = Decoder()
+        self.assertEqual(len(decoder.decode(stream[:100])), 1)
+        self.assertEqual(decoder.decode(stream[100:]), [])
+        self.assertIsInstance(decoder.failed, MalformedPacket)
+        self.assertIn(
+            "SUBMIT_JOB needs 3 NUL-separated parts, got 1", str(decoder.failed)
+        )
+        self.assertEqual((decoder.buffered, decoder.bodySize), (0, 0))
 
     def test_oversizedFromHeaderAlone(self) -> None:
         """
@@ -625,6 +772,28 @@ class DecoderPropertyTests(unittest.SynchronousTestCase):
             decodeChunks(chunks, decoder), [Packet(RES, t, a) for t, a in packets]
         )
         self.assertEqual(decoder.buffered, 0)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(fragments, max_size=12), st.integers(1, 64))
+    def test_largeBodiesAsOthers(self, pieces: list[bytes], chunk: int) -> None:
+        """
+        Over arbitrary bytes in arbitrary chunks, a decoder that collects
+        every split body on its own gives the events and the fault of one
+        that collects none so.
+        """
+        stream = b"".join(pieces)
+        ordinary = Decoder(maxPacketSize=100, maxLineLength=50)
+        large = Decoder(maxPacketSize=100, maxLineLength=50, largeBody=1)
+        viaOrdinary: list[Packet | AdminLine] = []
+        viaLarge: list[Packet | AdminLine] = []
+        for start in range(0, len(stream), chunk):
+            piece = stream[start : start + chunk]
+            viaOrdinary.extend(ordinary.decode(piece))
+            viaLarge.extend(large.decode(piece))
+            self.assertEqual(viaLarge, viaOrdinary)
+            self.assertEqual(large.buffered, ordinary.buffered)
+            self.assertEqual(type(large.failed), type(ordinary.failed))
+            self.assertEqual(large.bodySize > 0, large.bodyMoves % 2 == 1)
 
 
 class DecodeTests(unittest.SynchronousTestCase):

@@ -219,6 +219,23 @@ class EndTests(FunctionTestCase):
         self.assertIs(self.function.start(1, self.worker()), second)
         self.assertEqual(self.function.dead, [0, 0, 0])
 
+    def test_forgottenLetsGoOfPayload(self) -> None:
+        """
+        A job forgotten before it ran (its dead entry may stay in its queue
+        or the schedule's heap for long) holds its payload no more; a
+        cancelled running job, still its worker's, keeps it.
+        """
+        running = self.queued()
+        self.assertIs(self.function.start(1, self.worker()), running)
+        queued, scheduled, pending = self.queued(), self.job(), self.job()
+        self.function.schedule(scheduled)
+        for job in (queued, scheduled, pending, running):
+            self.function.forget(job)
+        self.assertEqual(
+            [job.data for job in (queued, scheduled, pending, running)],
+            [b"", b"", b"", b"d"],
+        )
+
     def test_forgetManyQueued(self) -> None:
         """
         Once forgotten entries are many and outnumber the live ones, the

@@ -49,6 +49,12 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(options["exceptions"])
         self.assertEqual(options["client-output-limit"], 64 * 1024 * 1024)
         self.assertEqual(options["max-functions"], DEFAULT_MAX_FUNCTIONS)
+        self.assertEqual(options["max-buffered-bodies"], 4 * DEFAULT_MAX_PACKET_SIZE)
+        self.assertEqual(options["body-wait-timeout"], 30.0)
+        # Four of the largest packets, whatever that size.
+        self.assertEqual(
+            parse("--max-packet-size", "2048")["max-buffered-bodies"], 4 * 2048
+        )
 
     def test_values(self) -> None:
         """
@@ -70,6 +76,10 @@ class OptionsTests(SynchronousTestCase):
             "1.5",
             "--client-output-limit",
             "2000000",
+            "--max-buffered-bodies",
+            "3000",
+            "--body-wait-timeout",
+            "2.5",
         )
         self.assertEqual(options["port"], "tcp:4731:interface=127.0.0.1")
         self.assertEqual(options["job-retries"], 3)
@@ -79,6 +89,8 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(options["exceptions"])
         self.assertEqual(options["drain-timeout"], 1.5)
         self.assertEqual(options["client-output-limit"], 2000000)
+        self.assertEqual(options["max-buffered-bodies"], 3000)
+        self.assertEqual(options["body-wait-timeout"], 2.5)
         self.assertEqual(parse("--port=4999", "--job-retries=0")["job-retries"], 0)
 
     def test_limitsAccepted(self) -> None:
@@ -91,6 +103,9 @@ class OptionsTests(SynchronousTestCase):
         parse("--max-packet-size", "1024")
         parse("--client-output-limit", "1048576")
         parse("--max-functions", "1")
+        parse("--max-buffered-bodies", str(DEFAULT_MAX_PACKET_SIZE))
+        parse("--max-packet-size", "1024", "--max-buffered-bodies", "1024")
+        parse("--body-wait-timeout", "0.001")
         parse("--drain-timeout", "0")
         parse("--job-handle-prefix", "p" * 52)
         parse("-p", "0")
@@ -118,6 +133,13 @@ class OptionsTests(SynchronousTestCase):
             ("--client-output-limit", "64M"),
             ("--max-functions", "0"),
             ("--max-functions", "lots"),
+            ("--max-buffered-bodies", str(DEFAULT_MAX_PACKET_SIZE - 1)),
+            ("--max-buffered-bodies", "0"),
+            ("--max-buffered-bodies", "256M"),
+            ("--max-packet-size", "2048", "--max-buffered-bodies", "2047"),
+            ("--body-wait-timeout", "0"),
+            ("--body-wait-timeout", "nan"),
+            ("--body-wait-timeout", "-1"),
             ("--drain-timeout", "-1"),
             ("--drain-timeout", "nan"),
             ("--drain-timeout", "soon"),
@@ -168,6 +190,23 @@ class OptionsTests(SynchronousTestCase):
             ),
             (("--max-functions", "0"), "--max-functions must be at least 1"),
             (("--redis-timeout", "1s"), "--redis-timeout takes a number, not '1s'"),
+            (
+                ("--max-buffered-bodies", "256M"),
+                "--max-buffered-bodies takes a whole number, not '256M'",
+            ),
+            (
+                ("--max-buffered-bodies", "1000"),
+                "--max-buffered-bodies must be at least --max-packet-size (67108864), "
+                "or the largest packets could never be received",
+            ),
+            (
+                ("--body-wait-timeout", "0"),
+                "--body-wait-timeout must be more than 0",
+            ),
+            (
+                ("--body-wait-timeout", "soon"),
+                "--body-wait-timeout takes a number, not 'soon'",
+            ),
             (("-w", "all"), "--worker-wakeup takes auto, or 0 or more, not 'all'"),
             (("-w", "-1"), "--worker-wakeup takes auto, or 0 or more, not '-1'"),
             (
@@ -262,6 +301,10 @@ class MakeServiceTests(SynchronousTestCase):
             "5000000",
             "--max-functions",
             "12",
+            "--max-buffered-bodies",
+            "4096",
+            "--body-wait-timeout",
+            "3",
         )
         service = tap.makeService(options, reactor=reactor)
         assert isinstance(service, GearmanServerService)
@@ -273,6 +316,9 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.factory.maxPacketSize, 2048)
         self.assertEqual(service.factory.clientOutputLimit, 5000000)
         self.assertEqual(service.core.maxFunctions, 12)
+        self.assertEqual(service.factory.bodies.limit, 4096)
+        self.assertEqual(service.factory.bodies.timeout, 3.0)
+        self.assertIs(service.factory.bodies.clock, reactor)
         self.assertEqual(service.drainSignal, signal.SIGUSR2)
         self.assertEqual(service.drainTimeout, 7.0)
         self.assertIs(service.core.clock, reactor)

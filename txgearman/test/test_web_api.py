@@ -146,6 +146,10 @@ class APITests(SynchronousTestCase):
         self.assertEqual(document["settings"]["job-retries"], "3")
         self.assertEqual(document["settings"]["job-handle-prefix"], "H:test")
         self.assertEqual(
+            document["settings"]["max-buffered-bodies"], str(4 * 64 * 1024 * 1024)
+        )
+        self.assertEqual(document["settings"]["body-wait-timeout"], "30")
+        self.assertEqual(
             document["maxqueue"], {"f": {"high": 5, "normal": 5, "low": 5}}
         )
         settings = self.service.factory.admin.handle(b"settings")
