@@ -998,6 +998,7 @@ def patternFunctions(ctx: Context) -> list[dict[str, Any]]:
     rows.append(
         {
             "name": f"11 CAN_DO x {scale.functions:,}",
+            "window": (t0, time.monotonic()),
             "outcome": "done",
             "elapsed_s": round(time.monotonic() - t0, 2),
             "rss_peak_mib": round(ctx.watch.sample(), 1),
@@ -1020,6 +1021,7 @@ def patternFunctions(ctx: Context) -> list[dict[str, Any]]:
     rows.append(
         {
             "name": f"11 GET_STATUS_UNIQUE x {scale.statusUnique:,}",
+            "window": (t1, time.monotonic()),
             "outcome": outcome(done >= scale.statusUnique, ctx, deadline),
             "elapsed_s": round(time.monotonic() - t1, 2),
             "answered": done,
@@ -1040,6 +1042,7 @@ def patternFunctions(ctx: Context) -> list[dict[str, Any]]:
     rows.append(
         {
             "name": f"11 PRE_SLEEP+GRAB_JOB x {scale.grabPairs:,}",
+            "window": (t2, time.monotonic()),
             "outcome": outcome(done >= scale.grabPairs, ctx, deadline),
             "elapsed_s": round(time.monotonic() - t2, 2),
             "answered": done,
@@ -1132,6 +1135,7 @@ def patternStream(ctx: Context) -> list[dict[str, Any]]:
     elapsed = time.monotonic() - start
     row = {
         "name": f"12 WORK_DATA {scale.streamMiB} MiB to a client that never reads",
+        "window": (start, time.monotonic()),
         "outcome": outcome(sent >= total, ctx, deadline),
         "elapsed_s": round(elapsed, 2),
         "accepted_mib": round(sent / MiB, 1),
@@ -1197,6 +1201,7 @@ def patternShowJobs(ctx: Context) -> list[dict[str, Any]]:
     row = {
         "name": f"13 show jobs, {scale.showJobsBytes // 1000} KB pipelined, "
         f"{scale.queuedJobs:,} jobs",
+        "window": (t0, time.monotonic()),
         "outcome": outcome(took and not ctx.watch.over(), ctx, deadline),
         "elapsed_s": round(time.monotonic() - t0, 2),
         "accepted_kb": [
@@ -1270,6 +1275,7 @@ def patternBigPackets(ctx: Context) -> list[dict[str, Any]]:
     row = {
         "name": f"14 {scale.bigConnections} x {scale.bigPacketMiB - 1} MiB "
         f"of a {scale.bigPacketMiB} MiB packet",
+        "window": (start, time.monotonic()),
         "outcome": outcome(complete == scale.bigConnections, ctx, deadline),
         "elapsed_s": round(time.monotonic() - start, 2),
         "accepted_mib": round(accepted / MiB, 1),
@@ -1303,7 +1309,7 @@ def runPatterns(ctx: Context, rows: list[dict[str, Any]]) -> None:
                 }
             ]
         for row in got:
-            row["window"] = (start, time.monotonic())
+            row.setdefault("window", (start, time.monotonic()))
         rows.extend(got)
         if ctx.watch.died:
             return
@@ -1718,14 +1724,15 @@ def hostileRun(
     # Every process is forked before any thread starts.
     context = multiprocessing.get_context("fork")
     stopHonest = context.Event()
+    stopWorker = context.Event()
     fuzzGo = context.Event()
     stopFuzz = context.Event()
     workerEnd, workerResults = context.Pipe()
     clientEnd, clientResults = context.Pipe()
     fuzzEnd, fuzzResults = context.Pipe()
-    run.events.extend([stopHonest, fuzzGo, stopFuzz])
+    run.events.extend([stopHonest, stopWorker, fuzzGo, stopFuzz])
     children = [
-        context.Process(target=honestWorker, args=(port, stopHonest, workerEnd)),
+        context.Process(target=honestWorker, args=(port, stopWorker, workerEnd)),
         context.Process(
             target=honestClient,
             args=(
@@ -1774,6 +1781,8 @@ def hostileRun(
     honest = receive(
         clientResults, children[1], scale.honestTimeout + 30, "the honest client"
     )
+    # The worker stops only once the client has had its last answer.
+    stopWorker.set()
     worker = receive(workerResults, children[0], 10, "the honest worker")
     phase("honest pair down")
     watch.stop()
