@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 import selectors
 import signal
@@ -117,6 +116,7 @@ from support import (
     freePort,
     peakRssMiB,
     rssMiB,
+    startRedis,
     stopProcess,
     twistd,
     waitUntil,
@@ -1585,45 +1585,6 @@ def txgearman(*extra: str) -> Server:
     )
 
 
-def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    """
-    redis-server with an append-only file synced on every write: what was
-    acknowledged survives even a crash of Redis itself.
-    """
-    port = freePort()
-    proc = subprocess.Popen(
-        [
-            os.environ.get("REDIS_SERVER", "redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            LOOPBACK,
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            tmp,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def pong() -> bool:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(100).startswith(b"+PONG")
-
-    try:
-        waitUntil(pong, 10, "redis-server", proc)
-    except RuntimeError:
-        stopProcess(proc)
-        raise
-    return proc, port
-
-
 def latencies(
     honest: dict[str, Any], start: float, end: float
 ) -> dict[str, dict[str, float | int]]:
@@ -1701,7 +1662,7 @@ def hostileRun(
     args: argparse.Namespace, scale: Scale, tmp: str, run: Run
 ) -> dict[str, Any]:
     began = time.monotonic()
-    redis, redisPort = startRedis(tmp)
+    redis, redisPort = startRedis(tmp, durable=True)
     run.processes.append(redis)
     server = txgearman("--redis", "127.0.0.1:{redis}")
     port = freePort()
