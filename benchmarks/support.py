@@ -3,7 +3,8 @@ What the benchmark scripts share: free ports, waiting with a deadline,
 starting and stopping the servers they measure (and redis-server), reading
 a process's CPU time and memory, and finding the load generator.
 
-Not a script; compare.py, connections.py, replay.py and scale.py import it
+Not a script; compare.py, connections.py, hostile.py, replay.py and
+scale.py import it
 (load.py is the load generator, and holds the Gearman client side they
 share: packets and the admin C{status}).  Only loopback addresses are used.
 """
@@ -170,14 +171,17 @@ def twistd() -> str:
     return local if os.path.exists(local) else (shutil.which("twistd") or "twistd")
 
 
-def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+def startRedis(tmp: str, durable: bool = False) -> tuple[subprocess.Popen[bytes], int]:
     """
     A fresh redis-server for one run, with its files in C{tmp}: no
     snapshots, no AOF, as gearmand's figures in ../shared/bench were taken.
 
+    @param durable: keep an append-only file instead, synced on every
+        write, for a run that checks what survives a crash.
     @return: the process, and its port once it answers C{PING}.
     """
     port = freePort()
+    persistence = ["yes", "--appendfsync", "always"] if durable else ["no"]
     proc = subprocess.Popen(
         [
             os.environ.get("REDIS_SERVER", "redis-server"),
@@ -188,7 +192,7 @@ def startRedis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
             "--save",
             "",
             "--appendonly",
-            "no",
+            *persistence,
             "--dir",
             tmp,
         ],
