@@ -10,8 +10,9 @@ fresh txgearman with C{--redis} on it, then:
      one every C{--interval} ms) and an honest worker (a trivial function:
      it reverses the payload) run alone; their latencies and the server's
      resident memory are the baseline.
-  1. B{hostile}: while the honest pair keeps going, a fuzzer sends
-     C{--packets} fuzzed packets (default 1,000,000) over C{--connections}
+  1. B{hostile}: while the honest pair keeps going, a fuzzer sends at
+     least C{--packets} fuzzed packets (default 1,000,000), and goes on
+     until the patterns below are done, over C{--connections}
      connections, reconnecting when the server closes one: well-formed
      requests with random contents, unknown and response-only types,
      random magic, random argument counts, oversized and truncated bodies,
@@ -746,8 +747,10 @@ class Fuzzer:
 
     def run(self, packets: int, deadline: float, stop: Any) -> float:
         """
-        Send C{packets} packets at C{rate} a second (0: as fast as the
-        server takes them), until C{deadline} or C{stop}.
+        Send at least C{packets} packets at C{rate} a second (0: as fast as
+        the server takes them), and keep on until C{stop} is set (the
+        patterns are done), so that every pattern runs under fuzz; or until
+        C{deadline}.
 
         @return: the time it took.
         """
@@ -755,9 +758,9 @@ class Fuzzer:
             self.open()
         start = last = time.monotonic()
         tokens = 0.0
-        while self.stats.packets < packets:
+        while self.stats.packets < packets or not stop.is_set():
             now = time.monotonic()
-            if now > deadline or stop.is_set():
+            if now > deadline:
                 break
             if self.rate:
                 tokens = min(
@@ -765,7 +768,7 @@ class Fuzzer:
                 )
             last = now
             for connection in list(self.idle):
-                if self.stats.packets + self.inFlight >= packets:
+                if stop.is_set() and self.stats.packets + self.inFlight >= packets:
                     break
                 if self.rate and tokens < 128:
                     break
@@ -1735,6 +1738,7 @@ def hostileRun(
     )
     patternThread.start()
     patternThread.join(args.timeout + 120)
+    stopFuzz.set()
     fuzz = receive(fuzzResults, children[2], args.timeout + 60, "the fuzzer")
     runEnd = time.monotonic()
     phase("hostile")
@@ -1881,7 +1885,10 @@ def parseArguments(argv: list[str]) -> tuple[argparse.Namespace, Scale]:
     )
     full = Scale()
     parser.add_argument(
-        "--packets", type=int, help=f"fuzzed packets (default {full.packets:,})"
+        "--packets",
+        type=int,
+        help=f"fuzzed packets at least; the fuzzing goes on while patterns run "
+        f"(default {full.packets:,})",
     )
     parser.add_argument(
         "--connections",
