@@ -65,42 +65,41 @@ def _gauge(
     return GaugeMetricFamily(name, documentation, labels=list(labels))
 
 
-def _jobs(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
-    family = _gauge(
-        "gearman_jobs",
-        "Jobs held per function: queued, running and scheduled (admin status' second column).",
-        ["function"],
-    )
-    for row in rows:
-        family.add_metric([_label(row.name)], row.total)
-    return family
+def _perFunction(
+    name: str, documentation: str, value: Callable[[FunctionStatus], int]
+) -> Callable[[Sequence[FunctionStatus], Sequence[PriorityStatus]], Metric]:
+    """
+    A family with one sample per function, read off its admin C{status}
+    row by C{value}.
+    """
+
+    def make(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
+        family = _gauge(name, documentation, ["function"])
+        for row in rows:
+            family.add_metric([_label(row.name)], value(row))
+        return family
+
+    return make
 
 
-def _running(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
-    family = _gauge(
-        "gearman_jobs_running", "Jobs a worker is running, per function.", ["function"]
-    )
-    for row in rows:
-        family.add_metric([_label(row.name)], row.running)
-    return family
-
-
-def _waiting(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
-    family = _gauge(
-        "gearman_jobs_waiting",
-        "Jobs held that no worker runs yet (jobs - running), per function.",
-        ["function"],
-    )
-    for row in rows:
-        family.add_metric([_label(row.name)], row.total - row.running)
-    return family
-
-
-def _workers(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
-    family = _gauge("gearman_workers", "Workers registered per function.", ["function"])
-    for row in rows:
-        family.add_metric([_label(row.name)], row.workers)
-    return family
+_jobs = _perFunction(
+    "gearman_jobs",
+    "Jobs held per function: queued, running and scheduled (admin status' second column).",
+    lambda row: row.total,
+)
+_running = _perFunction(
+    "gearman_jobs_running",
+    "Jobs a worker is running, per function.",
+    lambda row: row.running,
+)
+_waiting = _perFunction(
+    "gearman_jobs_waiting",
+    "Jobs held that no worker runs yet (jobs - running), per function.",
+    lambda row: row.total - row.running,
+)
+_workers = _perFunction(
+    "gearman_workers", "Workers registered per function.", lambda row: row.workers
+)
 
 
 def _queued(_: Sequence[FunctionStatus], rows: Sequence[PriorityStatus]) -> Metric:
