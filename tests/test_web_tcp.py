@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import treq
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
@@ -25,6 +24,7 @@ from tests.fixtures import (
     startRedis,
     startServer,
 )
+from txgearman.test.scrape import scrapeSamples
 
 reactor: Any = _reactor
 
@@ -48,13 +48,7 @@ class WebTests(TestCase):
     ) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         code, text = await self.get(base + "/metrics")
         self.assertEqual(code, 200)
-        found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                found.setdefault(sample.name, {})[
-                    tuple(sorted(sample.labels.items()))
-                ] = sample.value
-        return found
+        return scrapeSamples(text)
 
     async def test_health(self) -> None:
         """

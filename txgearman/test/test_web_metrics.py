@@ -20,6 +20,7 @@ from txgearman import __version__
 from txgearman.codec import PacketType as P
 from txgearman.server.service import GearmanServerService
 from txgearman.test.fakes import MemoryConnection
+from txgearman.test.scrape import scrapeSamples
 from txgearman.web.metrics import SLICE, MetricsResource
 from txgearman.web.site import webResource
 
@@ -43,13 +44,7 @@ class MetricsTests(SynchronousTestCase):
             ["text/plain; version=0.0.4; charset=utf-8"],
         )
         text = self.successResultOf(response.text("utf-8"))
-        found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                found.setdefault(sample.name, {})[
-                    tuple(sorted(sample.labels.items()))
-                ] = sample.value
-        return found
+        return scrapeSamples(text)
 
     def test_upOnceServing(self) -> None:
         """
