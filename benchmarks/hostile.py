@@ -120,6 +120,7 @@ from support import (
     startRedis,
     stopProcess,
     twistd,
+    txgearmanCommand,
     waitUntil,
 )
 
@@ -1573,19 +1574,7 @@ def idleFunctions(tmp: str, scale: Scale) -> dict[str, Any]:
 
 
 def txgearman(*extra: str) -> Server:
-    return Server(
-        "txgearman",
-        [
-            twistd(),
-            "-n",
-            "--pidfile=",
-            "--logfile={tmp}/t.log",
-            "gearman",
-            "--port",
-            "tcp:{port}:interface=127.0.0.1",
-            *extra,
-        ],
-    )
+    return Server("txgearman", txgearmanCommand(*extra))
 
 
 def latencies(

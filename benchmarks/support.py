@@ -209,7 +209,11 @@ def startRedis(tmp: str, durable: bool = False) -> tuple[subprocess.Popen[bytes]
     return proc, port
 
 
-def _txgearman(*extra: str) -> list[str]:
+def txgearmanCommand(*extra: str) -> list[str]:
+    """
+    The command that runs a txgearman under test in the foreground, with
+    the port and the log's folder as placeholders L{Server.start} fills.
+    """
     return [
         twistd(),
         "-n",
@@ -256,7 +260,7 @@ SERVERS = {
         "gearmand -t 1 --hashtable-buckets 1000003",
         _gearmand("1", "--hashtable-buckets", "1000003"),
     ),
-    "txgearman": Server("txgearman", _txgearman()),
+    "txgearman": Server("txgearman", txgearmanCommand()),
     "gearmand-t1-redis": Server(
         "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True
     ),
@@ -264,7 +268,7 @@ SERVERS = {
         "gearmand -t 4 -q redis", _gearmand("4", *_GEARMAND_REDIS), True
     ),
     "txgearman-redis": Server(
-        "txgearman --redis", _txgearman("--redis", "127.0.0.1:{redis}"), True
+        "txgearman --redis", txgearmanCommand("--redis", "127.0.0.1:{redis}"), True
     ),
 }
 
