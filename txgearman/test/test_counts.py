@@ -11,6 +11,7 @@ from txgearman.codec import PacketType as P
 from txgearman.codec import Priority
 from txgearman.server.core import JobServer
 from txgearman.server.counts import JobCounts
+from txgearman.server.session import Session
 from txgearman.test.fakes import FakePeer
 
 
@@ -51,7 +52,7 @@ class JobTimesTests(SynchronousTestCase):
         self.core = JobServer(self.clock, jobRetries=5)
         self.client = self.core.connect(FakePeer())
 
-    def worker(self) -> object:
+    def worker(self) -> Session:
         worker = self.core.connect(FakePeer())
         self.core.canDo(worker, b"f")
         return worker
