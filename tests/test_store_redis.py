@@ -117,6 +117,19 @@ class RedisLayoutTests(unittest.TestCase):
         assert isinstance(ttl, int)
         self.assertTrue(0 < ttl <= 10000)
 
+    async def test_callsTimed(self) -> None:
+        """
+        Each call to Redis that writes jobs is timed and counted, for the
+        metrics; none failed.
+        """
+        store = await self.started()
+        before = store.calls.count
+        await store.add(StoredJob(b"f", b"u", b"d"))
+        self.assertEqual(store.calls.count, before + 1)
+        self.assertTrue(0 < store.calls.sum < 5)
+        self.assertEqual(store.failedCalls, 0)
+        self.assertEqual(store.stateName, "running")
+
     async def test_removed(self) -> None:
         """
         C{remove} deletes the record.

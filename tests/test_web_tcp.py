@@ -118,6 +118,13 @@ class WebTests(TestCase):
         self.assertEqual(code, 200, body)
         self.assertIn("[+]redis ok:", body)
         self.assertIn("[+]redis-lock ok:", body)
+        metrics = await self.metrics(base)
+        self.assertEqual(
+            metrics["gearman_store_check"],
+            {(("check", "redis"),): 1, (("check", "redis-lock"),): 1},
+        )
+        self.assertEqual(metrics["gearman_store_state"], {(("state", "running"),): 1})
+        self.assertEqual(metrics["gearman_store_call_failures_total"], {(): 0})
         redis.kill()
         # The store notices at its next write or lock refresh.
         client = server.connect()
@@ -129,10 +136,62 @@ class WebTests(TestCase):
         metrics = await self.metrics(base)
         self.assertEqual(metrics["gearman_store_up"], {(): 0})
         self.assertEqual(metrics["gearman_ready"], {(): 0})
+        self.assertEqual(metrics["gearman_store_check"][(("check", "redis"),)], 0)
+        [(state, _)] = metrics["gearman_store_state"].items()
+        self.assertIn(state, [(("state", "unavailable"),), (("state", "probing"),)])
         redis.restart()
         code, body = await self.waitForCode(base + "/readyz", 200)
         self.assertEqual(body, "ok\n")
         self.assertEqual((await self.metrics(base))["gearman_store_up"], {(): 1})
+
+    async def test_replayAndStoreCalls(self) -> None:
+        """
+        After a restart on the same Redis, the metrics say how many jobs
+        were replayed and how long it took; every call to Redis is timed.
+        """
+        redis = startRedis(self, appendonly=True, appendfsync="always")
+        first, base = self.serve("--redis", redis.address)
+        client = first.connect()
+        for n in range(3):
+            client.send("SUBMIT_JOB_BG", b"f", b"u%d" % n, b"x")
+            self.assertEqual(client.receive()[0], "JOB_CREATED")
+        client.close()
+        metrics = await self.metrics(base)
+        self.assertGreaterEqual(metrics["gearman_store_call_seconds_count"][()], 1)
+        self.assertEqual(metrics["gearman_replayed_jobs"], {(): 0})
+        first.stop()
+        _, base = self.serve("--redis", redis.address)
+        metrics = await self.metrics(base)
+        self.assertEqual(metrics["gearman_replayed_jobs"], {(): 3})
+        self.assertIn((), metrics["gearman_replay_seconds"])
+        self.assertEqual(metrics["gearman_jobs_waiting"], {(("function", "f"),): 3})
+        self.assertGreaterEqual(
+            metrics["gearman_oldest_job_age_seconds"][(("function", "f"),)], 0
+        )
+
+    async def test_storeCallTimesOut(self) -> None:
+        """
+        A call to a Redis that stopped answering counts as failed once it
+        times out, and the submit it carried is refused.
+        """
+        redis = startRedis(self)
+        server, base = self.serve("--redis", redis.address, "--redis-timeout", "1")
+        client = server.connect()
+        self.addCleanup(client.close)
+        redis.pause()
+        self.addCleanup(redis.resume)
+        client.send("SUBMIT_JOB_BG", b"f", b"u", b"x")
+        self.assertEqual(client.receive(timeout=10)[0], "ERROR")
+        metrics = await self.metrics(base)
+        # A lock refresh may have gone out, and failed, beside the submit.
+        failed = metrics["gearman_store_call_failures_total"][()]
+        self.assertGreaterEqual(failed, 1)
+        self.assertGreaterEqual(metrics["gearman_store_call_seconds_count"][()], failed)
+        self.assertEqual(
+            metrics["gearman_store_call_seconds_bucket"][(("le", "0.5"),)],
+            0,
+            "the failed call took its timeout",
+        )
 
     async def waitForCode(
         self, url: str, code: int, timeout: float = 20.0

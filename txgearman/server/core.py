@@ -32,6 +32,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txgearman._histogram import JOB_SECONDS, Histogram
 from txgearman.codec import PacketType, Priority, printable
 from txgearman.server.counts import JobCounts
 from txgearman.server.function import Function, FunctionStatus, PriorityStatus
@@ -164,6 +165,8 @@ class JobServer:
             (functions replayed from the store are always taken).
         """
         self.clock = clock
+        # Bound once: read for every job, when it is queued, taken and ends.
+        self._now = clock.seconds
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         self.jobRetries = jobRetries
         self._waker = Waker(clock, workerWakeup)
@@ -186,6 +189,11 @@ class JobServer:
         self.draining = False
         #: What the server has done since it started (see L{JobCounts}).
         self.counts = JobCounts()
+        #: How long jobs waited in their queue before a worker took them.
+        self.waitTimes = Histogram(JOB_SECONDS)
+        #: How long jobs ran, from a worker taking them to their end (or
+        #: to the worker failing them).
+        self.runTimes = Histogram(JOB_SECONDS)
         self.sessions: dict[Session, None] = {}
         self._handleCounter = 0
         self._sessionCounter = 0
@@ -436,6 +444,8 @@ class JobServer:
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
+        now = job.startedAt = self._now()
+        self.waitTimes.observe(now - job.queuedAt)
         if self._fullOutputs:
             self._throttleIfFull(session, job)
         function = job.function
@@ -493,6 +503,10 @@ class JobServer:
             self._finish(job)
             return
         self.counts.retried += 1
+        now = self._now()
+        self.runTimes.observe(now - job.startedAt)
+        job.startedAt = 0.0
+        job.queuedAt = now
         function = job.function
         function.requeue(job)
         if worker is not None and self._throttled:
@@ -685,6 +699,7 @@ class JobServer:
             job.function.schedule(job)
             self._timed.add(job)
         else:
+            job.queuedAt = self._now()
             function = job.function
             function.push(job)
             self._wake(function)
@@ -693,6 +708,7 @@ class JobServer:
 
     def _due(self, job: Job) -> None:
         """A scheduled job's time came: it is queued, and wakes workers."""
+        job.queuedAt = self._now()
         function = job.function
         function.release(job)
         self._wake(function)
@@ -771,6 +787,9 @@ class JobServer:
         # Read before the job leaves its worker, only while a worker is
         # held back (see outputFull).
         worker = job.worker if self._throttled else None
+        if job.startedAt:
+            self.runTimes.observe(self._now() - job.startedAt)
+            job.startedAt = 0.0
         function = job.function
         if function.finish(job):
             # self._drop(job), inlined: this runs for every job.
@@ -859,6 +878,13 @@ class JobServer:
         priority, in creation order.
         """
         return [function.priorityStatus() for function in self.functions.values()]
+
+    def oldestQueued(self) -> list[float | None]:
+        """
+        Per known function, in creation order (as L{functionStatus}): when
+        its longest-waiting runnable job was queued, or C{None}.
+        """
+        return [function.oldestQueuedAt() for function in self.functions.values()]
 
     def listWorkers(self) -> list[WorkerInfo]:
         """Admin C{workers}: every connection, in connection order."""

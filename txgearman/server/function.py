@@ -487,6 +487,26 @@ class Function:
         q = self.queued
         return bool(q[0] or q[1] or q[2])
 
+    def oldestQueuedAt(self) -> float | None:
+        """
+        When the longest-waiting runnable job joined its queue, or C{None}
+        if none waits.  Each queue is in the order jobs joined it, so its
+        first live job is its oldest; a scrape costs a look at the head of
+        three queues (past any cancelled jobs still marked there).
+        """
+        oldest: float | None = None
+        if not self.runnable:
+            return oldest
+        for queue in self.queues:
+            if queue is None:
+                continue
+            for job in queue:
+                if job.state is _QUEUED:
+                    if oldest is None or job.queuedAt < oldest:
+                        oldest = job.queuedAt
+                    break
+        return oldest
+
     def status(self) -> FunctionStatus:
         """The function's line in the admin C{status} listing."""
         return FunctionStatus(self.name, self.total, self.running, len(self.workers))

@@ -125,6 +125,10 @@ class Job:
     @ivar worker: the worker session running it (see L{Function.start}).
     @ivar storeKey: the store's key for the job's record, once stored.
     @ivar timer: the worker's CAN_DO_TIMEOUT for this run, if any.
+    @ivar queuedAt: when it last joined its queue, by the server's clock
+        (its time in the queue is measured from there).
+    @ivar startedAt: when a worker took it, for its run time; 0 when no
+        worker holds it.
     """
 
     __slots__ = (
@@ -145,6 +149,8 @@ class Job:
         "denominator",
         "storeKey",
         "timer",
+        "queuedAt",
+        "startedAt",
     )
 
     def __init__(
@@ -185,6 +191,8 @@ class Job:
         self.denominator = 0
         self.storeKey = storeKey
         self.timer: IDelayedCall | None = None
+        self.queuedAt = 0.0
+        self.startedAt = 0.0
 
     # -- clients -----------------------------------------------------------
 

@@ -199,6 +199,10 @@ class GearmanServerService(Service):
         self._previousHangup: Any = None
         #: When L{startService} ran, by the reactor's clock.
         self.startedAt: float | None = None
+        #: The replay of the store's jobs at start-up, for the metrics:
+        #: jobs replayed so far, and how long it took once it is done.
+        self.replayedJobs = 0
+        self.replaySeconds: float | None = None
 
     def settings(self) -> list[tuple[str, str]]:
         """
@@ -333,12 +337,14 @@ class GearmanServerService(Service):
         # then freeze what was replayed out of its sight.
         collecting = gc.isenabled()
         gc.disable()
+        began = self.reactor.seconds()
         try:
-            count = await self.store.replay(self.core.restore)
+            count = await self.store.replay(self._restore)
         finally:
             if collecting:
                 gc.freeze()
                 gc.enable()
+        self.replaySeconds = self.reactor.seconds() - began
         if count:
             self.log.info(
                 "Replayed {jobs}", jobs=counted(count, "stored job"), count=count
@@ -349,6 +355,11 @@ class GearmanServerService(Service):
         if not self.listenEarly:
             await self._listenLate()
         self._fireReady(None)
+
+    def _restore(self, key: object, record: StoredJob) -> None:
+        """One job replayed, counted for the metrics' progress."""
+        self.replayedJobs += 1
+        self.core.restore(key, record)
 
     async def _listenLate(self) -> None:
         """

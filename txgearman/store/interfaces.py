@@ -23,6 +23,7 @@ __all__ = [
     "StoreError",
     "IServerClaim",
     "IStoreHealth",
+    "IStoreStatistics",
     "HealthCheck",
 ]
 
@@ -205,3 +206,21 @@ class IStoreHealth(Interface):
         """
         The store's checks, now; cheap enough for every probe.
         """
+
+
+class IStoreStatistics(Interface):
+    """
+    A store that talks to something outside the process, and counts how
+    that goes, for the metrics.
+    """
+
+    calls = Attribute(
+        "A L{txgearman._histogram.Histogram} of the seconds each call to the "
+        "backend took, from sending it to its answer or failure (a call "
+        "carries a batch of writes and removals)."
+    )
+    failedCalls = Attribute("How many of those calls failed (C{int}).")
+    stateName = Attribute(
+        "A short word for where the store is, such as C{running} or "
+        "C{unavailable} (C{str})."
+    )

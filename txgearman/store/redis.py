@@ -46,6 +46,7 @@ from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman._histogram import STORE_SECONDS, Histogram
 from txgearman._words import counted
 from txgearman.store.interfaces import (
     HealthCheck,
@@ -53,6 +54,7 @@ from txgearman.store.interfaces import (
     IRestorableStore,
     IServerClaim,
     IStoreHealth,
+    IStoreStatistics,
     StoredJob,
     StoreError,
 )
@@ -317,7 +319,7 @@ def _connectionTrouble(failure: Failure) -> bool:
     return failure.check(_redisAPI().module.ResponseError) is None
 
 
-@implementer(IQueueStore, IRestorableStore, IStoreHealth)
+@implementer(IQueueStore, IRestorableStore, IStoreHealth, IStoreStatistics)
 class RedisQueueStore:
     """
     Jobs in Redis, under a key prefix this server holds a lock on.
@@ -381,6 +383,9 @@ class RedisQueueStore:
         self.deleteInterval = deleteInterval
         self._lastSend = float("-inf")
         self._lastBatch = 0
+        #: Seconds each script call took, answered or failed.
+        self.calls = Histogram(STORE_SECONDS)
+        self.failedCalls = 0
         # A job was added while a call was in flight: submitters are not
         # waiting for each other's answers, so the store is under load.
         self._busy = False
@@ -580,6 +585,10 @@ class RedisQueueStore:
         return d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
 
     # -- start and stop ----------------------------------------------------
+
+    @property
+    def stateName(self) -> str:
+        return self.state.value
 
     def health(self) -> list[HealthCheck]:
         """
@@ -1035,6 +1044,9 @@ class RedisQueueStore:
 
     def _landed(self, result: Any, d: Deferred[Any]) -> Any:
         self._inFlight.discard(d)
+        self.calls.observe(self.reactor.seconds() - self._lastSend)
+        if isinstance(result, Failure):
+            self.failedCalls += 1
         if not self._inFlight and (self._adds or self._removes or self._refreshDue):
             self._scheduleFlush(urgent=bool(self._adds or self._flushWaiters))
         return result

@@ -8,8 +8,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txgearman.codec import PacketType as P
+from txgearman.codec import Priority
 from txgearman.server.core import JobServer
 from txgearman.server.counts import JobCounts
+from txgearman.server.session import Session
 from txgearman.test.fakes import FakePeer
 
 
@@ -38,3 +40,81 @@ class JobCountsTests(SynchronousTestCase):
             core.grabJob(worker, P.GRAB_JOB)
             core.disconnect(worker)
         self.assertEqual((core.counts.retried, core.counts.dropped), (1, 1))
+
+
+class JobTimesTests(SynchronousTestCase):
+    """
+    The core times each job's wait in its queue and its run, by its clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.core = JobServer(self.clock, jobRetries=5)
+        self.client = self.core.connect(FakePeer())
+
+    def worker(self) -> Session:
+        worker = self.core.connect(FakePeer())
+        self.core.canDo(worker, b"f")
+        return worker
+
+    def handle(self) -> bytes:
+        return next(iter(self.core.jobs))
+
+    def test_waitAndRun(self) -> None:
+        """
+        The wait is from the submit to a worker taking the job; the run
+        from there to WORK_COMPLETE.
+        """
+        self.core.submitJob(self.client, b"f", b"", b"x", background=True)
+        self.clock.advance(2)
+        worker = self.worker()
+        self.core.grabJob(worker, P.GRAB_JOB)
+        self.clock.advance(7)
+        self.core.workComplete(worker, self.handle(), b"")
+        self.assertEqual((self.core.waitTimes.count, self.core.waitTimes.sum), (1, 2))
+        self.assertEqual((self.core.runTimes.count, self.core.runTimes.sum), (1, 7))
+
+    def test_retriedRunsAndWaitsAgain(self) -> None:
+        """
+        A job whose worker left counts the run it had, and waits afresh
+        from being queued again.
+        """
+        self.core.submitJob(self.client, b"f", b"", b"x", background=True)
+        worker = self.worker()
+        self.core.grabJob(worker, P.GRAB_JOB)
+        self.clock.advance(3)
+        self.core.disconnect(worker)
+        self.clock.advance(4)
+        other = self.worker()
+        self.core.grabJob(other, P.GRAB_JOB)
+        self.clock.advance(1)
+        self.core.workFail(other, self.handle())
+        self.assertEqual(self.core.waitTimes.count, 2)
+        self.assertEqual(self.core.waitTimes.sum, 4)
+        self.assertEqual(self.core.runTimes.count, 2)
+        self.assertEqual(self.core.runTimes.sum, 4)
+
+    def test_oldestQueued(self) -> None:
+        """
+        Per function, when its longest-waiting runnable job was queued,
+        whatever its priority; C{None} when nothing waits.
+        """
+        self.core.submitJob(self.client, b"idle", b"", b"")
+        worker = self.core.connect(FakePeer())
+        self.core.canDo(worker, b"idle")
+        self.core.grabJob(worker, P.GRAB_JOB)
+        self.clock.advance(1)
+        self.core.submitJob(self.client, b"f", b"", b"a", background=True)
+        self.clock.advance(1)
+        self.core.submitJob(
+            self.client, b"f", b"", b"b", background=True, priority=Priority.HIGH
+        )
+        self.assertEqual(self.core.oldestQueued(), [None, 1.0])
+
+    def test_scheduledJobWaitsFromItsTime(self) -> None:
+        """
+        A job made to run later waits from its time, not from its submit.
+        """
+        self.core.submitJob(self.client, b"f", b"", b"x", background=True, when=100)
+        self.clock.advance(100)
+        self.assertEqual(self.core.oldestQueued(), [100.0])

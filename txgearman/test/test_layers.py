@@ -23,13 +23,18 @@ import txgearman
 PACKAGE = Path(txgearman.__file__).parent
 
 #: What each layer may import of the project, by module name prefix.  The
-#: package's own C{__init__} (its version) and L{txgearman._words} (which
-#: imports nothing) may be imported by every layer.
+#: package's own C{__init__} (its version), L{txgearman._words} and
+#: L{txgearman._histogram} (which import nothing) may be imported by every
+#: layer.
 SHARED = (
     "txgearman",
     "txgearman.__version__",
     "txgearman._words",
     "txgearman._words.counted",
+    "txgearman._histogram",
+    "txgearman._histogram.Histogram",
+    "txgearman._histogram.JOB_SECONDS",
+    "txgearman._histogram.STORE_SECONDS",
 )
 
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -157,6 +162,17 @@ class DependencyRuleTests(SynchronousTestCase):
         """
         self.assertEqual(
             imported(PACKAGE / "_words.py"), {"__future__", "__future__.annotations"}
+        )
+        self.assertEqual(
+            imported(PACKAGE / "_histogram.py"),
+            {
+                "__future__",
+                "__future__.annotations",
+                "bisect",
+                "bisect.bisect_left",
+                "collections.abc",
+                "collections.abc.Sequence",
+            },
         )
 
     def test_layersSeen(self) -> None:

@@ -11,6 +11,7 @@ from zope.interface.verify import verifyObject
 from txgearman.store.interfaces import (
     IQueueStore,
     IRestorableStore,
+    IStoreStatistics,
     StoredJob,
     StoreError,
 )
@@ -107,4 +108,6 @@ class InterfaceTests(SynchronousTestCase):
         store = RedisQueueStore("localhost:1", MemoryReactorClock())
         self.assertTrue(verifyObject(IQueueStore, store))
         self.assertTrue(verifyObject(IRestorableStore, store))
+        self.assertTrue(verifyObject(IStoreStatistics, store))
+        self.assertEqual(store.stateName, "idle")
         self.assertTrue(store.durable)

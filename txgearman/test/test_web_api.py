@@ -39,7 +39,8 @@ class APITests(SynchronousTestCase):
     def test_status(self) -> None:
         """
         C{/api/status}: each function with the admin C{status} and
-        C{prioritystatus} figures.
+        C{prioritystatus} figures, and how long its oldest runnable job has
+        waited.
         """
         factory = self.service.factory
         worker = MemoryConnection(factory)
@@ -48,7 +49,9 @@ class APITests(SynchronousTestCase):
         client.send(P.SUBMIT_JOB_HIGH_BG, b"resize", b"a", b"")
         client.send(P.SUBMIT_JOB_BG, b"resize", b"b", b"")
         worker.send(P.GRAB_JOB)
+        self.reactor.advance(1.5)
         client.send(P.SUBMIT_JOB_LOW_BG, b"caf\xc3\xa9\xff", b"c", b"")
+        self.reactor.advance(2)
         code, document = self.get("/api/status")
         self.assertEqual(code, 200)
         self.assertEqual(
@@ -62,6 +65,7 @@ class APITests(SynchronousTestCase):
                         "waiting": 1,
                         "workers": 1,
                         "queued": {"high": 0, "normal": 1, "low": 0},
+                        "oldestAge": 3.5,
                     },
                     {
                         "name": "caf\u00e9\\xff",
@@ -70,6 +74,7 @@ class APITests(SynchronousTestCase):
                         "waiting": 1,
                         "workers": 0,
                         "queued": {"high": 0, "normal": 0, "low": 1},
+                        "oldestAge": 2.0,
                     },
                 ]
             },

@@ -230,3 +230,69 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(metrics["gearman_jobs_retried_total"], {(): 1})
         self.assertEqual(metrics["gearman_jobs_dropped_total"], {(): 0})
         self.assertEqual(metrics["gearman_connections"][(("role", "worker"),)], 0)
+
+    def test_jobTimes(self) -> None:
+        """
+        The wait and run times are histograms of seconds by the server's
+        clock; the oldest runnable job's age is a gauge per function, 0
+        when none waits.
+        """
+        self.service.startService()
+        factory = self.service.factory
+        client = MemoryConnection(factory)
+        worker = MemoryConnection(factory, 40001)
+        client.send(P.SUBMIT_JOB_BG, b"f", b"a", b"")
+        self.reactor.advance(3)
+        client.send(P.SUBMIT_JOB_BG, b"f", b"b", b"")
+        client.admin(b"create function idle")
+        self.reactor.advance(2)
+        metrics = self.scrape()
+        self.assertEqual(
+            metrics["gearman_oldest_job_age_seconds"],
+            {(("function", "f"),): 5.0, (("function", "idle"),): 0.0},
+        )
+        worker.send(P.CAN_DO, b"f")
+        worker.send(P.GRAB_JOB)
+        [(_, body)] = worker.replies()
+        self.reactor.advance(0.5)
+        worker.send(P.WORK_COMPLETE, body.split(b"\0")[0], b"")
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_job_wait_seconds_count"], {(): 1})
+        self.assertEqual(metrics["gearman_job_wait_seconds_sum"], {(): 5.0})
+        self.assertEqual(
+            metrics["gearman_job_wait_seconds_bucket"][(("le", "1.0"),)], 0
+        )
+        self.assertEqual(
+            metrics["gearman_job_wait_seconds_bucket"][(("le", "5.0"),)], 1
+        )
+        self.assertEqual(metrics["gearman_job_run_seconds_sum"], {(): 0.5})
+        self.assertEqual(metrics["gearman_job_run_seconds_bucket"][(("le", "0.5"),)], 1)
+        self.assertEqual(
+            metrics["gearman_oldest_job_age_seconds"][(("function", "f"),)], 2.5
+        )
+
+    def test_replay(self) -> None:
+        """
+        The replay's progress is a gauge of jobs replayed; its duration
+        appears once it is done.
+        """
+        self.assertNotIn("gearman_replay_seconds", self.scrape())
+        self.service.startService()
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_replayed_jobs"], {(): 0})
+        self.assertEqual(metrics["gearman_replay_seconds"], {(): 0})
+
+    def test_memoryStoreChecks(self) -> None:
+        """
+        The memory store has no backend: no checks, connection state or
+        call timing, and it is up.
+        """
+        self.service.startService()
+        metrics = self.scrape()
+        self.assertEqual(metrics["gearman_store_up"], {(): 1})
+        for name in (
+            "gearman_store_check",
+            "gearman_store_state",
+            "gearman_store_call_seconds_count",
+        ):
+            self.assertNotIn(name, metrics)

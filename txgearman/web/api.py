@@ -58,9 +58,13 @@ class _JSON(Resource):
 class _Status(_JSON):
     def document(self, request: Request) -> tuple[int, Any]:
         core = self.service.core
+        now = self.service.reactor.seconds()
         functions = []
-        for row, queued in zip(
-            core.functionStatus(), core.priorityStatus(), strict=True
+        for row, queued, oldest in zip(
+            core.functionStatus(),
+            core.priorityStatus(),
+            core.oldestQueued(),
+            strict=True,
         ):
             functions.append(
                 {
@@ -74,6 +78,9 @@ class _Status(_JSON):
                         "normal": queued.normal,
                         "low": queued.low,
                     },
+                    "oldestAge": (
+                        None if oldest is None else round(max(now - oldest, 0.0), 3)
+                    ),
                 }
             )
         return 200, {"functions": functions}

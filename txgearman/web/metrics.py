@@ -24,7 +24,12 @@ import gzip
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import (
     CONTENT_TYPE_PLAIN_0_0_4,
     generate_latest,
@@ -39,7 +44,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from txgearman import __version__
+from txgearman._histogram import Histogram
 from txgearman.server.function import FunctionStatus, PriorityStatus
+from txgearman.store.interfaces import IStoreStatistics
 from txgearman.web.health import ServerHealth
 
 if TYPE_CHECKING:
@@ -65,15 +72,28 @@ def _gauge(
     return GaugeMetricFamily(name, documentation, labels=list(labels))
 
 
+_Maker = Callable[
+    [Sequence[FunctionStatus], Sequence[PriorityStatus], Sequence[float]], Metric
+]
+
+
+def _histogram(name: str, documentation: str, histogram: Histogram) -> Metric:
+    family = HistogramMetricFamily(name, documentation)
+    family.add_metric([], histogram.cumulative(), histogram.sum)
+    return family
+
+
 def _perFunction(
     name: str, documentation: str, value: Callable[[FunctionStatus], int]
-) -> Callable[[Sequence[FunctionStatus], Sequence[PriorityStatus]], Metric]:
+) -> _Maker:
     """
     A family with one sample per function, read off its admin C{status}
     row by C{value}.
     """
 
-    def make(rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus]) -> Metric:
+    def make(
+        rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus], __: Sequence[float]
+    ) -> Metric:
         family = _gauge(name, documentation, ["function"])
         for row in rows:
             family.add_metric([_label(row.name)], value(row))
@@ -102,7 +122,9 @@ _workers = _perFunction(
 )
 
 
-def _queued(_: Sequence[FunctionStatus], rows: Sequence[PriorityStatus]) -> Metric:
+def _queued(
+    _: Sequence[FunctionStatus], rows: Sequence[PriorityStatus], __: Sequence[float]
+) -> Metric:
     family = _gauge(
         "gearman_jobs_queued",
         "Jobs waiting per function and priority (admin prioritystatus).",
@@ -116,16 +138,30 @@ def _queued(_: Sequence[FunctionStatus], rows: Sequence[PriorityStatus]) -> Metr
     return family
 
 
+def _oldest(
+    rows: Sequence[FunctionStatus], _: Sequence[PriorityStatus], ages: Sequence[float]
+) -> Metric:
+    family = _gauge(
+        "gearman_oldest_job_age_seconds",
+        "How long the longest-waiting runnable job of each function has been in its "
+        "queue; 0 when none waits.",
+        ["function"],
+    )
+    for row, age in zip(rows, ages, strict=True):
+        family.add_metric([_label(row.name)], age)
+    return family
+
+
 #: The families with a sample per function, each made from a slice of the
-#: admin status and prioritystatus rows (the same functions, in order).
-_PER_FUNCTION: list[
-    Callable[[Sequence[FunctionStatus], Sequence[PriorityStatus]], Metric]
-] = [
+#: admin status and prioritystatus rows and the ages of the oldest jobs
+#: (the same functions, in order).
+_PER_FUNCTION: list[_Maker] = [
     _jobs,
     _running,
     _waiting,
     _workers,
     _queued,
+    _oldest,
 ]
 
 
@@ -179,7 +215,97 @@ class ServerCollector(Collector):
             "gearman_version_info", "The server's version, as a label.", ["version"]
         )
         version.add_metric([__version__], 1)
-        return [up, ready, storeUp, version, *self.countFamilies(), self.connections()]
+        return [
+            up,
+            ready,
+            storeUp,
+            version,
+            *self.countFamilies(),
+            self.connections(),
+            *self.storeFamilies(),
+            *self.replayFamilies(),
+        ]
+
+    def storeFamilies(self) -> list[Metric]:
+        """
+        The store's checks one by one and, for a store that talks to a
+        backend (Redis), where its connection is and how its calls go.
+        """
+        checks = _gauge(
+            "gearman_store_check",
+            "1 when the store's check passes (redis: Redis answers; redis-lock: this "
+            "server holds the queue's lock).",
+            ["check"],
+        )
+        for check in self.health.store():
+            checks.add_metric([check.name], 1 if check.ok else 0)
+        families: list[Metric] = [checks]
+        store = self.service.store
+        if IStoreStatistics.providedBy(store):
+            state = _gauge(
+                "gearman_store_state",
+                "Where the store's connection is, as a label: 1 for the state it is in.",
+                ["state"],
+            )
+            state.add_metric([store.stateName], 1)
+            failures = CounterMetricFamily(
+                "gearman_store_call_failures",
+                "Calls to the store's backend that failed (timed out, connection lost, "
+                "refused).",
+            )
+            failures.add_metric([], store.failedCalls)
+            families += [
+                state,
+                _histogram(
+                    "gearman_store_call_seconds",
+                    "Seconds each call to the store's backend took (a call carries a "
+                    "batch of job writes and removals).",
+                    store.calls,
+                ),
+                failures,
+            ]
+        return families
+
+    def replayFamilies(self) -> list[Metric]:
+        """
+        The replay of stored jobs at start-up: its progress, then how long
+        it took.
+        """
+        service = self.service
+        replayed = _gauge(
+            "gearman_replayed_jobs",
+            "Stored jobs replayed at start-up, so far (final once "
+            "gearman_replay_seconds appears).",
+        )
+        replayed.add_metric([], service.replayedJobs)
+        families: list[Metric] = [replayed]
+        if service.replaySeconds is not None:
+            took = _gauge(
+                "gearman_replay_seconds", "How long the replay at start-up took."
+            )
+            took.add_metric([], service.replaySeconds)
+            families.append(took)
+        return families
+
+    def timeFamilies(self) -> list[Metric]:
+        """
+        How long jobs waited in their queues and ran.
+        """
+        core = self.service.core
+        return [
+            _histogram(
+                "gearman_job_wait_seconds",
+                "Seconds jobs waited in their queue before a worker took them (a job "
+                "queued again after its worker failed it waits afresh).",
+                core.waitTimes,
+            ),
+            _histogram(
+                "gearman_job_run_seconds",
+                "Seconds jobs ran, from a worker taking them to their end or to the "
+                "worker failing them.",
+                core.runTimes,
+            ),
+        ]
 
     def countFamilies(self) -> list[Metric]:
         """
@@ -220,6 +346,7 @@ class ServerCollector(Collector):
         for code, value in sorted(counts.errors.items()):
             errors.add_metric([code.decode("ascii", "replace")], value)
         families.append(errors)
+        families += self.timeFamilies()
         return families
 
     def connections(self) -> Metric:
@@ -238,19 +365,24 @@ class ServerCollector(Collector):
         family.add_metric(["other"], max(total - workers, 0))
         return family
 
-    def rows(self) -> tuple[list[FunctionStatus], list[PriorityStatus]]:
+    def rows(self) -> tuple[list[FunctionStatus], list[PriorityStatus], list[float]]:
         """
         The figures of every function, now: admin C{status} and
-        C{prioritystatus}.
+        C{prioritystatus}, and how long its oldest runnable job has waited.
         """
         core = self.service.core
-        return core.functionStatus(), core.priorityStatus()
+        now = self.service.reactor.seconds()
+        ages = [
+            0.0 if queued is None else max(now - queued, 0.0)
+            for queued in core.oldestQueued()
+        ]
+        return core.functionStatus(), core.priorityStatus(), ages
 
     def collect(self) -> Iterator[Metric]:
         yield from self.serverFamilies()
-        status, priority = self.rows()
+        status, priority, ages = self.rows()
         for make in _PER_FUNCTION:
-            yield make(status, priority)
+            yield make(status, priority, ages)
 
 
 def serverRegistry(service: GearmanServerService) -> CollectorRegistry:
@@ -295,7 +427,7 @@ class MetricsResource(Resource):
         The whole exposition, written over as many reactor turns as it
         takes.
         """
-        status, priority = self.collector.rows()
+        status, priority, ages = self.collector.rows()
         parts = [generate_latest(_Given(self.collector.serverFamilies()))]
         for make in _PER_FUNCTION:
             for start in range(0, max(len(status), 1), SLICE):
@@ -305,6 +437,7 @@ class MetricsResource(Resource):
                             make(
                                 status[start : start + SLICE],
                                 priority[start : start + SLICE],
+                                ages[start : start + SLICE],
                             )
                         ]
                     )
