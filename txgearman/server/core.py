@@ -189,6 +189,10 @@ class JobServer:
         self.draining = False
         #: What the server has done since it started (see L{JobCounts}).
         self.counts = JobCounts()
+        #: Whether to time jobs (L{waitTimes}, L{runTimes}, L{oldestQueued}):
+        #: a few clock reads per job that only a reader of the metrics
+        #: needs, so whoever exposes them turns this on.
+        self.timeJobs = False
         #: How long jobs waited in their queue before a worker took them.
         self.waitTimes = Histogram(JOB_SECONDS)
         #: How long jobs ran, from a worker taking them to their end (or
@@ -444,8 +448,11 @@ class JobServer:
         if job is None:
             session.peer.sendPacket(_NO_JOB)
             return
-        now = job.startedAt = self._now()
-        self.waitTimes.observe(now - job.queuedAt)
+        if self.timeJobs:
+            now = job.startedAt = self._now()
+            queued = job.queuedAt
+            if queued is not None:
+                self.waitTimes.observe(now - queued)
         if self._fullOutputs:
             self._throttleIfFull(session, job)
         function = job.function
@@ -503,10 +510,12 @@ class JobServer:
             self._finish(job)
             return
         self.counts.retried += 1
-        now = self._now()
-        self.runTimes.observe(now - job.startedAt)
-        job.startedAt = 0.0
-        job.queuedAt = now
+        started = job.startedAt
+        if started is not None:
+            now = self._now()
+            self.runTimes.observe(now - started)
+            job.startedAt = None
+            job.queuedAt = now
         function = job.function
         function.requeue(job)
         if worker is not None and self._throttled:
@@ -699,7 +708,8 @@ class JobServer:
             job.function.schedule(job)
             self._timed.add(job)
         else:
-            job.queuedAt = self._now()
+            if self.timeJobs:
+                job.queuedAt = self._now()
             function = job.function
             function.push(job)
             self._wake(function)
@@ -708,7 +718,8 @@ class JobServer:
 
     def _due(self, job: Job) -> None:
         """A scheduled job's time came: it is queued, and wakes workers."""
-        job.queuedAt = self._now()
+        if self.timeJobs:
+            job.queuedAt = self._now()
         function = job.function
         function.release(job)
         self._wake(function)
@@ -787,9 +798,10 @@ class JobServer:
         # Read before the job leaves its worker, only while a worker is
         # held back (see outputFull).
         worker = job.worker if self._throttled else None
-        if job.startedAt:
-            self.runTimes.observe(self._now() - job.startedAt)
-            job.startedAt = 0.0
+        started = job.startedAt
+        if started is not None:
+            self.runTimes.observe(self._now() - started)
+            job.startedAt = None
         function = job.function
         if function.finish(job):
             # self._drop(job), inlined: this runs for every job.
@@ -882,8 +894,11 @@ class JobServer:
     def oldestQueued(self) -> list[float | None]:
         """
         Per known function, in creation order (as L{functionStatus}): when
-        its longest-waiting runnable job was queued, or C{None}.
+        its longest-waiting runnable job was queued, or C{None} (always,
+        unless L{timeJobs}).
         """
+        if not self.timeJobs:
+            return [None] * len(self.functions)
         return [function.oldestQueuedAt() for function in self.functions.values()]
 
     def listWorkers(self) -> list[WorkerInfo]:

@@ -502,8 +502,9 @@ class Function:
                 continue
             for job in queue:
                 if job.state is _QUEUED:
-                    if oldest is None or job.queuedAt < oldest:
-                        oldest = job.queuedAt
+                    queued = job.queuedAt
+                    if queued is not None and (oldest is None or queued < oldest):
+                        oldest = queued
                     break
         return oldest
 

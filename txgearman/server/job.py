@@ -126,9 +126,10 @@ class Job:
     @ivar storeKey: the store's key for the job's record, once stored.
     @ivar timer: the worker's CAN_DO_TIMEOUT for this run, if any.
     @ivar queuedAt: when it last joined its queue, by the server's clock
-        (its time in the queue is measured from there).
-    @ivar startedAt: when a worker took it, for its run time; 0 when no
-        worker holds it.
+        (its time in the queue is measured from there); C{None} if jobs
+        were not timed then.
+    @ivar startedAt: when a worker took it, for its run time; C{None} when
+        no worker holds it (or jobs are not timed).
     """
 
     __slots__ = (
@@ -191,8 +192,8 @@ class Job:
         self.denominator = 0
         self.storeKey = storeKey
         self.timer: IDelayedCall | None = None
-        self.queuedAt = 0.0
-        self.startedAt = 0.0
+        self.queuedAt: float | None = None
+        self.startedAt: float | None = None
 
     # -- clients -----------------------------------------------------------
 

@@ -50,6 +50,7 @@ class JobTimesTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.core = JobServer(self.clock, jobRetries=5)
+        self.core.timeJobs = True
         self.client = self.core.connect(FakePeer())
 
     def worker(self) -> Session:
@@ -118,3 +119,39 @@ class JobTimesTests(SynchronousTestCase):
         self.core.submitJob(self.client, b"f", b"", b"x", background=True, when=100)
         self.clock.advance(100)
         self.assertEqual(self.core.oldestQueued(), [100.0])
+
+    def test_offByDefault(self) -> None:
+        """
+        Unless asked, the core reads no clock for jobs: nothing is timed
+        and no oldest job is known.
+        """
+        core = JobServer(self.clock)
+        client = core.connect(FakePeer())
+        core.submitJob(client, b"f", b"", b"x", background=True)
+        self.clock.advance(2)
+        self.assertEqual(core.oldestQueued(), [None])
+        worker = core.connect(FakePeer())
+        core.canDo(worker, b"f")
+        core.grabJob(worker, P.GRAB_JOB)
+        core.workComplete(worker, next(iter(core.jobs)), b"")
+        self.assertEqual((core.waitTimes.count, core.runTimes.count), (0, 0))
+
+    def test_turnedOnLater(self) -> None:
+        """
+        A job queued before timing was turned on has no wait to report
+        (rather than one from the clock's epoch), and no known age; its
+        run is timed.
+        """
+        core = JobServer(self.clock)
+        self.clock.advance(1000)
+        client = core.connect(FakePeer())
+        core.submitJob(client, b"f", b"", b"x", background=True)
+        core.timeJobs = True
+        self.assertEqual(core.oldestQueued(), [None])
+        worker = core.connect(FakePeer())
+        core.canDo(worker, b"f")
+        core.grabJob(worker, P.GRAB_JOB)
+        self.clock.advance(2)
+        core.workComplete(worker, next(iter(core.jobs)), b"")
+        self.assertEqual(core.waitTimes.count, 0)
+        self.assertEqual((core.runTimes.count, core.runTimes.sum), (1, 2))

@@ -89,12 +89,15 @@ def webResource(
 ) -> Resource:
     """
     The root of the server's HTTP face, for C{service} (and its reactor).
+    It turns on the core's timing of jobs, which only it reports.
 
     @param submit: take jobs by C{POST} and C{PUT} (see
         L{txgearman.web.submit}).
     @param submitTimeout: how long such a foreground job may take, unless
         its request says otherwise.
     """
+    # The metrics and the API report how long jobs wait and run.
+    service.core.timeJobs = True
     health = ServerHealth(service)
     root = _Root(
         SubmitResource(service.core, service.reactor, submitTimeout) if submit else None
