@@ -161,3 +161,37 @@ class APITests(SynchronousTestCase):
         for name, value in document["settings"].items():
             self.assertIn(f"{name}\t{value}\n".encode(), settings)
         self.assertTrue(settings.endswith(b"maxqueue\tf\t5\t5\t5\n.\n"))
+
+    def test_serverCounters(self) -> None:
+        """
+        C{/api/server} carries the counters of C{/metrics} and the open
+        connections by role.
+        """
+        factory = self.service.factory
+        worker = MemoryConnection(factory)
+        worker.send(P.CAN_DO, b"f")
+        client = MemoryConnection(factory, 40001)
+        client.send(P.SUBMIT_JOB_BG, b"f", b"", b"a")
+        client.send(P.SUBMIT_JOB, b"f", b"", b"b")
+        client.send(P.SUBMIT_JOB_EPOCH, b"f", b"", b"2000000000", b"c")
+        worker.send(P.GRAB_JOB)
+        worker.send(P.WORK_COMPLETE, b"H:test:1", b"")
+        worker.send(P.GRAB_JOB)
+        worker.send(P.WORK_FAIL, b"H:test:2")
+        factory.admin.handle(b"maxqueue g 1")
+        client.send(P.SUBMIT_JOB_BG, b"g", b"", b"d")
+        client.send(P.SUBMIT_JOB_BG, b"g", b"", b"e")
+        counters = self.get("/api/server")[1]["counters"]
+        self.assertEqual(
+            counters,
+            {
+                "submitted": {"foreground": 1, "background": 2, "epoch": 1},
+                "completed": 1,
+                "failed": 1,
+                "exceptions": 0,
+                "retried": 0,
+                "dropped": 0,
+                "errors": {"QUEUE_ERROR": 1},
+                "connections": {"workers": 1, "others": 1},
+            },
+        )

@@ -143,7 +143,36 @@ class _Server(_JSON):
                 _text(name): {"high": high, "normal": normal, "low": low}
                 for name, high, normal, low in service.core.maxQueues()
             },
+            "counters": _counters(service),
         }
+
+
+def _counters(service: GearmanServerService) -> dict[str, Any]:
+    """
+    What C{/metrics} counts, since start, for those who read JSON.
+    """
+    counts = service.core.counts
+    workers = sum(1 for info in service.core.listWorkers() if info.functions)
+    return {
+        "submitted": {
+            "foreground": counts.foreground,
+            "background": counts.background,
+            "epoch": counts.epoch,
+        },
+        "completed": counts.completed,
+        "failed": counts.failed,
+        "exceptions": counts.exceptions,
+        "retried": counts.retried,
+        "dropped": counts.dropped,
+        "errors": {
+            code.decode("ascii", "replace"): value
+            for code, value in sorted(counts.errors.items())
+        },
+        "connections": {
+            "workers": workers,
+            "others": max(len(service.factory.connections) - workers, 0),
+        },
+    }
 
 
 class _Jobs(Resource):
