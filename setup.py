@@ -32,7 +32,10 @@ setup(
         "txgearman.web",
         "twisted.plugins",
     ],
-    package_data={"txgearman": ["py.typed"]},
+    package_data={
+        "txgearman": ["py.typed"],
+        "txgearman.web": ["dashboard/*.html", "dashboard/*.js", "dashboard/*.css"],
+    },
     install_requires=[
         "twisted>=24.7",
         "zope.interface>=6",

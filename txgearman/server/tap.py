@@ -106,8 +106,9 @@ class Options(usage.Options):
             "http",
             None,
             None,
-            "Serve Prometheus metrics (/metrics) and health checks (/livez, /readyz) "
-            "over HTTP on this port number or strports description [default: off].",
+            "Serve Prometheus metrics (/metrics), health checks (/livez, /readyz), "
+            "the JSON API (/api/) and a dashboard (/) over HTTP on this port number "
+            "or strports description [default: off].",
         ],
         [
             "job-retries",

@@ -14,6 +14,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from txgearman.web.api import apiResource
+from txgearman.web.dashboard import DashboardAssets, dashboardPage
 from txgearman.web.health import HealthResource, ServerHealth
 from txgearman.web.metrics import MetricsResource
 from txgearman.web.submit import DEFAULT_TIMEOUT, SubmitResource
@@ -28,6 +29,7 @@ IDLE_TIMEOUT = 60.0
 
 _INDEX = b"""txgearman
 
+/          the dashboard, in a browser (this list otherwise, and at /index.txt)
 /metrics   Prometheus metrics
 /livez     liveness (?verbose lists the checks)
 /readyz    readiness: 503 with the reason when not ready (?verbose)
@@ -54,6 +56,20 @@ class _NotAllowed(Resource):
         return b"Method not allowed; this server takes " + self.allowed + b".\n"
 
 
+def _index(request: Request) -> bytes:
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return _INDEX
+
+
+class _Index(Resource):
+    """C{/index.txt}: the paths this server answers, as plain text."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return _index(request)
+
+
 class _Root(Resource):
     """
     The site's root: C{/} itself, the children below, and every C{POST}
@@ -64,6 +80,7 @@ class _Root(Resource):
     def __init__(self, submit: Resource | None) -> None:
         super().__init__()
         self.submit = submit
+        self.page = dashboardPage()
         methods = [b"GET", b"HEAD"] + ([b"POST", b"PUT"] if submit is not None else [])
         self.notAllowed = _NotAllowed(b", ".join(methods))
         self.methods = frozenset(methods)
@@ -75,11 +92,18 @@ class _Root(Resource):
         if method in (b"POST", b"PUT"):
             assert self.submit is not None
             return self.submit
+        if path == b"" and not request.postpath:
+            # "/" itself.
+            return self
         return super().getChildWithDefault(path, request)
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return _INDEX
+        # A browser gets the dashboard; curl (Accept: */*) and scripts the
+        # list of paths, as /index.txt always.
+        accept = request.getHeader(b"accept") or b""
+        if b"text/html" in accept:
+            return self.page.render_GET(request)
+        return _index(request)
 
 
 def webResource(
@@ -106,6 +130,8 @@ def webResource(
     root.putChild(b"livez", HealthResource("livez", health.live))
     root.putChild(b"readyz", HealthResource("readyz", health.ready))
     root.putChild(b"api", apiResource(service))
+    root.putChild(b"dashboard", DashboardAssets())
+    root.putChild(b"index.txt", _Index())
     return root
 
 
