@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from support import (
     LOAD_PY,
     SERVERS,
+    Scraper,
     Server,
     addDriverArguments,
     cpuSeconds,
@@ -74,10 +75,14 @@ def runOnce(
     server: Server, mode: str, driver: list[str], extra: list[str]
 ) -> dict[str, object]:
     port = freePort()
+    httpPort = freePort() if server.http else 0
+    scraper = None
     with tempfile.TemporaryDirectory() as tmp:
         redis, redisPort = startRedis(tmp) if server.redis else (None, 0)
-        proc = server.start(port, tmp, redisPort)
+        proc = server.start(port, tmp, redisPort, httpPort)
         try:
+            if server.http:
+                scraper = Scraper(httpPort).start()
             before = cpuSeconds(proc.pid)
             redisBefore = cpuSeconds(redis.pid) if redis else 0.0
             out = subprocess.run(
@@ -90,6 +95,8 @@ def runOnce(
             redisUsed = cpuSeconds(redis.pid) - redisBefore if redis else 0.0
             rss = peakRssMiB(proc.pid)
         finally:
+            if scraper is not None:
+                scraper.stop()
             for each in (proc, redis):
                 if each is not None:
                     stopProcess(each, 10)
@@ -98,6 +105,9 @@ def runOnce(
     result["server_cpu_s"] = used
     result["redis_cpu_s"] = redisUsed
     result["server_rss_mib"] = rss
+    if scraper is not None:
+        result["scrapes"] = scraper.scrapes
+        result["scrape_failures"] = scraper.failures
     return result
 
 

@@ -3,8 +3,8 @@ What the benchmark scripts share: free ports, waiting with a deadline,
 starting and stopping the servers they measure (and redis-server), reading
 a process's CPU time and memory, and finding the load generator.
 
-Not a script; compare.py, connections.py, hostile.py, replay.py and
-scale.py import it
+Not a script; compare.py, connections.py, hostile.py, replay.py,
+scale.py and scrape.py import it
 (load.py is the load generator, and holds the Gearman client side they
 share: packets and the admin C{status}).  Only loopback addresses are used.
 """
@@ -18,7 +18,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,22 +123,37 @@ def peakRssMiB(pid: int) -> float:
 
 @dataclass
 class Server:
+    """
+    @ivar redis: the server needs a redis-server of its own.
+    @ivar http: the server has an HTTP listener (its port fills the C{http} placeholder),
+        which a benchmark scrapes while it runs.
+    """
+
     name: str
     command: list[str]
     redis: bool = False
+    http: bool = False
 
-    def argv(self, port: int, tmp: str, redisPort: int = 0) -> list[str]:
+    def argv(
+        self, port: int, tmp: str, redisPort: int = 0, httpPort: int = 0
+    ) -> list[str]:
         """
         The command line, for a server on C{port} with its files in C{tmp}
-        (and, for a Redis queue, redis-server on C{redisPort}).
+        (and, for a Redis queue, redis-server on C{redisPort}; for HTTP, its
+        listener on C{httpPort}).
         """
-        return [a.format(port=port, tmp=tmp, redis=redisPort) for a in self.command]
+        return [
+            a.format(port=port, tmp=tmp, redis=redisPort, http=httpPort)
+            for a in self.command
+        ]
 
-    def start(self, port: int, tmp: str, redisPort: int = 0) -> subprocess.Popen[bytes]:
+    def start(
+        self, port: int, tmp: str, redisPort: int = 0, httpPort: int = 0
+    ) -> subprocess.Popen[bytes]:
         """
         Start the server and wait until it answers the admin C{version}.
         """
-        argv = self.argv(port, tmp, redisPort)
+        argv = self.argv(port, tmp, redisPort, httpPort)
         proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -261,6 +278,12 @@ SERVERS = {
         _gearmand("1", "--hashtable-buckets", "1000003"),
     ),
     "txgearman": Server("txgearman", txgearmanCommand()),
+    # The same with its HTTP face on, and /metrics scraped every second.
+    "txgearman-http": Server(
+        "txgearman --http (scraped every second)",
+        txgearmanCommand("--http", "tcp:{http}:interface=127.0.0.1"),
+        http=True,
+    ),
     "gearmand-t1-redis": Server(
         "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True
     ),
@@ -271,6 +294,50 @@ SERVERS = {
         "txgearman --redis", txgearmanCommand("--redis", "127.0.0.1:{redis}"), True
     ),
 }
+
+
+class Scraper:
+    """
+    Read C{/metrics} every C{interval} seconds on a thread, as Prometheus
+    would, until stopped.
+
+    @ivar scrapes: the scrapes that answered 200.
+    @ivar seconds: how long each took, whole body read.
+    """
+
+    def __init__(
+        self, port: int, interval: float = 1.0, path: str = "/metrics"
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}{path}"
+        self.interval = interval
+        self.scrapes = 0
+        self.seconds: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def scrapeOnce(self) -> bytes:
+        started = time.monotonic()
+        with urllib.request.urlopen(self.url, timeout=30) as response:
+            body: bytes = response.read()
+        self.seconds.append(time.monotonic() - started)
+        self.scrapes += 1
+        return body
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.scrapeOnce()
+            except OSError as e:
+                self.failures.append(str(e))
+
+    def start(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 LOAD_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
