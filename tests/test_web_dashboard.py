@@ -64,6 +64,13 @@ class DashboardTests(SynchronousTestCase):
         for n in range(count):
             client.submit("SUBMIT_JOB_BG", function, b"%d-%f" % (n, time.time()), b"x")
 
+    def submitEach(self, **counts: int) -> None:
+        """
+        Background jobs for several functions (C{img_small} is C{img-small}).
+        """
+        for name, count in counts.items():
+            self.submit(name.replace("_", "-").encode(), count)
+
     def open(self, query: str = "") -> None:
         self.browser.navigate(self.url(query))
         self.browser.waitFor(
@@ -159,13 +166,7 @@ class DashboardTests(SynchronousTestCase):
         The filter and the sort order come from the address and go back to
         it, so that a view can be shared.
         """
-        for name, count in [
-            (b"img-small", 1),
-            (b"img-large", 3),
-            (b"img-mid", 2),
-            (b"mail", 5),
-        ]:
-            self.submit(name, count)
+        self.submitEach(img_small=1, img_large=3, img_mid=2, mail=5)
         self.open("?filter=img&sort=waiting&order=desc")
         rows = self.browser.evaluate(_ROWS)
         self.assertEqual(
@@ -266,13 +267,7 @@ class DashboardTests(SynchronousTestCase):
         worker.send("CAN_DO", b"resize")
         worker.send("CAN_DO", b"thumbnail")
         worker.sync()
-        for name, count in [
-            (b"resize", 12),
-            (b"thumbnail", 4),
-            (b"email", 30),
-            (b"report", 2),
-        ]:
-            self.submit(name, count)
+        self.submitEach(resize=12, thumbnail=4, email=30, report=2)
         self.open("?interval=500&sort=waiting")
         # A few samples of a changing queue for the history lines.
         for extra in (5, 9, 3, 12, 6):
