@@ -914,6 +914,10 @@ class JobServer:
         """Admin C{workers}: every connection, in connection order."""
         return [session.info() for session in self.sessions]
 
+    def workerCount(self) -> int:
+        """The connections that registered a function, for the metrics."""
+        return sum(1 for session in self.sessions if session.functions)
+
     def listJobs(self) -> list[JobInfo]:
         """Admin C{show jobs}: every live job, in submission order."""
         return [job.info() for job in self.jobs.values()]

@@ -1882,6 +1882,21 @@ class QueryTests(CoreTestCase):
             ],
         )
 
+    def test_workerCount(self) -> None:
+        """
+        The connections with a registered function: those L{listWorkers}
+        shows with functions, counted without listing them.
+        """
+        self.client()
+        self.worker(b"a", b"b")
+        self.assertEqual(self.server.workerCount(), 1)
+        self.worker(b"c")
+        self.assertEqual(self.server.workerCount(), 2)
+        self.assertEqual(
+            self.server.workerCount(),
+            sum(1 for info in self.server.listWorkers() if info.functions),
+        )
+
     def test_listJobs(self) -> None:
         """
         Every live job, in submission order, with its failed attempts and

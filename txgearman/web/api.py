@@ -152,7 +152,7 @@ def _counters(service: GearmanServerService) -> dict[str, Any]:
     What C{/metrics} counts, since start, for those who read JSON.
     """
     counts = service.core.counts
-    workers = sum(1 for info in service.core.listWorkers() if info.functions)
+    workers = service.core.workerCount()
     return {
         "submitted": {
             "foreground": counts.foreground,

@@ -354,7 +354,7 @@ class ServerCollector(Collector):
         Open Gearman connections: those that registered a function
         (workers), and the others (clients, admin tools).
         """
-        workers = sum(1 for info in self.service.core.listWorkers() if info.functions)
+        workers = self.service.core.workerCount()
         total = len(self.service.factory.connections)
         family = _gauge(
             "gearman_connections",
