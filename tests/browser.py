@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.trial.unittest import FailTest
 
-from tests.fixtures import peerBinary
+from tests.fixtures import peerBinary, waitFor
 
 __all__ = ["Chromium", "chromiumBinary"]
 
@@ -171,14 +171,9 @@ class Chromium:
         """
         Evaluate C{expression} until it is truthy; return its value.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise FailTest(f"the page never showed {what or expression!r}")
-            time.sleep(0.05)
+        return waitFor(
+            lambda: self.evaluate(expression), timeout, what or repr(expression)
+        )
 
     def screenshot(self) -> bytes:
         """
