@@ -27,8 +27,17 @@ import tempfile
 import threading
 import time
 
-from load import CAN_DO, ECHO_REQ, JOB_CREATED, SUBMIT_JOB_BG, packet, readPacket
+from load import (
+    CAN_DO,
+    ECHO_REQ,
+    JOB_CREATED,
+    SUBMIT_JOB_BG,
+    connect,
+    packet,
+    readPacket,
+)
 from support import (
+    LOOPBACK,
     SERVERS,
     Scraper,
     cpuSeconds,
@@ -43,7 +52,7 @@ def makeFunctions(port: int, count: int) -> socket.socket:
     C{count} functions, each with one queued background job, and a worker
     connection (returned, to keep it open) for every tenth.
     """
-    client = socket.create_connection(("127.0.0.1", port))
+    client = connect(LOOPBACK, port)
     batch = 1000
     for start in range(0, count, batch):
         names = [b"function-%06d" % n for n in range(start, min(start + batch, count))]
@@ -55,7 +64,7 @@ def makeFunctions(port: int, count: int) -> socket.socket:
             if kind != JOB_CREATED:
                 raise RuntimeError(f"submit answered {kind}")
     client.close()
-    worker = socket.create_connection(("127.0.0.1", port))
+    worker = connect(LOOPBACK, port)
     worker.sendall(
         b"".join(packet(CAN_DO, b"function-%06d" % n) for n in range(0, count, 10))
     )
@@ -63,8 +72,7 @@ def makeFunctions(port: int, count: int) -> socket.socket:
 
 
 def echoLoop(port: int, stop: threading.Event, latencies: list[float]) -> None:
-    connection = socket.create_connection(("127.0.0.1", port))
-    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection = connect(LOOPBACK, port)
     while not stop.is_set():
         started = time.monotonic()
         connection.sendall(packet(ECHO_REQ, b"ping"))
