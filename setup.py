@@ -37,7 +37,7 @@ setup(
         "txgearman.web": ["dashboard/*.html", "dashboard/*.js", "dashboard/*.css"],
     },
     install_requires=[
-        "twisted>=24.7",
+        "twisted[tls]>=24.7",
         "zope.interface>=6",
         "txredisapi>=1.6",
         # txredisapi parses replies in C with it: replaying a large queue
