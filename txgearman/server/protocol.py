@@ -41,6 +41,7 @@ from txgearman.codec import (
     PacketType,
     Priority,
     encode,
+    encodeResponse,
     packetHandlers,
     printable,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "HIGH_WATER",
     "LOW_WATER",
     "DEFAULT_CLIENT_OUTPUT_LIMIT",
+    "plaintextRefusal",
 ]
 
 _P = PacketType
@@ -86,6 +88,17 @@ DEFAULT_CLIENT_OUTPUT_LIMIT = 64 << 20
 #: What a request gets while the server is still starting.
 _STARTING = b"the server is starting (its queue store is replaying); try again shortly"
 _EMPTY_RESPONSES = tuple(encode(RES, n, ()) for n in range(max(PacketType) + 1))
+
+
+def plaintextRefusal(data: bytes) -> bytes:
+    """
+    What a peer speaking plaintext to a TLS port is told before it is
+    closed, in the protocol it speaks: a binary C{ERROR}, or C{ERR} for an
+    admin line.
+    """
+    if data[:1] == b"\0":
+        return encodeResponse(_P.ERROR, b"TLS_REQUIRED", b"This port speaks TLS")
+    return b"ERR TLS_REQUIRED This+port+speaks+TLS\r\n"
 
 
 def _parseEpoch(raw: bytes) -> int | None:

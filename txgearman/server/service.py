@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -34,7 +35,12 @@ from txgearman.server.batching import WriteBatcher
 from txgearman.server.bodies import DEFAULT_BODY_WAIT_TIMEOUT
 from txgearman.server.claim import ListeningClaim
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, JobServer
-from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, GearmanServerFactory
+from txgearman.server.protocol import (
+    DEFAULT_CLIENT_OUTPUT_LIMIT,
+    GearmanServerFactory,
+    plaintextRefusal,
+)
+from txgearman.server.tls import ServerTLS, TLSServerEndpoint
 from txgearman.store.interfaces import (
     IQueueStore,
     IRestorableStore,
@@ -110,6 +116,7 @@ class GearmanServerService(Service):
         clientOutputLimit: int = DEFAULT_CLIENT_OUTPUT_LIMIT,
         maxBufferedBodies: int | None = None,
         bodyWaitTimeout: float = DEFAULT_BODY_WAIT_TIMEOUT,
+        tls: ServerTLS | None = None,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -136,6 +143,8 @@ class GearmanServerService(Service):
             partly received large bodies; by default four C{maxPacketSize}s.
         @param bodyWaitTimeout: how long a large body may wait for room in
             that budget, in seconds, before its connection is closed.
+        @param tls: speak TLS on the endpoint, with these certificates
+            (reloaded on SIGHUP when C{hangupRotatesLog} is set).
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -154,6 +163,11 @@ class GearmanServerService(Service):
             self.endpointDescription = repr(endpoint)
             self.endpoint = endpoint
             early = True
+        self.tls = tls
+        if tls is not None:
+            self.endpoint = TLSServerEndpoint(
+                self.endpoint, tls, reactor, plaintextRefusal
+            )
         self.listenEarly = early if listenEarly is None else listenEarly
         self.claim = claim
         if isinstance(handlePrefix, str):
@@ -197,6 +211,12 @@ class GearmanServerService(Service):
         self._stopped = False
         self.hangupRotatesLog = hangupRotatesLog
         self._previousHangup: Any = None
+        #: What SIGHUP reloads besides reopening the log (with
+        #: C{hangupRotatesLog}): the TLS certificates, the ACL; each is
+        #: called in the reactor thread.
+        self.reloaders: list[Callable[[], object]] = []
+        if tls is not None:
+            self.reloaders.append(tls.reload)
         #: When L{startService} ran, by the reactor's clock.
         self.startedAt: float | None = None
         #: The replay of the store's jobs at start-up, for the metrics:
@@ -215,6 +235,7 @@ class GearmanServerService(Service):
         return [
             ("version", __version__),
             ("port", self.endpointDescription),
+            ("tls", self.tls.describe() if self.tls is not None else "off"),
             ("store", self.store.description),
             ("job-retries", str(core.jobRetries)),
             ("worker-wakeup", "auto" if wakeup is None else str(wakeup)),
@@ -307,12 +328,28 @@ class GearmanServerService(Service):
                 self.drainSignal, self._drainSignalled
             )
         if self.hangupRotatesLog:
-            rotate = signal.getsignal(signal.SIGUSR1)
-            self._previousHangup = signal.signal(
-                signal.SIGHUP, rotate if callable(rotate) else signal.SIG_IGN
-            )
+            self._previousHangup = signal.signal(signal.SIGHUP, self._hangup)
         d = Deferred.fromCoroutine(self._start())
         d.addErrback(self._startFailed)
+
+    def _hangup(self, signum: int, frame: Any) -> None:
+        """
+        SIGHUP: reopen the log as SIGUSR1 does under twistd (gearmand
+        reopens its log on SIGHUP), and reload what L{reloaders} name.
+        """
+        rotate = signal.getsignal(signal.SIGUSR1)
+        if callable(rotate):
+            rotate(signum, frame)
+        if self.reloaders:
+            self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """Read the certificates and rules that L{reloaders} name again."""
+        for reloader in self.reloaders:
+            try:
+                reloader()
+            except Exception:
+                self.log.failure("Reloading on SIGHUP failed")
 
     def _drainSignalled(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self._drainAndStop)
@@ -326,9 +363,10 @@ class GearmanServerService(Service):
 
     async def _start(self) -> None:
         self.log.info(
-            "txgearman {version} on {endpoint}; queue store: {store}",
+            "txgearman {version} on {endpoint}{tls}; queue store: {store}",
             version=__version__,
             endpoint=self.endpointDescription,
+            tls=f" with TLS {self.tls.describe()}" if self.tls is not None else "",
             store=self.store.description,
         )
         await self.store.start()

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet import endpoints
 from twisted.python import usage
@@ -22,6 +22,12 @@ from txgearman.server.claim import listeningClaim
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, MAX_HANDLE_SIZE
 from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, HIGH_WATER
 from txgearman.server.service import GearmanServerService, endpointDescription
+from txgearman.server.tls import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    ServerTLS,
+    TLSFilesError,
+    TLSServerEndpoint,
+)
 from txgearman.store.redisaddress import parseRedisAddress
 from txgearman.store.redislayout import DEFAULT_PREFIX
 
@@ -109,6 +115,35 @@ class Options(usage.Options):
             "Serve Prometheus metrics (/metrics), health checks (/livez, /readyz), "
             "the JSON API (/api/) and a dashboard (/) over HTTP on this port number "
             "or strports description [default: off].",
+        ],
+        [
+            "tls-cert",
+            None,
+            None,
+            "Speak TLS (1.2 or later) on --port and --http with this PEM certificate "
+            "(intermediates after it); needs --tls-key.  SIGHUP reloads it.",
+        ],
+        ["tls-key", None, None, "The PEM private key of --tls-cert."],
+        [
+            "tls-ca",
+            None,
+            None,
+            "Require a client certificate signed by this PEM authority (mutual TLS); "
+            "its common name is the connection's identity in --acl.",
+        ],
+        [
+            "tls-handshake-timeout",
+            None,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+            "Longest a TLS handshake may take before the connection is dropped, in seconds.",
+            _typed(float, "tls-handshake-timeout"),
+        ],
+        [
+            "http-tls",
+            None,
+            "same",
+            "TLS on --http: 'same' as --port, 'server' (TLS, but no client "
+            "certificate asked for: for health probes) or 'off'.",
         ],
         [
             "job-retries",
@@ -251,6 +286,7 @@ class Options(usage.Options):
             _checkListen("http", self["http"])
         elif self["http-submit"]:
             raise usage.UsageError("--http-submit needs --http")
+        self._checkTLS()
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
@@ -295,6 +331,30 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} must be more than 0")
         if not self["redis-start-timeout"] >= 0:
             raise usage.UsageError("--redis-start-timeout must be 0 or more")
+
+    def _checkTLS(self) -> None:
+        """
+        Read the TLS files now, so that a wrong one stops the start with
+        its name (see L{ServerTLS}).
+        """
+        cert, key, ca = self["tls-cert"], self["tls-key"], self["tls-ca"]
+        self["tls"] = None
+        if self["http-tls"] not in ("same", "server", "off"):
+            raise usage.UsageError(
+                f"--http-tls takes same, server or off, not {self['http-tls']!r}"
+            )
+        if cert is None and key is None:
+            if ca is not None:
+                raise usage.UsageError("--tls-ca needs --tls-cert and --tls-key")
+            return
+        if cert is None or key is None:
+            raise usage.UsageError("--tls-cert and --tls-key go together")
+        if not self["tls-handshake-timeout"] > 0:
+            raise usage.UsageError("--tls-handshake-timeout must be more than 0")
+        try:
+            self["tls"] = ServerTLS(cert, key, ca, self["tls-handshake-timeout"])
+        except TLSFilesError as e:
+            raise usage.UsageError(str(e)) from None
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
@@ -343,20 +403,26 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         clientOutputLimit=options["client-output-limit"],
         maxBufferedBodies=options["max-buffered-bodies"],
         bodyWaitTimeout=options["body-wait-timeout"],
+        tls=options["tls"],
     )
     if underTwistd:
         atexit.register(_exitStatus, service)
     if options["http"] is None:
         return service
     # The composition root: the only server module that knows the web face.
-    from txgearman.web.site import WebSite
+    from txgearman.web.site import WebSite, httpPlaintextRefusal
 
     top = MultiService()
     service.setServiceParent(top)
-    web = strports.service(
-        endpointDescription(options["http"]),
-        WebSite(service, reactor, submit=bool(options["http-submit"])),
-        reactor=reactor,
+    endpoint = endpoints.serverFromString(reactor, endpointDescription(options["http"]))
+    tls = options["tls"]
+    if tls is not None and options["http-tls"] != "off":
+        if options["http-tls"] == "server":
+            tls = tls.withoutClientCertificates()
+            service.reloaders.append(tls.reload)
+        endpoint = TLSServerEndpoint(endpoint, tls, reactor, httpPlaintextRefusal)
+    web = StreamServerEndpointService(
+        endpoint, WebSite(service, reactor, submit=bool(options["http-submit"]))
     )
     web.setServiceParent(top)
     return top

@@ -17,7 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "IssuedCertificate", "CertificateSet", "makeCertificates"]
+__all__ = [
+    "CertificateAuthority",
+    "IssuedCertificate",
+    "CertificateSet",
+    "makeCertificates",
+]
 
 _DAY = datetime.timedelta(days=1)
 
@@ -69,7 +74,9 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _DAY)
             .not_valid_after(now + 30 * _DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.BasicConstraints(ca=True, path_length=None), critical=True
+            )
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
@@ -111,7 +118,11 @@ class CertificateAuthority:
             start, end = now - 10 * _DAY, now - _DAY
         else:
             start, end = now - _DAY, now + 30 * _DAY
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = (
+            ExtendedKeyUsageOID.SERVER_AUTH
+            if server
+            else ExtendedKeyUsageOID.CLIENT_AUTH
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(commonName))
@@ -120,7 +131,9 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            )
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
@@ -130,7 +143,9 @@ class CertificateAuthority:
                     names.append(x509.IPAddress(ipaddress.ip_address(host)))
                 except ValueError:
                     names.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(names), critical=False
+            )
         cert = builder.sign(self._key, hashes.SHA256())
         stem = fileName or commonName
         certPath = self.directory / f"{stem}.crt"
@@ -186,5 +201,7 @@ def makeCertificates(directory: Path) -> CertificateSet:
         operator=ca.issue("operator"),
         expired=ca.issue("late", expired=True),
         stranger=otherCA.issue("web", fileName="stranger"),
-        strangeServer=otherCA.issue("localhost", server=True, fileName="strange-server"),
+        strangeServer=otherCA.issue(
+            "localhost", server=True, fileName="strange-server"
+        ),
     )

@@ -688,17 +688,50 @@ class DrainSignalTests(SynchronousTestCase):
         self.successResultOf(second.ready)
         self.assertEqual([job.data for job in second.core.iterJobs()], [b"kept"])
 
-    def test_hangupIgnoredWithoutRotation(self) -> None:
+    def test_hangupHarmlessWithoutRotation(self) -> None:
         """
-        Without a SIGUSR1 handler to borrow, SIGHUP is ignored rather than
-        fatal.
+        Without a SIGUSR1 handler to borrow, SIGHUP still only reloads,
+        rather than kill the process.
         """
         for sig in (signal.SIGHUP, signal.SIGUSR1):
             self.addCleanup(signal.signal, sig, signal.getsignal(sig))
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         service = GearmanServerService(
             RecordingEndpoint(), reactor=ThreadlessReactor(), hangupRotatesLog=True
         )
+        reloads: list[str] = []
+        service.reloaders.append(lambda: reloads.append("reloaded"))
         service.startService()
-        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
+        handler = signal.getsignal(signal.SIGHUP)
+        assert callable(handler)
+        handler(signal.SIGHUP, None)
+        self.assertEqual(reloads, ["reloaded"])
+        self.successResultOf(service.stopService())
+        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
+
+    def test_hangupRotatesAndReloads(self) -> None:
+        """
+        SIGHUP reopens the log as SIGUSR1 does, then reloads; a reloader
+        that raises is logged and the others still run.
+        """
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            self.addCleanup(signal.signal, sig, signal.getsignal(sig))
+        calls: list[str] = []
+        signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append("rotated"))
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        service = GearmanServerService(
+            RecordingEndpoint(), reactor=ThreadlessReactor(), hangupRotatesLog=True
+        )
+
+        def broken() -> None:
+            raise RuntimeError("boom")
+
+        service.reloaders.extend([broken, lambda: calls.append("reloaded")])
+        service.startService()
+        handler = signal.getsignal(signal.SIGHUP)
+        assert callable(handler)
+        handler(signal.SIGHUP, None)
+        self.assertEqual(calls, ["rotated", "reloaded"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.successResultOf(service.stopService())

@@ -22,7 +22,7 @@ from txgearman.web.submit import DEFAULT_TIMEOUT, SubmitResource
 if TYPE_CHECKING:
     from txgearman.server.service import GearmanServerService
 
-__all__ = ["webResource", "WebSite", "IDLE_TIMEOUT"]
+__all__ = ["webResource", "WebSite", "IDLE_TIMEOUT", "httpPlaintextRefusal"]
 
 #: Seconds an HTTP connection may stay idle before it is closed.
 IDLE_TIMEOUT = 60.0
@@ -36,6 +36,18 @@ _INDEX = b"""txgearman
 /api/status, /api/workers, /api/jobs/<handle>, /api/server   JSON
 POST /<function>   submit a job (with --http-submit)
 """
+
+
+def httpPlaintextRefusal(data: bytes) -> bytes:
+    """
+    What a plain HTTP request to the port when it speaks TLS is answered,
+    so that C{curl http://} says why rather than "empty reply".
+    """
+    body = b"This port speaks HTTPS: use https://\n"
+    return (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
 
 
 class _NotAllowed(Resource):
