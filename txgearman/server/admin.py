@@ -189,6 +189,10 @@ class AdminCommands:
             lines.append(b"maxqueue\t%s\t%d\t%d\t%d\n" % (name, high, normal, low))
         return _listing(lines)
 
+    def admin_acl(self, args: list[bytes]) -> bytes:
+        """C{acl list} without C{--acl} (a guarded connection answers it)."""
+        return b"ERR ACL_DISABLED The+server+runs+without+--acl\r\n"
+
     def admin_getpid(self, args: list[bytes]) -> bytes:
         return b"OK %d\n" % (self.getpid(),)
 

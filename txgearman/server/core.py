@@ -850,6 +850,14 @@ class JobServer:
             return (handle, False, False, 0, 0)
         return (handle, True, job.state is _RUNNING, job.numerator, job.denominator)
 
+    def functionsOfUnique(self, unique: bytes) -> list[bytes]:
+        """The functions of the live jobs with this unique id."""
+        found = self._uniques.get(unique) if unique != b"-" else None
+        if found is None:
+            return []
+        jobs = found if isinstance(found, list) else [found]
+        return [job.function.name for job in jobs]
+
     def getStatusUnique(self, unique: bytes) -> tuple[bytes, bool, bool, int, int, int]:
         """
         GET_STATUS_UNIQUE: C{(unique, known, running, numerator,

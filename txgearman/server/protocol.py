@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -57,6 +57,9 @@ from txgearman.server.interfaces import IPeer
 from txgearman.server.ordering import OrderedOutput, Place
 from txgearman.server.schedule import CronSchedule, InvalidSchedule
 from txgearman.server.session import Session
+
+if TYPE_CHECKING:
+    from txgearman.server.acl import AccessPolicy
 
 __all__ = [
     "GearmanServerProtocol",
@@ -585,7 +588,7 @@ class GearmanServerProtocol(Protocol):
                     return
             else:
                 try:
-                    reply = self.factory.admin.handle(event.line)
+                    reply = self.adminLine(event.line)
                 except Exception:
                     self._adminFailed(event.line, Failure())
                     return
@@ -651,6 +654,10 @@ class GearmanServerProtocol(Protocol):
         if not self._closing:
             self.send(b"ERR SERVER_ERROR Server+failed+to+handle+the+command\r\n")
             self.close()
+
+    def adminLine(self, line: bytes) -> bytes:
+        """The answer to one admin line (a subclass may judge it first)."""
+        return self.factory.admin.handle(line)
 
     def packet_unknown(self, args: tuple[bytes, ...]) -> None:
         """A request type no client or worker may send."""
@@ -865,6 +872,30 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         self.maxPacketSize = maxPacketSize
         self.ready = ready
         self.connections: set[GearmanServerProtocol] = set()
+        #: The access-control list, or C{None} for none: see L{guard}.
+        self.policy: AccessPolicy | None = None
+        self.listedPolicy: AccessPolicy | None = None
+
+    def guard(self, policy: AccessPolicy, listed: AccessPolicy | None = None) -> None:
+        """
+        Judge every connection from now on by C{policy}
+        (L{txgearman.server.guard.GuardedServerProtocol}).
+
+        @param listed: what C{acl list} shows, if not C{policy} (the admin
+            socket shows the network ports' rules).
+        """
+        from txgearman.server.guard import GuardedServerProtocol
+
+        self.policy = policy
+        self.listedPolicy = listed if listed is not None else policy
+        self.protocol = GuardedServerProtocol
+
+    def rejudge(self) -> None:
+        """The policy changed: open connections drop what it no longer allows."""
+        for connection in list(self.connections):
+            rejudge = getattr(connection, "rejudge", None)
+            if rejudge is not None:
+                rejudge()
 
     def setReady(self) -> None:
         """Serve requests, on the connections that arrived before too."""

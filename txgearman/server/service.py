@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from txgearman import __version__
 from txgearman._words import counted
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.server.acl import AccessPolicy
 from txgearman.server.admin import AdminCommands
 from txgearman.server.batching import WriteBatcher
 from txgearman.server.bodies import DEFAULT_BODY_WAIT_TIMEOUT
@@ -117,6 +118,7 @@ class GearmanServerService(Service):
         maxBufferedBodies: int | None = None,
         bodyWaitTimeout: float = DEFAULT_BODY_WAIT_TIMEOUT,
         tls: ServerTLS | None = None,
+        policy: AccessPolicy | None = None,
     ) -> None:
         """
         @param endpoint: where to listen: an endpoint, or a port number or
@@ -145,6 +147,8 @@ class GearmanServerService(Service):
             that budget, in seconds, before its connection is closed.
         @param tls: speak TLS on the endpoint, with these certificates
             (reloaded on SIGHUP when C{hangupRotatesLog} is set).
+        @param policy: judge every connection by this access-control list
+            (reloaded on SIGHUP too).
         Other parameters are the L{JobServer}'s and the factory's.
         """
         if reactor is None:
@@ -197,6 +201,9 @@ class GearmanServerService(Service):
             maxBufferedBodies=maxBufferedBodies,
             bodyWaitTimeout=bodyWaitTimeout,
         )
+        self.policy = policy
+        if policy is not None:
+            self.factory.guard(policy)
         self.port: IListeningPort | None = None
         self._readyResult: Failure | None = None
         #: Why the server could not start, once it could not.
@@ -217,6 +224,8 @@ class GearmanServerService(Service):
         self.reloaders: list[Callable[[], object]] = []
         if tls is not None:
             self.reloaders.append(tls.reload)
+        if policy is not None and policy.path is not None:
+            self.reloaders.append(self._reloadPolicy)
         #: When L{startService} ran, by the reactor's clock.
         self.startedAt: float | None = None
         #: The replay of the store's jobs at start-up, for the metrics:
@@ -236,6 +245,7 @@ class GearmanServerService(Service):
             ("version", __version__),
             ("port", self.endpointDescription),
             ("tls", self.tls.describe() if self.tls is not None else "off"),
+            ("acl", self.policy.describe() if self.policy is not None else "off"),
             ("store", self.store.description),
             ("job-retries", str(core.jobRetries)),
             ("worker-wakeup", "auto" if wakeup is None else str(wakeup)),
@@ -342,6 +352,12 @@ class GearmanServerService(Service):
             rotate(signum, frame)
         if self.reloaders:
             self.reactor.callFromThread(self.reload)
+
+    def _reloadPolicy(self) -> None:
+        """The ACL again; open connections drop what it no longer allows."""
+        assert self.policy is not None
+        if self.policy.reload():
+            self.factory.rejudge()
 
     def reload(self) -> None:
         """Read the certificates and rules that L{reloaders} name again."""

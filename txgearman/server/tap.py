@@ -17,10 +17,15 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
+from txgearman.server.acl import ADMIN_WRITE, AccessPolicy, ACLError
 from txgearman.server.bodies import DEFAULT_BODIES_PER_BUDGET, DEFAULT_BODY_WAIT_TIMEOUT
 from txgearman.server.claim import listeningClaim
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, MAX_HANDLE_SIZE
-from txgearman.server.protocol import DEFAULT_CLIENT_OUTPUT_LIMIT, HIGH_WATER
+from txgearman.server.protocol import (
+    DEFAULT_CLIENT_OUTPUT_LIMIT,
+    HIGH_WATER,
+    GearmanServerFactory,
+)
 from txgearman.server.service import GearmanServerService, endpointDescription
 from txgearman.server.tls import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -144,6 +149,22 @@ class Options(usage.Options):
             "same",
             "TLS on --http: 'same' as --port, 'server' (TLS, but no client "
             "certificate asked for: for health probes) or 'off'.",
+        ],
+        [
+            "acl",
+            None,
+            None,
+            "Judge every connection by this access-control list (INI: one section "
+            "per certificate common name, and [anonymous]); what it does not grant "
+            "is denied.  SIGHUP reloads it.",
+        ],
+        [
+            "admin-socket",
+            None,
+            None,
+            "Also serve the admin commands on this unix socket (mode 0600), and "
+            "there only the ones that change the server (shutdown, cancel job, "
+            "drop/create function, maxqueue) unless --acl grants them.",
         ],
         [
             "job-retries",
@@ -287,6 +308,14 @@ class Options(usage.Options):
         elif self["http-submit"]:
             raise usage.UsageError("--http-submit needs --http")
         self._checkTLS()
+        self["policy"] = None
+        if self["acl"] is not None:
+            try:
+                self["policy"] = AccessPolicy.fromFile(self["acl"])
+            except ACLError as e:
+                raise usage.UsageError(f"--acl: {e}") from None
+        elif self["admin-socket"] is not None:
+            self["policy"] = AccessPolicy.everythingBut(ADMIN_WRITE)
         if self["job-retries"] < -1:
             raise usage.UsageError("--job-retries must be -1 or more")
         if self["max-packet-size"] < 1024:
@@ -404,16 +433,21 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         maxBufferedBodies=options["max-buffered-bodies"],
         bodyWaitTimeout=options["body-wait-timeout"],
         tls=options["tls"],
+        policy=options["policy"],
     )
     if underTwistd:
         atexit.register(_exitStatus, service)
-    if options["http"] is None:
+    if options["http"] is None and options["admin-socket"] is None:
         return service
+    top = MultiService()
+    service.setServiceParent(top)
+    if options["admin-socket"] is not None:
+        adminSocket(service, options["admin-socket"], reactor).setServiceParent(top)
+    if options["http"] is None:
+        return top
     # The composition root: the only server module that knows the web face.
     from txgearman.web.site import WebSite, httpPlaintextRefusal
 
-    top = MultiService()
-    service.setServiceParent(top)
     endpoint = endpoints.serverFromString(reactor, endpointDescription(options["http"]))
     tls = options["tls"]
     if tls is not None and options["http-tls"] != "off":
@@ -426,6 +460,23 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     )
     web.setServiceParent(top)
     return top
+
+
+def adminSocket(service: GearmanServerService, path: str, reactor: Any) -> IService:
+    """
+    A listener on the unix socket C{path}, readable and writable by this
+    server's user only, that takes every admin command and nothing else,
+    for the same core as C{service}.
+    """
+    factory = GearmanServerFactory(
+        service.core,
+        service.factory.admin,
+        maxPacketSize=service.factory.maxPacketSize,
+        batcher=service.factory.batcher,
+    )
+    factory.guard(AccessPolicy.adminOnly(), listed=service.policy)
+    endpoint = endpoints.UNIXServerEndpoint(reactor, path, mode=0o600, wantPID=True)
+    return StreamServerEndpointService(endpoint, factory)
 
 
 def _exitStatus(service: GearmanServerService) -> None:
