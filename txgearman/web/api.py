@@ -21,16 +21,27 @@ from urllib.parse import unquote_to_bytes
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from txgearman.server.acl import AccessPolicy, Rights
+from txgearman.server.tls import peerIdentity
 from txgearman.web.health import ServerHealth
 
 if TYPE_CHECKING:
     from txgearman.server.service import GearmanServerService
 
-__all__ = ["apiResource"]
+
+__all__ = ["apiResource", "requestRights"]
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
+
+
+def requestRights(request: Request, policy: AccessPolicy) -> Rights:
+    """
+    The rights of whoever sent C{request}: its TLS client certificate's
+    common name, or C{anonymous}.
+    """
+    return policy.rightsFor(peerIdentity(request.channel.transport))
 
 
 class _JSON(Resource):
@@ -108,6 +119,15 @@ class _Job(_JSON):
         if not raw or raw == path:
             return 404, {"error": "give a job handle: /api/jobs/<handle>"}
         handle = unquote_to_bytes(raw)
+        policy = self.service.policy
+        if policy is not None:
+            # As GET_STATUS: C{status} on the job's function.
+            rights = requestRights(request, policy)
+            job = self.service.core.jobs.get(handle)
+            if not rights.mayAny("status") or (
+                job is not None and not rights.may("status", job.function.name)
+            ):
+                return 403, {"error": "PERMISSION_DENIED status"}
         _, known, running, numerator, denominator = self.service.core.getStatus(handle)
         if not known:
             return 404, {

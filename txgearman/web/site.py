@@ -13,7 +13,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from txgearman.web.api import apiResource
+from txgearman.server.acl import AccessPolicy
+from txgearman.web.api import apiResource, requestRights
 from txgearman.web.dashboard import DashboardAssets, dashboardPage
 from txgearman.web.health import HealthResource, ServerHealth
 from txgearman.web.metrics import MetricsResource
@@ -48,6 +49,34 @@ def httpPlaintextRefusal(data: bytes) -> bytes:
         b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
     )
+
+
+#: The admin command whose right a GET of each top-level path needs under
+#: an ACL: what it shows is what that command shows.  Paths not named
+#: (the health checks, /index.txt) need none.
+_GET_RIGHTS = {
+    b"": "status",
+    b"dashboard": "status",
+    b"metrics": "status",
+    b"api/status": "status",
+    b"api/workers": "workers",
+    b"api/server": "settings",
+}
+
+
+class _Forbidden(Resource):
+    """A 403 naming the right that is missing."""
+
+    isLeaf = True
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(http.FORBIDDEN)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"PERMISSION_DENIED {self.what}\n".encode("utf-8", "replace")
 
 
 class _NotAllowed(Resource):
@@ -89,9 +118,12 @@ class _Root(Resource):
     submission, when it is on.
     """
 
-    def __init__(self, submit: Resource | None) -> None:
+    def __init__(
+        self, submit: Resource | None, policy: AccessPolicy | None = None
+    ) -> None:
         super().__init__()
         self.submit = submit
+        self.policy = policy
         self.page = dashboardPage()
         methods = [b"GET", b"HEAD"] + ([b"POST", b"PUT"] if submit is not None else [])
         self.notAllowed = _NotAllowed(b", ".join(methods))
@@ -104,6 +136,19 @@ class _Root(Resource):
         if method in (b"POST", b"PUT"):
             assert self.submit is not None
             return self.submit
+        if self.policy is not None:
+            key = path if path != b"api" else b"api/" + (request.postpath or [b""])[0]
+            command = _GET_RIGHTS.get(key)
+            if command is not None:
+                rights = requestRights(request, self.policy)
+                if not rights.mayAdmin(command):
+                    self.policy.log.warn(
+                        "Denied {identity} over HTTP: admin {what} (GET /{path})",
+                        identity=rights.identity or "-",
+                        what=command,
+                        path=key.decode("utf-8", "replace"),
+                    )
+                    return _Forbidden(f"admin {command}")
         if path == b"" and not request.postpath:
             # "/" itself.
             return self
@@ -135,8 +180,12 @@ def webResource(
     # The metrics and the API report how long jobs wait and run.
     service.core.timeJobs = True
     health = ServerHealth(service)
+    policy = service.policy
     root = _Root(
-        SubmitResource(service.core, service.reactor, submitTimeout) if submit else None
+        SubmitResource(service.core, service.reactor, submitTimeout, policy)
+        if submit
+        else None,
+        policy,
     )
     root.putChild(b"metrics", MetricsResource(service, service.reactor))
     root.putChild(b"livez", HealthResource("livez", health.live))

@@ -38,7 +38,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from txgearman.codec import PacketType, Priority
+from txgearman.server.acl import AccessPolicy
 from txgearman.server.interfaces import IPeer
+from txgearman.server.tls import peerIdentity
 
 if TYPE_CHECKING:
     from txgearman.server.core import JobServer
@@ -260,12 +262,21 @@ class SubmitResource(Resource):
     isLeaf = True
 
     def __init__(
-        self, core: JobServer, clock: IReactorTime, timeout: float = DEFAULT_TIMEOUT
+        self,
+        core: JobServer,
+        clock: IReactorTime,
+        timeout: float = DEFAULT_TIMEOUT,
+        policy: AccessPolicy | None = None,
     ) -> None:
+        """
+        @param policy: the ACL: a request needs C{submit} on its function
+            (its identity is its TLS client certificate's common name).
+        """
         super().__init__()
         self.core = core
         self.clock = clock
         self.timeout = timeout
+        self.policy = policy
 
     def render_POST(self, request: Request) -> Any:
         try:
@@ -273,6 +284,16 @@ class SubmitResource(Resource):
         except _BadRequest as e:
             code, _, text = str(e).partition(" ")
             return _plain(request, int(code), text)
+        if self.policy is not None:
+            rights = self.policy.rightsFor(peerIdentity(request.channel.transport))
+            if not rights.may("submit", name):
+                what = name.decode("utf-8", "replace")
+                self.policy.log.warn(
+                    "Denied {identity} over HTTP: submit {what}",
+                    identity=rights.identity or "-",
+                    what=what,
+                )
+                return _plain(request, 403, f"PERMISSION_DENIED submit {what}")
         assert request.content is not None
         request.content.seek(0)
         data = request.content.read()
