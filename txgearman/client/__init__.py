@@ -9,6 +9,7 @@ importing it loads neither the job server nor Redis.
 
 from txgearman.client.admin import GearmanAdminClient
 from txgearman.client.client import GearmanClient, JobStatus
+from txgearman.client.endpoints import tlsEndpoint
 from txgearman.client.errors import (
     AdminConnectFailed,
     AdminConnectionLost,
@@ -31,6 +32,7 @@ __all__ = [
     "GearmanAdminClient",
     "JobStatus",
     "Priority",
+    "tlsEndpoint",
     "GearmanError",
     "ServerError",
     "JobFailed",
