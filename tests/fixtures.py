@@ -480,13 +480,17 @@ class TwistdServer:
                     f"twistd exited with {self.process.returncode} before serving\n"
                     f"{self.describe()}"
                 )
-            if (not self.daemon or self.pid is not None) and answersVersion(self.port):
+            if (not self.daemon or self.pid is not None) and self.answers():
                 return
             if time.monotonic() >= deadline:
                 raise FailTest(
                     f"twistd did not serve within {timeout}s\n{self.describe()}"
                 )
             time.sleep(0.05)
+
+    def answers(self) -> bool:
+        """Whether it serves now (a subclass may ask differently: over TLS)."""
+        return answersVersion(self.port)
 
     def running(self) -> bool:
         if self.pid is None:

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
@@ -229,6 +230,10 @@ class _AdminProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.dead = True
+        if self.why == "the connection was closed" and not reason.check(ConnectionDone):
+            # Lost for a reason worth naming: a TLS handshake that failed
+            # (the server's certificate not trusted, say).
+            self.why = f"the connection was lost ({_lostReason(reason)})"
         self.client._forget(self, lost=True)
         inFlight, self.inFlight = self.inFlight, deque()
         for i, command in enumerate(inFlight):
@@ -244,6 +249,17 @@ class _AdminProtocol(Protocol):
         waiters, self.lostWaiters = self.lostWaiters, []
         for d in waiters:
             d.callback(None)
+
+
+def _lostReason(reason: Failure) -> str:
+    """A lost connection's cause in words, OpenSSL's error list included."""
+    value = reason.value
+    args = getattr(value, "args", ())
+    if args and isinstance(args[0], list):
+        words = [str(entry[-1]) for entry in args[0] if entry]
+        if words:
+            return ", ".join(words)
+    return reason.getErrorMessage()
 
 
 class GearmanAdminClient:
