@@ -483,3 +483,152 @@ class PluginTests(SynchronousTestCase):
         self.assertIs(maker.options, tap.Options)
         self.assertEqual(maker.makeService, tap.makeService)
         self.assertTrue(maker.description)
+
+
+class SecurityOptionsTests(SynchronousTestCase):
+    """
+    C{--tls-cert}, C{--tls-key}, C{--tls-ca}, C{--http-tls}, C{--acl} and
+    C{--admin-socket}: wrong values stop the start naming the option or the
+    file; right ones build the listeners they say.
+    """
+
+    def setUp(self) -> None:
+        from pathlib import Path
+
+        from txgearman.test.certs import makeCertificates
+
+        self.certs = makeCertificates(Path(self.mktemp()))
+        self.tls = [
+            "--tls-cert",
+            str(self.certs.server.cert),
+            "--tls-key",
+            str(self.certs.server.key),
+        ]
+
+    def assertUsage(self, message: str, *argv: str) -> None:
+        e = self.assertRaises(usage.UsageError, parse, *argv)
+        self.assertIn(message, str(e))
+
+    def test_offByDefault(self) -> None:
+        options = parse()
+        self.assertIsNone(options["tls"])
+        self.assertIsNone(options["policy"])
+
+    def test_tlsErrors(self) -> None:
+        certs = self.certs
+        self.assertUsage("--tls-cert and --tls-key go together", "--tls-cert", "x")
+        self.assertUsage("--tls-ca needs --tls-cert and --tls-key", "--tls-ca", "x")
+        self.assertUsage(
+            "cannot read the certificate /nonexistent",
+            "--tls-cert",
+            "/nonexistent",
+            "--tls-key",
+            str(certs.server.key),
+        )
+        self.assertUsage(
+            "does not belong to the certificate",
+            "--tls-cert",
+            str(certs.server.cert),
+            "--tls-key",
+            str(certs.web.key),
+        )
+        self.assertUsage(
+            "--tls-handshake-timeout must be more than 0",
+            *self.tls,
+            "--tls-handshake-timeout",
+            "0",
+        )
+        self.assertUsage("--http-tls takes same, server or off", "--http-tls", "on")
+
+    def test_tls(self) -> None:
+        """The Gearman port and the HTTP port are both wrapped in TLS."""
+        from txgearman.server.tls import TLSServerEndpoint
+
+        options = parse(
+            *self.tls, "--tls-ca", str(self.certs.ca.cert), "--http", "8080"
+        )
+        self.assertTrue(options["tls"].verifiesClients)
+        top = tap.makeService(options, reactor=MemoryReactorClock())
+        assert isinstance(top, MultiService)
+        gearman, web = list(top)
+        assert isinstance(gearman, GearmanServerService)
+        self.assertIsInstance(gearman.endpoint, TLSServerEndpoint)
+        self.assertIsInstance(web.endpoint, TLSServerEndpoint)
+        self.assertIs(web.endpoint.tls, options["tls"])
+        self.assertIn(("tls", options["tls"].describe()), gearman.settings())
+
+    def test_httpTLSServerOnly(self) -> None:
+        """C{--http-tls server}: TLS on HTTP without client certificates."""
+        options = parse(
+            *self.tls,
+            "--tls-ca",
+            str(self.certs.ca.cert),
+            "--http",
+            "8080",
+            "--http-tls",
+            "server",
+        )
+        top = tap.makeService(options, reactor=MemoryReactorClock())
+        gearman, web = list(top)  # type: ignore[call-overload]
+        self.assertFalse(web.endpoint.tls.verifiesClients)
+        self.assertEqual(len(gearman.reloaders), 2)
+
+    def test_httpTLSOff(self) -> None:
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        options = parse(*self.tls, "--http", "8080", "--http-tls", "off")
+        top = tap.makeService(options, reactor=MemoryReactorClock())
+        _, web = list(top)  # type: ignore[call-overload]
+        self.assertIsInstance(web.endpoint, TCP4ServerEndpoint)
+
+    def test_aclErrors(self) -> None:
+        self.assertUsage(
+            "--acl: cannot read the ACL /nonexistent", "--acl", "/nonexistent"
+        )
+        from pathlib import Path
+
+        bad = Path(self.mktemp())
+        bad.write_text("[web]\ninvoke = x\n")
+        self.assertUsage(f"--acl: {bad}: [web] has 'invoke'", "--acl", str(bad))
+
+    def test_acl(self) -> None:
+        """C{--acl} guards the factory and is reloaded on SIGHUP."""
+        from pathlib import Path
+
+        from txgearman.server.guard import GuardedServerProtocol
+
+        path = Path(self.mktemp())
+        path.write_text("[anonymous]\nadmin = version\n")
+        service = tap.makeService(
+            parse("--acl", str(path)), reactor=MemoryReactorClock()
+        )
+        assert isinstance(service, GearmanServerService)
+        self.assertIs(service.factory.protocol, GuardedServerProtocol)
+        self.assertEqual(service.reloaders, [service._reloadPolicy])
+        self.assertIn(("acl", f"{path} (1 identities)"), service.settings())
+
+    def test_adminSocket(self) -> None:
+        """
+        C{--admin-socket} listens on a unix socket, mode 0600, that takes
+        every admin command; without C{--acl} the network port then refuses
+        the state-changing ones.
+        """
+        from txgearman.server.acl import ADMIN_WRITE
+
+        reactor = MemoryReactorClock()
+        path = self.mktemp()
+        top = tap.makeService(parse("--admin-socket", path), reactor=reactor)
+        assert isinstance(top, MultiService)
+        gearman, local = list(top)
+        assert isinstance(gearman, GearmanServerService)
+        rights = gearman.policy.rightsFor(None)  # type: ignore[union-attr]
+        self.assertTrue(rights.may("submit", b"anything"))
+        for command in ADMIN_WRITE:
+            self.assertFalse(rights.mayAdmin(command))
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        [(address, factory, _, mode, _)] = reactor.unixServers
+        self.assertEqual((address, mode), (path, 0o600))
+        self.assertTrue(factory.policy.rightsFor(None).mayAdmin("shutdown"))
+        self.assertIs(factory.core, gearman.core)
