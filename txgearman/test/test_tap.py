@@ -619,7 +619,7 @@ class SecurityOptionsTests(SynchronousTestCase):
         path = self.mktemp()
         top = tap.makeService(parse("--admin-socket", path), reactor=reactor)
         assert isinstance(top, MultiService)
-        gearman, local = list(top)
+        gearman, _ = list(top)
         assert isinstance(gearman, GearmanServerService)
         rights = gearman.policy.rightsFor(None)  # type: ignore[union-attr]
         self.assertTrue(rights.may("submit", b"anything"))
