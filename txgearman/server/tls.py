@@ -36,7 +36,7 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 from twisted.logger import Logger
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -231,7 +231,7 @@ class ServerTLS:
         return f"on ({self.certFile}), client certificates from {self.caFile} required"
 
 
-class _TimedTLSProtocol(BufferingTLSTransport):
+class _TimedTLSProtocol(TLSMemoryBIOProtocol):
     """
     A TLS connection dropped if its handshake has not finished within the
     factory's timeout.
