@@ -86,7 +86,15 @@ def runOnce(
             before = cpuSeconds(proc.pid)
             redisBefore = cpuSeconds(redis.pid) if redis else 0.0
             out = subprocess.run(
-                [*driver, mode, "--port", str(port), *MODES[mode], *extra],
+                [
+                    *driver,
+                    mode,
+                    "--port",
+                    str(port),
+                    *MODES[mode],
+                    *extra,
+                    *server.driverArguments(tmp),
+                ],
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -136,6 +144,8 @@ def main() -> int:
         extra += ["-w", str(args.workers)]
     modes = args.modes.split(",")
     servers = [SERVERS[name] for name in args.servers.split(",")]
+    if any(server.tls for server in servers) and driver[-1] != LOAD_PY:
+        parser.error("the TLS servers need --driver load: gearbench speaks plain TCP")
     results: dict[tuple[str, str], Result] = {}
     for run in range(args.runs):
         for mode in modes:

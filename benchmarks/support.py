@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
@@ -80,14 +82,39 @@ def waitUntil(
         time.sleep(interval)
 
 
-def answers(port: int, request: bytes, reply: bytes) -> bool:
+def answers(
+    port: int, request: bytes, reply: bytes, tls: ssl.SSLContext | None = None
+) -> bool:
     """
     Whether the server on C{port} answers C{request}, sent on a new
-    connection, with something starting with C{reply}.
+    connection (through C{tls} if given), with something starting with
+    C{reply}.
     """
-    with socket.create_connection((LOOPBACK, port), timeout=0.5) as s:
+    with socket.create_connection((LOOPBACK, port), timeout=0.5) as raw:
+        s = (
+            tls.wrap_socket(raw, server_hostname="localhost")
+            if tls is not None
+            else raw
+        )
         s.sendall(request)
         return s.recv(100).startswith(reply)
+
+
+#: The rules of the servers run with C{--acl}: the load generators connect
+#: as C{anonymous} (plain TCP) or as C{web} (TLS), and may do what they do.
+BENCH_ACL = """
+[anonymous]
+submit = *
+register = *
+grab = *
+admin = read
+
+[web]
+submit = *
+register = *
+grab = *
+admin = read
+"""
 
 
 def cpuSeconds(pid: int) -> float:
@@ -133,6 +160,44 @@ class Server:
     command: list[str]
     redis: bool = False
     http: bool = False
+    #: Speaks TLS and asks for a client certificate: made in C{{tmp}}/certs
+    #: by L{prepare}, and given to the driver by L{driverArguments}.
+    tls: bool = False
+    #: Runs with C{--acl {tmp}/acl.ini}, holding L{BENCH_ACL}.
+    acl: bool = False
+
+    def prepare(self, tmp: str) -> None:
+        """Write the files the command names: certificates, the ACL."""
+        if self.tls:
+            from txgearman.test.certs import makeCertificates
+
+            makeCertificates(Path(tmp) / "certs")
+        if self.acl:
+            (Path(tmp) / "acl.ini").write_text(BENCH_ACL)
+
+    def driverArguments(self, tmp: str) -> list[str]:
+        """What a driver (load.py) needs to talk to this server."""
+        if not self.tls:
+            return []
+        certs = Path(tmp) / "certs"
+        return [
+            "--tls-ca",
+            str(certs / "txgearman-test-ca.crt"),
+            "--tls-cert",
+            str(certs / "web.crt"),
+            "--tls-key",
+            str(certs / "web.key"),
+        ]
+
+    def clientContext(self, tmp: str) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        certs = Path(tmp) / "certs"
+        context = ssl.create_default_context(
+            cafile=str(certs / "txgearman-test-ca.crt")
+        )
+        context.load_cert_chain(str(certs / "web.crt"), str(certs / "web.key"))
+        return context
 
     def argv(
         self, port: int, tmp: str, redisPort: int = 0, httpPort: int = 0
@@ -153,13 +218,15 @@ class Server:
         """
         Start the server and wait until it answers the admin C{version}.
         """
+        self.prepare(tmp)
         argv = self.argv(port, tmp, redisPort, httpPort)
         proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        context = self.clientContext(tmp)
         try:
             waitUntil(
-                lambda: answers(port, b"version\n", b"OK"),
+                lambda: answers(port, b"version\n", b"OK", context),
                 15,
                 f"{self.name} to answer",
                 proc,
@@ -267,6 +334,15 @@ _GEARMAND_REDIS = (
     "{redis}",
 )
 
+_TLS = (
+    "--tls-cert",
+    "{tmp}/certs/server.crt",
+    "--tls-key",
+    "{tmp}/certs/server.key",
+    "--tls-ca",
+    "{tmp}/certs/txgearman-test-ca.crt",
+)
+
 SERVERS = {
     "gearmand-t1": Server("gearmand -t 1", _gearmand("1")),
     "gearmand-t4": Server("gearmand -t 4", _gearmand("4")),
@@ -283,6 +359,22 @@ SERVERS = {
         "txgearman --http (scraped every second)",
         txgearmanCommand("--http", "tcp:{http}:interface=127.0.0.1"),
         http=True,
+    ),
+    # With TLS and client certificates (driven by load.py only), and with
+    # an ACL, plain and through TLS: what security costs per job.
+    "txgearman-tls": Server(
+        "txgearman --tls-ca (mutual TLS)",
+        txgearmanCommand(*_TLS),
+        tls=True,
+    ),
+    "txgearman-acl": Server(
+        "txgearman --acl", txgearmanCommand("--acl", "{tmp}/acl.ini"), acl=True
+    ),
+    "txgearman-tls-acl": Server(
+        "txgearman --tls-ca --acl",
+        txgearmanCommand(*_TLS, "--acl", "{tmp}/acl.ini"),
+        tls=True,
+        acl=True,
     ),
     "gearmand-t1-redis": Server(
         "gearmand -t 1 -q redis", _gearmand("1", *_GEARMAND_REDIS), True

@@ -51,14 +51,19 @@ class GuardedServerProtocol(GearmanServerProtocol):
     """
 
     rights: Rights
-    policy: AccessPolicy
     _denials = 0
+
+    @property
+    def policy(self) -> AccessPolicy:
+        # Read from the factory, not kept: every attribute more on these
+        # objects slows every attribute read of the per-packet path (past
+        # CPython's shared-keys size, instance dictionaries stop sharing).
+        policy = self.factory.policy
+        assert policy is not None, "a guarded connection needs a factory with a policy"
+        return policy
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        policy = self.factory.policy
-        assert policy is not None, "a guarded connection needs a factory with a policy"
-        self.policy = policy
         if ISSLTransport.providedBy(self.transport):
             # No request arrives before the handshake ends; until then the
             # connection is nobody.
