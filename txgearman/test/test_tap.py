@@ -22,8 +22,10 @@ from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, defaultHandlePrefix
 from txgearman.server.service import GearmanServerService
 
 
-def parse(*argv: str) -> tap.Options:
+def parse(*argv: str, environ: dict[str, str] | None = None) -> tap.Options:
     options = tap.Options()
+    # Not the environment the tests run in: it may name a Redis password.
+    options.environ = {} if environ is None else environ
     options.parseOptions(list(argv))
     return options
 
@@ -152,7 +154,7 @@ class OptionsTests(SynchronousTestCase):
             ("--no-such-option",),
             ("extra-argument",),
             ("--redis", ""),
-            ("--redis", "rediss://h"),
+            ("--redis", "sentinels://h/m"),
             ("--redis", "h:port"),
             ("--redis", "sentinel://h"),
             ("--redis", "localhost", "--redis-prefix", ""),
