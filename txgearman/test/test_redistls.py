@@ -10,17 +10,21 @@ C{tests/test_redis_tls.py}.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from OpenSSL import SSL
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
+from txgearman.store.redis import RedisQueueStore
 from txgearman.store.redistls import RedisTLS, RedisTLSError, describeTLSFailure
 from txgearman.test.certs import CertificateSet, IssuedCertificate, makeCertificates
 
@@ -320,3 +324,58 @@ class HandshakeTests(SynchronousTestCase):
 
     def test_notTLSFailure(self) -> None:
         self.assertIsNone(describeTLSFailure(Failure(ConnectionDone()), None, "h"))
+
+
+class StoreTLSTests(SynchronousTestCase):
+    """
+    L{RedisQueueStore} with a C{rediss://} address: TLS settings by
+    default, and a failed handshake logged once per cause (its behaviour
+    against a real Redis is in C{tests/test_redis_tls.py}).
+    """
+
+    def test_platformTrustByDefault(self) -> None:
+        store = RedisQueueStore("rediss://:pw@localhost:6380", MemoryReactorClock())
+        self.assertIsInstance(store.tls, RedisTLS)
+        self.assertEqual(
+            store.description,
+            "redis rediss://localhost:6380 (TLS trusting the system's authorities; "
+            "prefix txgearman)",
+        )
+        self.assertIsNone(RedisQueueStore("localhost", MemoryReactorClock()).tls)
+
+    def test_tlsWithoutRediss(self) -> None:
+        self.assertRaises(
+            ValueError,
+            RedisQueueStore,
+            "redis://h",
+            MemoryReactorClock(),
+            tls=RedisTLS(),
+        )
+
+    def test_handshakeFailureLoggedOnce(self) -> None:
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        store = RedisQueueStore("rediss://localhost:6380", MemoryReactorClock())
+        failure = Failure(
+            SSL.Error([("SSL routines", "", "tlsv13 alert certificate required")])
+        )
+        for _ in range(3):
+            store._connectionLost(failure, None)
+        lines = [formatEvent(e) for e in events if "Cannot connect" in formatEvent(e)]
+        self.assertEqual(
+            lines,
+            [
+                "Cannot connect to Redis at rediss://localhost:6380: TLS handshake failed: "
+                "Redis requires a client certificate (tlsv13 alert certificate required; "
+                "give --redis-tls-cert and --redis-tls-key); trying again every second"
+            ],
+        )
+        assert store.connectError is not None
+        self.assertIn("requires a client certificate", store.connectError)
+        # A connection closed for any other reason is no TLS failure.
+        store._connectionLost(Failure(ConnectionDone()), None)
+        self.assertEqual(
+            len([e for e in events if "Cannot connect" in formatEvent(e)]), 1
+        )
