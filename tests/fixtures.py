@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -59,6 +60,7 @@ __all__ = [
     "RedisSentinel",
     "RedisServer",
     "SpawnedTool",
+    "TLSRedisServer",
     "TwistdServer",
     "adminCommand",
     "answersVersion",
@@ -76,6 +78,7 @@ __all__ = [
     "startRedis",
     "startSentinel",
     "startServer",
+    "startTLSRedis",
     "startTap",
     "twistdExecutable",
     "waitFor",
@@ -1279,8 +1282,7 @@ class _RedisProcess:
             self._disconnect()
             argv = [
                 *self._arguments(executable),
-                "--port",
-                str(self.port),
+                *self._listenArguments(),
                 "--bind",
                 self.host,
             ]
@@ -1309,6 +1311,10 @@ class _RedisProcess:
                 self.kill()
                 raise FailTest(f"{e}\n{self.log()}") from None
         raise AssertionError("unreachable")
+
+    def _listenArguments(self) -> list[str]:
+        """@return: the options that say where to listen: C{self.port}."""
+        return ["--port", str(self.port)]
 
     def _path(self, name: str) -> str:
         assert self.directory is not None
@@ -1414,17 +1420,29 @@ class _RedisProcess:
             try:
                 self._socket.recv(1, socket.MSG_PEEK)
                 self._disconnect()
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError):
+                pass
+            except ValueError:
+                # A TLS socket cannot peek: a closed connection shows when
+                # the command fails.
                 pass
             except OSError:
                 self._disconnect()
         if self._socket is None:
-            self._socket = socket.create_connection((self.host, self.port), timeout)
+            self._socket = self._openSocket(timeout)
             self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._reader = self._socket.makefile("rb")
+            self._greet()
         assert self._reader is not None
         self._socket.settimeout(timeout)
         return self._socket, self._reader
+
+    def _openSocket(self, timeout: float) -> socket.socket:
+        """@return: a new connection to the process."""
+        return socket.create_connection((self.host, self.port), timeout)
+
+    def _greet(self) -> None:
+        """Say what a new connection must say first: nothing, here."""
 
     def command(self, *args: bytes | str | int, timeout: float = 5.0) -> Any:
         """
@@ -1503,6 +1521,85 @@ class RedisServer(_RedisProcess):
 
     def flushall(self) -> None:
         self.command("FLUSHALL")
+
+
+class TLSRedisServer(RedisServer):
+    """
+    A L{RedisServer} that speaks only TLS (C{--port 0 --tls-port}), with
+    certificates of L{txgearman.test.certs}, and optionally a password.
+    The fixture's own client trusts C{ca}, shows C{clientCert} and says
+    C{AUTH} first.
+    """
+
+    def __init__(
+        self,
+        ca: Path,
+        serverCert: Path,
+        serverKey: Path,
+        clientCert: tuple[Path, Path],
+        authClients: str = "no",
+        password: str | None = None,
+        serverCA: Path | None = None,
+        **kw: Any,
+    ) -> None:
+        """
+        @param ca: the authority Redis trusts for client certificates, and
+            the fixture for the server's.
+        @param serverCert: the certificate Redis shows.
+        @param serverKey: its key.
+        @param clientCert: the fixture's client certificate and key.
+        @param authClients: C{yes}, C{no} or C{optional}
+            (C{--tls-auth-clients}).
+        @param password: C{--requirepass}'s, if any.
+        @param serverCA: the authority that signed C{serverCert}, for the
+            fixture to trust, if not C{ca}; the fixture checks no host name,
+            so that tests may give Redis a certificate for another host.
+        """
+        super().__init__(**kw)
+        self.ca = ca
+        self.serverCert = serverCert
+        self.serverKey = serverKey
+        self.clientCert = clientCert
+        self.authClients = authClients
+        self.password = password
+        self.serverCA = serverCA or ca
+
+    def _arguments(self, executable: str) -> list[str]:
+        argv = super()._arguments(executable)
+        argv += ["--tls-cert-file", str(self.serverCert)]
+        argv += ["--tls-key-file", str(self.serverKey)]
+        argv += ["--tls-ca-cert-file", str(self.ca)]
+        argv += ["--tls-auth-clients", self.authClients]
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
+        return argv
+
+    def _listenArguments(self) -> list[str]:
+        return ["--port", "0", "--tls-port", str(self.port)]
+
+    @property
+    def url(self) -> str:
+        return f"rediss://{self.host}:{self.port}"
+
+    def _openSocket(self, timeout: float) -> socket.socket:
+        context = ssl.create_default_context(cafile=str(self.serverCA))
+        context.check_hostname = False
+        context.load_cert_chain(str(self.clientCert[0]), str(self.clientCert[1]))
+        raw = socket.create_connection((self.host, self.port), timeout)
+        try:
+            return context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+    def _greet(self) -> None:
+        if self.password is not None:
+            assert self._socket is not None and self._reader is not None
+            self._socket.sendall(_encode(["AUTH", self.password]))
+            reply = _readReply(self._reader)
+            if isinstance(reply, RedisReplyError):
+                self._disconnect()
+                raise reply
 
 
 class RedisSentinel(_RedisProcess):
@@ -1588,6 +1685,16 @@ def startRedis(testCase: SynchronousTestCase, **kw: Any) -> RedisServer:
     when C{testCase} ends, however it ends.
     """
     server = RedisServer(**kw)
+    testCase.addCleanup(server.cleanup)
+    return server.start()
+
+
+def startTLSRedis(testCase: SynchronousTestCase, **kw: Any) -> TLSRedisServer:
+    """
+    Start a L{TLSRedisServer} (arguments as its initialiser's) that is
+    removed when C{testCase} ends, however it ends.
+    """
+    server = TLSRedisServer(**kw)
     testCase.addCleanup(server.cleanup)
     return server.start()
 

@@ -9,11 +9,13 @@ import atexit
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet import endpoints
+from twisted.logger import Logger
 from twisted.python import usage
 
 from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
@@ -35,12 +37,20 @@ from txgearman.server.tls import (
 )
 from txgearman.store.redisaddress import parseRedisAddress
 from txgearman.store.redislayout import DEFAULT_PREFIX
+from txgearman.store.redispassword import (
+    PASSWORD_ENVIRONMENT,
+    RedisPasswordError,
+    choosePassword,
+)
+from txgearman.store.redistls import RedisTLS, RedisTLSError
 
 __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 
 #: The signal that starts a graceful drain.  twistd already uses SIGUSR1
 #: to rotate its log file, so gearmand's SIGUSR1 is not available.
 DRAIN_SIGNAL = signal.SIGUSR2
+
+_log = Logger()
 
 
 def _typed(kind: type[int] | type[float], option: str) -> Any:
@@ -246,9 +256,34 @@ class Options(usage.Options):
             None,
             None,
             "Store background jobs in Redis: host:port, "
-            "redis://[[user]:password@]host[:port][/db], a unix socket path, or "
-            "sentinel://host:26379[,host2:26379]/mastername.",
+            "redis://[[user]:password@]host[:port][/db], rediss://... for TLS, "
+            "a unix socket path, or sentinel://host:26379[,host2:26379]/mastername.  "
+            "A password here shows in ps: prefer --redis-password-file or "
+            f"${PASSWORD_ENVIRONMENT}.",
         ],
+        [
+            "redis-password-file",
+            None,
+            None,
+            "Read the Redis password from this file (one trailing newline is "
+            "dropped; keep it mode 0600).  Giving the password a second way, in "
+            f"the URL or ${PASSWORD_ENVIRONMENT}, is refused.",
+        ],
+        [
+            "redis-tls-ca",
+            None,
+            None,
+            "With rediss://: trust the PEM authorities in this file to sign "
+            "Redis' certificate, instead of the system's.",
+        ],
+        [
+            "redis-tls-cert",
+            None,
+            None,
+            "With rediss://: show Redis this PEM client certificate (for its "
+            "tls-auth-clients); needs --redis-tls-key.",
+        ],
+        ["redis-tls-key", None, None, "The PEM private key of --redis-tls-cert."],
         [
             "redis-prefix",
             None,
@@ -348,11 +383,7 @@ class Options(usage.Options):
                 )
         if not self["drain-timeout"] >= 0:
             raise usage.UsageError("--drain-timeout must be 0 or more")
-        if self["redis"] is not None:
-            try:
-                self["redis"] = parseRedisAddress(self["redis"])
-            except ValueError as e:
-                raise usage.UsageError(f"--redis: {e}") from None
+        self._checkRedis()
         if not self["redis-prefix"]:
             raise usage.UsageError("--redis-prefix must not be empty")
         for name in ("redis-timeout", "redis-lock-ttl"):
@@ -360,6 +391,45 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} must be more than 0")
         if not self["redis-start-timeout"] >= 0:
             raise usage.UsageError("--redis-start-timeout must be 0 or more")
+
+    #: Where C{$TXGEARMAN_REDIS_PASSWORD} is looked up; tests set their own.
+    environ: Mapping[str, str] = os.environ
+
+    def _checkRedis(self) -> None:
+        """
+        Parse C{--redis}, and read its password and TLS files now, so that a
+        wrong one stops the start with its name (and under C{twistd -u},
+        before the privileges are dropped).
+        """
+        self["redis-tls"] = None
+        self["redis-warnings"] = ()
+        tlsOptions = ("redis-tls-ca", "redis-tls-cert", "redis-tls-key")
+        if self["redis"] is None:
+            for name in ("redis-password-file", *tlsOptions):
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} needs --redis")
+            return
+        try:
+            address = parseRedisAddress(self["redis"])
+            choice = choosePassword(address, self["redis-password-file"], self.environ)
+        except (ValueError, RedisPasswordError) as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        self["redis"] = choice.address
+        self["redis-warnings"] = choice.warnings
+        given = [name for name in tlsOptions if self[name] is not None]
+        if not address.tls:
+            if given:
+                raise usage.UsageError(
+                    f"--{given[0]} needs a rediss:// --redis address (TLS); "
+                    "TLS through Sentinel or a unix socket is not supported"
+                )
+            return
+        try:
+            self["redis-tls"] = RedisTLS(
+                self["redis-tls-ca"], self["redis-tls-cert"], self["redis-tls-key"]
+            )
+        except RedisTLSError as e:
+            raise usage.UsageError(str(e)) from None
 
     def _checkTLS(self) -> None:
         """
@@ -405,6 +475,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         # Imported here: txredisapi installs the global reactor on import.
         from txgearman.store.redis import RedisQueueStore
 
+        for warning in options["redis-warnings"]:
+            # Not "warning=": twisted.python.log takes that for a Python warning.
+            _log.warn("{notice}", notice=warning)
         store = RedisQueueStore(
             options["redis"],
             reactor,
@@ -413,6 +486,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             lockTTL=options["redis-lock-ttl"],
             startTimeout=options["redis-start-timeout"],
             claim=claim,
+            tls=options["redis-tls"],
         )
     prefix = options["job-handle-prefix"]
     service = GearmanServerService(

@@ -38,7 +38,11 @@ from twisted.internet.defer import (
     fail,
     succeed,
 )
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    UNIXClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall, deferLater
@@ -74,6 +78,7 @@ from txgearman.store.redislayout import (
     ownerToken,
     parseOwner,
 )
+from txgearman.store.redistls import RedisTLS
 
 __all__ = ["RedisQueueStore"]
 
@@ -209,11 +214,30 @@ def _redisAPI() -> _RedisAPI:
         txredisapi.ClientService = _QuietClientService
 
     class _Protocol(_FastCommands, txredisapi.RedisProtocol):
+        #: Whether Redis has sent anything on this connection.
+        _answered = False
+
+        def dataReceived(self, data: bytes) -> Any:
+            if not self._answered:
+                # Over TLS, the first bytes through prove the handshake
+                # done and the client certificate accepted.
+                self._answered = True
+                onAnswered = getattr(self.factory, "onAnswered", None)
+                if onAnswered is not None:
+                    onAnswered()
+            return super().dataReceived(data)
+
         def connectionLost(self, reason: Any) -> Any:
-            result = super().connectionLost(reason)
+            # Over TLS, the transport knows why a handshake failed.
             onLost = getattr(self.factory, "onLost", None)
+            transport = self.transport
+            self.factory.losing = True
+            try:
+                result = super().connectionLost(reason)
+            finally:
+                self.factory.losing = False
             if onLost is not None:
-                onLost(reason)
+                onLost(reason, transport)
             return result
 
     class _Factory(txredisapi.RedisFactory):
@@ -229,12 +253,37 @@ def _redisAPI() -> _RedisAPI:
         #: password, a database it does not have): txredisapi then stops
         #: trying, and otherwise says so only in its log.
         onError: Callable[[str], None] | None = None
-        #: Told when a connection to Redis is lost: commands sent before
-        #: it comes back would wait for it, so the store refuses jobs at
-        #: once instead, until a probe is answered.
-        onLost: Callable[[Failure], None] | None = None
+        #: Told when a connection to Redis is lost, and its transport:
+        #: commands sent before it comes back would wait for it, so the
+        #: store refuses jobs at once instead, until a probe is answered.
+        onLost: Callable[[Failure, Any], None] | None = None
+        #: Told when Redis first sends something on a connection.
+        onAnswered: Callable[[], None] | None = None
+        #: Whether a connection is being lost.  Its AUTH or SELECT in
+        #: flight then fails, and txredisapi takes that for Redis refusing
+        #: this server: it stops trying and logs it, once per attempt.  But
+        #: a lost connection is no refusal (a failed TLS handshake loses
+        #: it so): the store logs the cause, and the next attempt may do.
+        losing = False
+        _lazy = False
+
+        @property
+        def isLazy(self) -> bool:
+            # txredisapi logs a failed AUTH or SELECT itself if lazy.
+            return self._lazy and not self.losing
+
+        @isLazy.setter
+        def isLazy(self, value: bool) -> None:
+            self._lazy = value
+
+        def stopTrying(self) -> Any:
+            if self.losing:
+                return succeed(None)
+            return super().stopTrying()
 
         def connectionError(self, why: str) -> None:
+            if self.losing:
+                return
             if self.deferred is not None:
                 # Nobody waits on it (the connection is lazy): the store
                 # reports why, below.
@@ -311,6 +360,16 @@ class _WatchedEndpoint:
         return self._endpoint.connect(protocolFactory).addCallbacks(connected, failed)
 
 
+def _nothing() -> None:
+    pass
+
+
+class _TLSFailed(Exception):
+    """
+    A TLS connection to Redis failed: its message says why, in words.
+    """
+
+
 def _connectionTrouble(failure: Failure) -> bool:
     """
     Whether a failure means Redis is out of reach (rather than that it
@@ -345,6 +404,7 @@ class RedisQueueStore:
         batchInterval: float = 0.001,
         deleteInterval: float = 0.01,
         claim: IServerClaim | None = None,
+        tls: RedisTLS | None = None,
     ) -> None:
         """
         @param address: a L{RedisAddress} or C{--redis}'s text.
@@ -367,10 +427,19 @@ class RedisQueueStore:
             process of this host with the same claim, while the claim is
             free, is this server's dead predecessor's, and is taken over at
             once.  Without one, such a lock is waited out.
+        @param tls: whom to trust and which client certificate to show, for
+            a C{rediss://} address; the system's authorities and none if
+            C{None}.
+        @raise ValueError: C{tls} is given for an address without TLS.
         """
         self.address = (
             parseRedisAddress(address) if isinstance(address, str) else address
         )
+        if tls is not None and not self.address.tls:
+            raise ValueError(
+                f"TLS settings given for {self.address}, which is no rediss:// address"
+            )
+        self.tls = tls if tls is not None or not self.address.tls else RedisTLS()
         self.reactor = reactor
         if isinstance(prefix, str):
             prefix = prefix.encode("utf-8")
@@ -389,9 +458,9 @@ class RedisQueueStore:
         # A job was added while a call was in flight: submitters are not
         # waiting for each other's answers, so the store is under load.
         self._busy = False
-        self.description = (
-            f"redis {self.address} (prefix {prefix.decode('utf-8', 'replace')})"
-        )
+        tlsNote = f"{self.tls}; " if self.tls is not None else ""
+        prefixName = prefix.decode("utf-8", "replace")
+        self.description = f"redis {self.address} ({tlsNote}prefix {prefixName})"
         self.claim = claim
         # Why the last connection attempt failed, while connecting fails.
         self.connectError: str | None = None
@@ -494,6 +563,7 @@ class RedisQueueStore:
             )
             return
         endpoint: Any
+        connected = self._connectSucceeded
         if address.kind == "unix":
             endpoint = UNIXClientEndpoint(
                 self.reactor, address.path, timeout=self.timeout
@@ -503,10 +573,16 @@ class RedisQueueStore:
                 self.reactor, address.host, address.port, timeout=self.timeout
             )
         factory = api.factory(str(address), address.db, 1, isLazy=True, **options)
+        if self.tls is not None:
+            endpoint = wrapClientTLS(self.tls.creatorFor(address.host), endpoint)
+            # The TCP connection is only half of it: the handshake (and Redis
+            # accepting the client certificate) shows once Redis answers.
+            connected = _nothing
+            factory.onAnswered = self._connectSucceeded
         factory.onError = self._refusedConnection
         factory.onLost = self._connectionLost
         factory.startConnecting(
-            _WatchedEndpoint(endpoint, self._connectSucceeded, self._connectFailed)
+            _WatchedEndpoint(endpoint, connected, self._connectFailed)
         )
         self._redis = factory.handler
 
@@ -543,11 +619,16 @@ class RedisQueueStore:
         if self._acquiring is not None:
             self._acquiring.cancel()
 
-    def _connectionLost(self, reason: Failure) -> None:
+    def _connectionLost(self, reason: Failure, transport: Any = None) -> None:
+        why = reason.getErrorMessage().rstrip(".")
+        if self.tls is not None:
+            tlsWhy = self.tls.describeFailure(reason, transport, self.address.host)
+            if tlsWhy is not None:
+                # Logged as any failed attempt: once per cause.
+                why = tlsWhy
+                self._connectFailed(Failure(_TLSFailed(tlsWhy)))
         if self.state is StoreState.RUNNING:
-            self._becomeUnavailable(
-                f"the connection to Redis was lost ({reason.getErrorMessage().rstrip('.')})"
-            )
+            self._becomeUnavailable(f"the connection to Redis was lost ({why})")
 
     def _connectSucceeded(self) -> None:
         if self.connectError is not None:

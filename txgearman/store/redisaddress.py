@@ -3,8 +3,9 @@
 Where the Redis queue lives: C{--redis}'s value, parsed.
 
 One option names every kind of Redis a production site runs: a plain
-C{host:port}, a C{redis://} URL with credentials and a database, a unix
-socket, or a Sentinel group that knows which server is the master.
+C{host:port}, a C{redis://} URL with credentials and a database (or
+C{rediss://} for TLS), a unix socket, or a Sentinel group that knows which
+server is the master.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RedisAddress:
     @ivar db: the database number, or C{None} for Redis's default.
     @ivar username: the ACL user name, or C{None}.
     @ivar password: the password, or C{None}.
+    @ivar tls: whether to speak TLS to Redis (C{rediss://}; C{"tcp"} only).
     """
 
     kind: str
@@ -43,10 +45,12 @@ class RedisAddress:
     db: int | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    tls: bool = False
 
     def __str__(self) -> str:
         """
-        The address for logs and errors: never the password.
+        The address for logs and errors: never the password, and
+        C{rediss://} in front when TLS is used, so that a log says so.
         """
         if self.kind == "unix":
             where = f"unix:{self.path}"
@@ -55,6 +59,8 @@ class RedisAddress:
             where = f"sentinel://{hosts}/{self.master}"
         else:
             where = _hostPort(self.host, self.port)
+            if self.tls:
+                where = f"rediss://{where}"
         if self.db:
             where += f" db {self.db}"
         return where
@@ -73,6 +79,7 @@ def parseRedisAddress(text: str) -> RedisAddress:
         localhost:6379                 host:port (the port defaults to 6379)
         [::1]:6379                     an IPv6 literal in brackets
         redis://[[user]:password@]host[:port][/db]
+        rediss://[[user]:password@]host[:port][/db]    the same over TLS
         /run/redis/redis.sock          a unix socket (also unix:/path[?db=N])
         sentinel://[[user]:password@]host:26379,host2:26379/mastername[/db]
 
@@ -104,10 +111,14 @@ def _parse(text: str) -> RedisAddress:
         return _parseUnix(text)
     if text.startswith("sentinel://"):
         return _parseSentinel(text)
-    if text.startswith("rediss://"):
+    if text.startswith(("sentinels://", "rediss+sentinel://", "sentinel+rediss://")):
         raise ValueError(
-            "TLS to Redis (rediss://) is not supported; use a local TLS proxy"
+            "TLS through Sentinel is not supported (txredisapi connects to the "
+            "master a Sentinel names without TLS): name the master with "
+            "rediss://host:port, or put a TLS proxy in front of the Sentinels"
         )
+    if text.startswith("rediss://"):
+        return _parseURL(text, tls=True)
     if text.startswith("redis://"):
         return _parseURL(text)
     if "://" in text:
@@ -158,11 +169,13 @@ def _credentials(userinfo: str) -> tuple[str | None, str | None]:
     if not colon:
         # redis://secret@host: a lone word is the password, as redis-cli -u reads it.
         return None, unquote(user)
-    return (unquote(user) or None), unquote(password)
+    # redis://user:@host names a user whose password comes from elsewhere
+    # (--redis-password-file): an empty password is none.
+    return (unquote(user) or None), (unquote(password) or None)
 
 
-def _parseURL(text: str) -> RedisAddress:
-    rest = text[len("redis://") :]
+def _parseURL(text: str, tls: bool = False) -> RedisAddress:
+    rest = text.partition("://")[2]
     userinfo, _, rest = rest.rpartition("@")
     hostport, _, path = rest.partition("/")
     if "?" in rest or "#" in rest:
@@ -176,6 +189,7 @@ def _parseURL(text: str) -> RedisAddress:
         db=_db(path, text),
         username=username,
         password=password,
+        tls=tls,
     )
 
 

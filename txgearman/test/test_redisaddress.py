@@ -225,9 +225,56 @@ class URLTests(unittest.SynchronousTestCase):
             e = self.assertRaises(ValueError, parseRedisAddress, text)
             self.assertIn("query", str(e))
 
-    def test_tlsRejected(self) -> None:
-        e = self.assertRaises(ValueError, parseRedisAddress, "rediss://:pw@h:6380/1")
-        self.assertIn("TLS", str(e))
+    def test_tls(self) -> None:
+        """
+        C{rediss://} is the same URL, over TLS.
+        """
+        self.assertEqual(
+            parseRedisAddress("rediss://user:pw@h:6380/1"),
+            RedisAddress(
+                kind="tcp",
+                host="h",
+                port=6380,
+                db=1,
+                username="user",
+                password="pw",
+                tls=True,
+            ),
+        )
+        self.assertEqual(
+            parseRedisAddress("rediss://[::1]"),
+            RedisAddress(kind="tcp", host="::1", port=6379, tls=True),
+        )
+        self.assertFalse(parseRedisAddress("redis://h").tls)
+        self.assertFalse(parseRedisAddress("h:1").tls)
+
+    def test_tlsErrorsHidePasswords(self) -> None:
+        with self.assertRaises(ValueError) as caught:
+            parseRedisAddress("rediss://:secret@h:99999")
+        self.assertNotIn("secret", str(caught.exception))
+
+    def test_tlsSentinelRejected(self) -> None:
+        """
+        txredisapi reaches the master a Sentinel names without TLS: a
+        Sentinel address that asks for TLS is refused, saying so, rather
+        than taken as plaintext.
+        """
+        for text in [
+            "sentinels://h/m",
+            "rediss+sentinel://h/m",
+            "sentinel+rediss://h/m",
+        ]:
+            e = self.assertRaises(ValueError, parseRedisAddress, text)
+            self.assertIn("TLS through Sentinel is not supported", str(e))
+
+    def test_userWithoutPassword(self) -> None:
+        """
+        C{redis://user:@h} names a user and no password (which may come
+        from a file): an empty password is none.
+        """
+        address = parseRedisAddress("rediss://gearman:@h")
+        self.assertEqual((address.username, address.password), ("gearman", None))
+        self.assertIsNone(parseRedisAddress("redis://:@h").password)
 
     def test_unknownScheme(self) -> None:
         for text in ["http://h:6379", "tcp://h:6379", "valkey://h", "REDIS://h"]:
@@ -382,6 +429,17 @@ class StrTests(unittest.SynchronousTestCase):
         self.assertEqual(str(parseRedisAddress("h")), "h:6379")
         self.assertEqual(str(parseRedisAddress("redis://h:1/2")), "h:1 db 2")
 
+    def test_tls(self) -> None:
+        """
+        A TLS address says so, for the logs.
+        """
+        self.assertEqual(
+            str(parseRedisAddress("rediss://:pw@h:1/2")), "rediss://h:1 db 2"
+        )
+        self.assertEqual(
+            str(parseRedisAddress("rediss://[::1]")), "rediss://[::1]:6379"
+        )
+
     def test_ipv6(self) -> None:
         self.assertEqual(str(parseRedisAddress("[::1]:5")), "[::1]:5")
 
@@ -401,6 +459,7 @@ class StrTests(unittest.SynchronousTestCase):
             "redis://:hunter2@h:1/2",
             "redis://user:hunter2@h",
             "redis://hunter2@h",
+            "rediss://user:hunter2@h",
             "sentinel://:hunter2@s1,s2/m/1",
         ]:
             address = parseRedisAddress(text)
@@ -411,7 +470,12 @@ class StrTests(unittest.SynchronousTestCase):
     @settings(max_examples=200, deadline=None)
     @given(
         st.sampled_from(
-            ["redis://{}@h:1/2", "redis://u:{}@[::1]", "sentinel://:{}@a,b:2/m/3"]
+            [
+                "redis://{}@h:1/2",
+                "redis://u:{}@[::1]",
+                "rediss://:{}@h",
+                "sentinel://:{}@a,b:2/m/3",
+            ]
         ),
         secrets,
     )

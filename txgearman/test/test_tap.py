@@ -8,10 +8,13 @@ from __future__ import annotations
 import io
 import signal
 import sys
+from pathlib import Path
+from typing import cast
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,12 +23,28 @@ from txgearman.codec import DEFAULT_MAX_PACKET_SIZE
 from txgearman.server import tap
 from txgearman.server.core import DEFAULT_MAX_FUNCTIONS, defaultHandlePrefix
 from txgearman.server.service import GearmanServerService
+from txgearman.store.redispassword import PASSWORD_ENVIRONMENT
+from txgearman.store.redistls import RedisTLS
+from txgearman.test.certs import CertificateSet, makeCertificates
 
 
-def parse(*argv: str) -> tap.Options:
+def parse(*argv: str, environ: dict[str, str] | None = None) -> tap.Options:
     options = tap.Options()
+    # Not the environment the tests run in: it may name a Redis password.
+    options.environ = {} if environ is None else environ
     options.parseOptions(list(argv))
     return options
+
+
+_certificates: CertificateSet | None = None
+
+
+def _redisCerts(testCase: SynchronousTestCase) -> CertificateSet:
+    """Certificates for the C{--redis-tls-*} tests, made once."""
+    global _certificates
+    if _certificates is None:
+        _certificates = makeCertificates(Path(testCase.mktemp()))
+    return _certificates
 
 
 class OptionsTests(SynchronousTestCase):
@@ -152,7 +171,7 @@ class OptionsTests(SynchronousTestCase):
             ("--no-such-option",),
             ("extra-argument",),
             ("--redis", ""),
-            ("--redis", "rediss://h"),
+            ("--redis", "sentinels://h/m"),
             ("--redis", "h:port"),
             ("--redis", "sentinel://h"),
             ("--redis", "localhost", "--redis-prefix", ""),
@@ -270,6 +289,186 @@ class OptionsTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError) as caught:
             parse("--redis", "redis://:secret@h/x")
         self.assertNotIn("secret", str(caught.exception))
+
+
+class RedisSecurityOptionsTests(SynchronousTestCase):
+    """
+    C{--redis-tls-*} and C{--redis-password-file} (and
+    C{$TXGEARMAN_REDIS_PASSWORD}) are checked and their files read when
+    the options are parsed: a wrong one is a usage error naming it.
+    """
+
+    def setUp(self) -> None:
+        self.certs = _redisCerts(self)
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        self.passwordFile = self.directory / "password"
+        self.passwordFile.write_bytes(b"file-secret\n")
+        self.passwordFile.chmod(0o600)
+
+    def refused(self, *argv: str, environ: dict[str, str] | None = None) -> str:
+        with self.assertRaises(usage.UsageError) as caught:
+            parse(*argv, environ=environ)
+        return str(caught.exception)
+
+    def test_tls(self) -> None:
+        certs = self.certs
+        options = parse(
+            "--redis",
+            "rediss://localhost:6380",
+            "--redis-tls-ca",
+            str(certs.ca.cert),
+            "--redis-tls-cert",
+            str(certs.web.cert),
+            "--redis-tls-key",
+            str(certs.web.key),
+        )
+        self.assertTrue(options["redis"].tls)
+        tls = options["redis-tls"]
+        self.assertIsInstance(tls, RedisTLS)
+        self.assertEqual(
+            (tls.caFile, tls.certFile, tls.keyFile),
+            (str(certs.ca.cert), str(certs.web.cert), str(certs.web.key)),
+        )
+
+    def test_tlsPlatformTrust(self) -> None:
+        """
+        C{rediss://} alone trusts the system's authorities.
+        """
+        options = parse("--redis", "rediss://localhost")
+        self.assertEqual(
+            str(options["redis-tls"]), "TLS trusting the system's authorities"
+        )
+        self.assertIsNone(parse("--redis", "redis://localhost")["redis-tls"])
+
+    def test_tlsOptionsNeedRediss(self) -> None:
+        ca = str(self.certs.ca.cert)
+        for address in ["localhost", "redis://h", "/run/redis.sock", "sentinel://s/m"]:
+            for option in ["--redis-tls-ca", "--redis-tls-cert", "--redis-tls-key"]:
+                message = self.refused("--redis", address, option, ca)
+                self.assertTrue(
+                    message.startswith(f"{option} needs a rediss:// --redis address"),
+                    message,
+                )
+
+    def test_optionsNeedRedis(self) -> None:
+        for option in [
+            "--redis-tls-ca",
+            "--redis-tls-cert",
+            "--redis-tls-key",
+            "--redis-password-file",
+        ]:
+            self.assertEqual(self.refused(option, "x"), f"{option} needs --redis")
+
+    def test_tlsFileErrors(self) -> None:
+        certs = self.certs
+        missing = str(self.directory / "missing.crt")
+        self.assertEqual(
+            self.refused("--redis", "rediss://h", "--redis-tls-ca", missing),
+            f"--redis-tls-ca: cannot read {missing}: No such file or directory",
+        )
+        self.assertEqual(
+            self.refused(
+                "--redis", "rediss://h", "--redis-tls-ca", str(self.passwordFile)
+            ),
+            f"--redis-tls-ca: {self.passwordFile} holds no PEM certificate",
+        )
+        self.assertEqual(
+            self.refused(
+                "--redis", "rediss://h", "--redis-tls-cert", str(certs.web.cert)
+            ),
+            "--redis-tls-cert and --redis-tls-key go together",
+        )
+        self.assertIn(
+            "is not the key of the certificate",
+            self.refused(
+                "--redis",
+                "rediss://h",
+                "--redis-tls-cert",
+                str(certs.web.cert),
+                "--redis-tls-key",
+                str(certs.worker.key),
+            ),
+        )
+
+    def test_sentinelTLSRefused(self) -> None:
+        self.assertIn(
+            "TLS through Sentinel is not supported",
+            self.refused("--redis", "sentinels://s/m"),
+        )
+
+    def test_passwordFile(self) -> None:
+        options = parse(
+            "--redis",
+            "redis://gearman:@h",
+            "--redis-password-file",
+            str(self.passwordFile),
+        )
+        address = options["redis"]
+        self.assertEqual(
+            (address.username, address.password), ("gearman", "file-secret")
+        )
+        self.assertEqual(options["redis-warnings"], ())
+
+    def test_passwordFileErrors(self) -> None:
+        missing = str(self.directory / "nothing")
+        self.assertEqual(
+            self.refused("--redis", "h", "--redis-password-file", missing),
+            f"--redis: cannot read --redis-password-file {missing}: "
+            "No such file or directory",
+        )
+        self.passwordFile.write_bytes(b"\n")
+        self.assertIn(
+            "is empty",
+            self.refused(
+                "--redis", "h", "--redis-password-file", str(self.passwordFile)
+            ),
+        )
+
+    def test_passwordFromEnvironment(self) -> None:
+        options = parse(
+            "--redis", "rediss://h", environ={PASSWORD_ENVIRONMENT: "env-secret"}
+        )
+        self.assertEqual(options["redis"].password, "env-secret")
+        self.assertIsNone(parse(environ={PASSWORD_ENVIRONMENT: "x"})["redis"])
+
+    def test_passwordTwoWays(self) -> None:
+        for argv, environ in [
+            (("--redis", "redis://:url-secret@h", "--redis-password-file", "f"), {}),
+            (
+                ("--redis", "h", "--redis-password-file", str(self.passwordFile)),
+                {PASSWORD_ENVIRONMENT: "env-secret"},
+            ),
+            (
+                ("--redis", "redis://:url-secret@h"),
+                {PASSWORD_ENVIRONMENT: "env-secret"},
+            ),
+        ]:
+            message = self.refused(*argv, environ=environ)
+            self.assertIn("ambiguous", message)
+            for secret in ("url-secret", "env-secret", "file-secret"):
+                self.assertNotIn(secret, message)
+
+    def test_urlPasswordWarned(self) -> None:
+        options = parse("--redis", "redis://:url-secret@h")
+        [warning] = options["redis-warnings"]
+        self.assertIn("visible", warning.replace("can read it", "visible"))
+        self.assertNotIn("url-secret", warning)
+
+    def test_help(self) -> None:
+        """
+        The help names the options and the environment variable.
+        """
+        text = " ".join(str(tap.Options()).split())
+        for name in [
+            "--redis-password-file",
+            "--redis-tls-ca",
+            "--redis-tls-cert",
+            "--redis-tls-key",
+            "rediss://",
+            PASSWORD_ENVIRONMENT,
+        ]:
+            self.assertIn(name, text)
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -462,6 +661,49 @@ class RedisServiceTests(SynchronousTestCase):
         self.assertIs(store.reactor, reactor)
         self.assertEqual(reactor.unixClients, [])
         self.assertEqual(store.description, "redis unix:/run/redis.sock (prefix jobs)")
+
+    def test_tlsStore(self) -> None:
+        """
+        The store gets the TLS settings; its description (what admin
+        C{settings} and C{/api/server} show) says TLS and never the
+        password, which is logged nowhere either.
+        """
+        from txgearman.store.redis import RedisQueueStore
+
+        certs = _redisCerts(self)
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        options = parse(
+            "--redis",
+            "rediss://user:url-secret@localhost:6380/1",
+            "--redis-tls-ca",
+            str(certs.ca.cert),
+        )
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        assert isinstance(service, GearmanServerService)
+        store = service.store
+        assert isinstance(store, RedisQueueStore)
+        self.assertIs(store.tls, options["redis-tls"])
+        self.assertEqual(
+            store.description,
+            f"redis rediss://localhost:6380 db 1 (TLS trusting {certs.ca.cert}; "
+            "prefix txgearman)",
+        )
+        settings = dict(service.settings())
+        self.assertEqual(settings["store"], store.description)
+        logged = [formatEvent(event) for event in events]
+        self.assertEqual(
+            [
+                line
+                for line in logged
+                if "ps" in line and "--redis-password-file" in line
+            ],
+            [options["redis-warnings"][0]],
+        )
+        for text in [*logged, repr(settings)]:
+            self.assertNotIn("url-secret", text)
 
     def test_memoryByDefault(self) -> None:
         from txgearman.store.memory import MemoryQueueStore
