@@ -107,12 +107,14 @@ BENCH_ACL = """
 submit = *
 register = *
 grab = *
+status = *
 admin = read
 
 [web]
 submit = *
 register = *
 grab = *
+status = *
 admin = read
 """
 
