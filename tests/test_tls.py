@@ -143,7 +143,9 @@ class _TLSCase:
     socketPath: Path
     httpPort: int
 
-    def startTLS(self, testCase: SynchronousTestCase, *extra: str) -> None:
+    def startTLS(
+        self, testCase: SynchronousTestCase, *extra: str, acl: bool = True
+    ) -> None:
         directory = Path(testCase.mktemp()).resolve()
         directory.mkdir(parents=True)
         self.certs = makeCertificates(directory / "certs")
@@ -155,8 +157,7 @@ class _TLSCase:
             directory / "server",
             self.certs,
             [
-                "--acl",
-                str(self.aclPath),
+                *(["--acl", str(self.aclPath)] if acl else []),
                 "--admin-socket",
                 str(self.socketPath),
                 "--http",
@@ -587,3 +588,67 @@ class LibraryTests(_TLSCase, TestCase):
         self.assertIn(
             "the connection was lost (certificate verify failed)", str(caught.exception)
         )
+
+
+def _hostile() -> Any:
+    """
+    benchmarks/hostile.py, whose packet generators the plain-port fuzz run
+    uses (it imports its siblings by their bare names).
+    """
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("hostile")
+
+
+class FuzzTests(_TLSCase, SynchronousTestCase):
+    """
+    The fuzz run of benchmarks/hostile.py (its packets: random contents,
+    unknown and response-only types, wrong argument counts, oversized and
+    truncated bodies, long admin lines), sent through TLS connections with
+    a client certificate, while an honest connection keeps being answered.
+    """
+
+    def setUp(self) -> None:
+        self.startTLS(self, acl=False)
+
+    def test_fuzz(self) -> None:
+        import random
+
+        hostile = _hostile()
+        rng = random.Random(15)
+        pool = [hostile.survivable(rng) for _ in range(2048)]
+        killers = [hostile.killer(rng) for _ in range(256)]
+        honest = self.server.connectTLS(self.certs.operator)
+        self.addCleanup(honest.close)
+        packets = closed = 0
+        for burst in range(300):
+            with self.server.connectTLS(self.certs.worker) as s:
+                chosen = rng.choices(pool, k=rng.randint(16, 128))
+                data = b"".join(p for _, p in chosen)
+                packets += len(chosen)
+                if rng.random() < 0.25:
+                    _, extra, _ = rng.choice(killers)
+                    data += extra
+                    packets += 1
+                try:
+                    s.sendall(data)
+                    s.settimeout(0.05)
+                    while s.recv(262144):
+                        pass
+                except (TimeoutError, ssl.SSLError, OSError):
+                    pass
+                else:
+                    closed += 1
+            honest.sendall(packet(16, b"%d" % burst))
+            self.assertEqual(readPacket(honest), (17, b"%d" % burst))
+        self.assertGreater(packets, 10_000)
+        self.assertGreater(closed, 10)
+        self.assertTrue(self.server.running())
+        self.assertEqual(self.server.admin(b"version"), b"OK 0.1.0\n")
+        log = self.server.log()
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("Unhandled", log)
