@@ -462,6 +462,14 @@ class ACLTests(_TLSCase, SynchronousTestCase):
         self.assertEqual(code, "200")
         self.assertIn('gearman_jobs{function="resize"} 1.0', body)
         self.assertEqual(request(self.certs.web, f"{base}/livez")[0], "200")
+        # As GET_STATUS: status on the job's function.
+        self.assertEqual(request(self.certs.web, f"{base}/api/jobs/H:nothing:1")[0], "404")
+        self.assertEqual(
+            request(self.certs.operator, f"{base}/api/jobs/H:nothing:1"),
+            ("403", '{"error":"PERMISSION_DENIED status"}\n'),
+        )
+        self.assertEqual(request(self.certs.operator, f"{base}/api/status")[0], "200")
+        self.assertEqual(request(self.certs.web, f"{base}/api/workers")[0], "403")
         plain = runTool([curl, "-s", f"http://{LOOPBACK}:{self.httpPort}/livez"])
         self.assertEqual(plain.stdout, b"This port speaks HTTPS: use https://\n")
 
