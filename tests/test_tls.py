@@ -463,7 +463,9 @@ class ACLTests(_TLSCase, SynchronousTestCase):
         self.assertIn('gearman_jobs{function="resize"} 1.0', body)
         self.assertEqual(request(self.certs.web, f"{base}/livez")[0], "200")
         # As GET_STATUS: status on the job's function.
-        self.assertEqual(request(self.certs.web, f"{base}/api/jobs/H:nothing:1")[0], "404")
+        self.assertEqual(
+            request(self.certs.web, f"{base}/api/jobs/H:nothing:1")[0], "404"
+        )
         self.assertEqual(
             request(self.certs.operator, f"{base}/api/jobs/H:nothing:1"),
             ("403", '{"error":"PERMISSION_DENIED status"}\n'),

@@ -75,6 +75,37 @@ class JobTimesTests(SynchronousTestCase):
         self.assertEqual((self.core.waitTimes.count, self.core.waitTimes.sum), (1, 2))
         self.assertEqual((self.core.runTimes.count, self.core.runTimes.sum), (1, 7))
 
+    def test_buckets(self) -> None:
+        """
+        Waits and runs land in the bucket of the first bound at or above
+        them (Prometheus' C{le}), a duration equal to a bound in its bucket.
+        """
+        for seconds, bucket in [
+            (0.0, 0),
+            (0.001, 0),
+            (0.0011, 1),
+            (0.005, 1),
+            (7.0, 8),
+        ]:
+            # Each on a clock of its own, from 0 and back: the durations
+            # are then exact.
+            wait, run = Clock(), Clock()
+            core = JobServer(wait)
+            core.timeJobs = True
+            client = core.connect(FakePeer())
+            core.submitJob(client, b"f", b"", b"x", background=True)
+            wait.advance(seconds)
+            worker = core.connect(FakePeer())
+            core.canDo(worker, b"f")
+            core.grabJob(worker, P.GRAB_JOB)
+            core._now = run.seconds
+            run.rightNow = wait.seconds()
+            run.advance(seconds)
+            core.workComplete(worker, next(iter(core.jobs)), b"")
+            for times in (core.waitTimes, core.runTimes):
+                self.assertEqual(times.counts[bucket], 1, (seconds, times.counts))
+                self.assertEqual(times.count, 1)
+
     def test_retriedRunsAndWaitsAgain(self) -> None:
         """
         A job whose worker left counts the run it had, and waits afresh
