@@ -17,11 +17,12 @@ from typing import Any
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import (
-    Certificate,
     PrivateCertificate,
     optionsForClientTLS,
     trustRootFromCertificates,
 )
+
+from txgearman._pem import loadCertificates
 
 __all__ = ["endpointFor", "tlsEndpoint", "DEFAULT_PORT"]
 
@@ -73,18 +74,16 @@ def tlsEndpoint(
     @param hostname: the name the server's certificate must carry; the
         host of C{server} by default.
     @raise OSError: a file cannot be read.
+    @raise ValueError: C{caFile} holds no certificate.
     """
     host, port = _hostPort(server)
     extra: dict[str, Any] = {}
     if caFile is not None:
-        pems = Path(caFile).read_bytes().split(b"-----END CERTIFICATE-----")
-        extra["trustRoot"] = trustRootFromCertificates(
-            [
-                Certificate.loadPEM(pem + b"-----END CERTIFICATE-----\n")
-                for pem in pems
-                if b"-----BEGIN CERTIFICATE-----" in pem
-            ]
-        )
+        try:
+            authorities = loadCertificates(Path(caFile).read_bytes())
+        except ValueError as e:
+            raise ValueError(f"the authority file {caFile} {e}") from None
+        extra["trustRoot"] = trustRootFromCertificates(authorities)
     if certFile is not None:
         pem = Path(certFile).read_bytes()
         if keyFile is not None:

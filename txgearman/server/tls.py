@@ -12,7 +12,6 @@ built here by L{CertificateOptions}.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txgearman._pem import loadCertificates
+
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "TLSFilesError",
@@ -55,10 +56,6 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 #: The first byte of a TLS record that carries a handshake message.
 _HANDSHAKE_RECORD = 0x16
-
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
-)
 
 
 #: What to answer a peer speaking plaintext to a TLS port, given its first
@@ -81,16 +78,10 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _certificates(path: str, what: str) -> list[Certificate]:
-    data = _read(path, what)
-    found = _PEM_CERTIFICATE.findall(data)
-    if not found:
-        raise TLSFilesError(f"the {what} {path} holds no PEM certificate")
     try:
-        return [Certificate.loadPEM(pem) for pem in found]
-    except SSL.Error as e:
-        raise TLSFilesError(
-            f"the {what} {path} is not a valid certificate: {e}"
-        ) from None
+        return loadCertificates(_read(path, what))
+    except ValueError as e:
+        raise TLSFilesError(f"the {what} {path} {e}") from None
 
 
 def _contextOptions(

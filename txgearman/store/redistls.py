@@ -10,7 +10,6 @@ C{twistd -u} the files are read before the privileges are dropped.
 
 from __future__ import annotations
 
-import re
 import ssl
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,9 @@ from twisted.internet.ssl import (
 )
 from twisted.python.failure import Failure
 
-__all__ = ["RedisTLS", "RedisTLSError", "describeTLSFailure"]
+from txgearman._pem import loadCertificates
 
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
-)
+__all__ = ["RedisTLS", "RedisTLSError", "describeTLSFailure"]
 
 #: OpenSSL's certificate verification results worth telling an operator
 #: apart (X509_V_ERR_*); OpenSSL's own handshake error says only
@@ -69,15 +66,10 @@ def _read(path: str, option: str) -> bytes:
 
 
 def _certificates(path: str, option: str) -> list[Certificate]:
-    found = _PEM_CERTIFICATE.findall(_read(path, option))
-    if not found:
-        raise RedisTLSError(f"--{option}: {path} holds no PEM certificate")
     try:
-        return [Certificate.loadPEM(pem) for pem in found]
-    except (SSL.Error, crypto.Error) as e:
-        raise RedisTLSError(
-            f"--{option}: {path} is not a valid certificate: {e}"
-        ) from None
+        return loadCertificates(_read(path, option))
+    except ValueError as e:
+        raise RedisTLSError(f"--{option}: {path} {e}") from None
 
 
 class RedisTLS:

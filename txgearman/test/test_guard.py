@@ -19,22 +19,7 @@ from txgearman.server.core import JobServer
 from txgearman.server.guard import DENIALS_LOGGED, GuardedServerProtocol
 from txgearman.server.protocol import GearmanServerFactory
 from txgearman.test.fakes import MemoryConnection, RecordingTransport
-
-RULES = """
-[web]
-submit = resize, thumb-*
-status = resize
-
-[worker]
-register = resize, thumb-*
-grab = resize
-
-[operator]
-admin = read, cancel job
-
-[anonymous]
-admin = version
-"""
+from txgearman.test.test_acl import RULES
 
 
 class _Subject:

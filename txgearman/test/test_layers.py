@@ -35,6 +35,8 @@ SHARED = (
     "txgearman._histogram.Histogram",
     "txgearman._histogram.JOB_SECONDS",
     "txgearman._histogram.STORE_SECONDS",
+    "txgearman._pem",
+    "txgearman._pem.loadCertificates",
 )
 
 ALLOWED: dict[str, tuple[str, ...]] = {
