@@ -1,0 +1,578 @@
+# -*- test-case-name: txgearman.test.test_sqlite,tests.test_store_sqlite -*-
+"""
+L{SQLiteQueueStore}: background jobs kept durably in an SQLite file, with
+Python's own C{sqlite3}.
+
+Schema, version 1::
+
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    -- one row: ('schema_version', 1)
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: FIFO by id
+        function BLOB,
+        "unique" BLOB,
+        data BLOB,
+        priority INTEGER,                     -- 0 high, 1 normal, 2 low
+        run_at INTEGER,                       -- epoch second, 0 if none
+        reducer BLOB NULL
+    );
+
+The columns carry no constraints: a row that cannot be a job (a NULL
+function, text where bytes belong, a priority outside 0-2) is logged and
+skipped at replay rather than making the whole queue unreadable.  A
+database with a newer schema version than L{SCHEMA_VERSION} is refused.
+
+Every add and remove of one reactor turn goes into one transaction (group
+commit), run on a thread of the store's own, so that a slow disk never
+stalls the reactor; while one commit is in flight the next batch gathers,
+and goes when it ends.  An add's Deferred fires with the job's row id only
+once the transaction holding it has committed.
+
+The database is in WAL mode.  Durability levels (C{durability}):
+
+    - C{"full"} (the default): C{synchronous=FULL}; an acknowledged job
+      survives C{kill -9} and a machine crash or power loss.
+    - C{"normal"}: C{synchronous=NORMAL}; it survives a process crash, but
+      the last commits may be lost to a power loss.
+
+Only one process uses a queue file at a time: L{SQLiteQueueStore.start}
+takes an exclusive C{flock} on C{PATH + ".lock"}, which holds the owner's
+pid; the kernel releases it when the owner dies, even by C{kill -9}.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from txgearman._histogram import STORE_SECONDS, Histogram
+from txgearman.store.interfaces import (
+    HealthCheck,
+    IQueueStore,
+    IStoreHealth,
+    IStoreStatistics,
+    StoredJob,
+    StoreError,
+    storedJob,
+)
+
+__all__ = ["SCHEMA_VERSION", "DURABILITY", "SQLiteQueueStore"]
+
+#: The schema this module writes and reads.
+SCHEMA_VERSION = 1
+
+#: The C{durability} choices, and the C{synchronous} setting of each.
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+
+#: Rows one replay step reads.
+REPLAY_CHUNK = 10000
+#: Rows between two progress lines of a replay.
+PROGRESS_ROWS = 100000
+#: Seconds before removals that failed to commit are tried again, when no
+#: new job comes to carry them sooner.
+RETRY_DELAY = 1.0
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " function BLOB,"
+    ' "unique" BLOB,'
+    " data BLOB,"
+    " priority INTEGER,"
+    " run_at INTEGER,"
+    " reducer BLOB NULL)",
+)
+_INSERT = (
+    'INSERT INTO jobs (function, "unique", data, priority, run_at, reducer)'
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DELETE = "DELETE FROM jobs WHERE id = ?"
+_SELECT = (
+    'SELECT id, function, "unique", data, priority, run_at, reducer FROM jobs'
+    " WHERE id > ? ORDER BY id LIMIT ?"
+)
+
+
+class StoreState(Enum):
+    """
+    Where a L{SQLiteQueueStore} is in its life.
+    """
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+def _rowJob(row: tuple[Any, ...]) -> StoredJob | str:
+    """
+    The job a row of C{jobs} holds, or why it holds none.
+    """
+    _id, function, unique, data, priority, when, reducer = row
+    for name, value in (("function", function), ("unique", unique), ("data", data)):
+        if type(value) is not bytes:
+            return f"{name} is {type(value).__name__}, not a blob"
+    if type(priority) is not int or not 0 <= priority <= 2:
+        return f"priority {priority!r} is not 0, 1 or 2"
+    if type(when) is not int or when < 0:
+        return f"run_at {when!r} is not an epoch second"
+    if reducer is not None and type(reducer) is not bytes:
+        return f"reducer is {type(reducer).__name__}, not a blob or NULL"
+    return storedJob(function, unique, data, priority, when, reducer)
+
+
+def _readChunk(
+    connection: sqlite3.Connection, after: int
+) -> tuple[list[tuple[int, StoredJob]], list[tuple[int, str]], int | None]:
+    """
+    Read up to L{REPLAY_CHUNK} rows past id C{after}, on the store's
+    thread: the jobs, the rows skipped and why, and the last id read (or
+    C{None} at the end).
+    """
+    rows = connection.execute(_SELECT, (after, REPLAY_CHUNK)).fetchall()
+    jobs: list[tuple[int, StoredJob]] = []
+    skipped: list[tuple[int, str]] = []
+    for row in rows:
+        parsed = _rowJob(row)
+        if isinstance(parsed, str):
+            skipped.append((row[0], parsed))
+        else:
+            jobs.append((row[0], parsed))
+    return jobs, skipped, (rows[-1][0] if rows else None)
+
+
+@implementer(IQueueStore, IStoreHealth, IStoreStatistics)
+class SQLiteQueueStore:
+    """
+    Stores background jobs in one SQLite file; see the module's docstring
+    for its schema, batching and durability.
+
+    @ivar commits: how many transactions committed (for tests and metrics).
+    @ivar calls: the seconds each transaction took, committed or failed.
+    @ivar failedCalls: how many transactions failed.
+    """
+
+    log = Logger()
+    durable = True
+
+    def __init__(
+        self,
+        path: str,
+        reactor: Any,
+        durability: str = "full",
+        threadPool: Any = None,
+    ) -> None:
+        """
+        @param path: the database file; created if missing.
+        @param reactor: provides IReactorTime and IReactorThreads.
+        @param durability: C{"full"} or C{"normal"} (see the module).
+        @param threadPool: what runs the store's database work, in place
+            of the single thread the store starts on its own (for tests:
+            anything with C{start}, C{stop} and C{callInThreadWithCallback}).
+        @raise ValueError: C{durability} is not one of L{DURABILITY}.
+        """
+        if durability not in DURABILITY:
+            choices = ", ".join(repr(name) for name in DURABILITY)
+            raise ValueError(f"unknown durability {durability!r}: choose {choices}")
+        self.path = path
+        self.lockPath = path + ".lock"
+        self.reactor = reactor
+        self.durability = durability
+        self.synchronous = DURABILITY[durability]
+        self.description = f"sqlite {path} (synchronous={self.synchronous})"
+        self._pool = threadPool
+        self._ownPool = threadPool is None
+        self.state = StoreState.IDLE
+        self._connection: sqlite3.Connection | None = None
+        self._lockFD: int | None = None
+        self._adds: list[tuple[StoredJob, Deferred[object]]] = []
+        self._removes: list[int] = []
+        self._inFlight = False
+        self._flushCall: IDelayedCall | None = None
+        self._flushWaiters: list[Deferred[None]] = []
+        self._stopped: Deferred[None] | None = None
+        #: Why the last transaction failed, until one commits.
+        self.lastError: str | None = None
+        self.commits = 0
+        self.calls = Histogram(STORE_SECONDS)
+        self.failedCalls = 0
+
+    # -- health and statistics ---------------------------------------------
+
+    @property
+    def stateName(self) -> str:
+        if self.state is StoreState.RUNNING and self.lastError is not None:
+            return "failing"
+        return self.state.value
+
+    def health(self) -> list[HealthCheck]:
+        """
+        Whether the queue file is open and its last transaction committed.
+        """
+        if self.state is not StoreState.RUNNING:
+            return [HealthCheck("sqlite", False, f"the store is {self.state.value}")]
+        if self.lastError is not None:
+            return [HealthCheck("sqlite", False, self.lastError)]
+        return [HealthCheck("sqlite", True, f"{self.path} is writable")]
+
+    # -- start and stop ----------------------------------------------------
+
+    def _run(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self.reactor, self._pool, f, *args)
+
+    def _takeLock(self) -> None:
+        """
+        Take the exclusive lock on the queue, or raise L{StoreError} naming
+        its holder.
+        """
+        try:
+            fd = os.open(self.lockPath, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(
+                f"the queue lock {self.lockPath} cannot be opened: {e.strerror}"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"another txgearman holds the queue {self.path} (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % (os.getpid(),), 0)
+        self._lockFD = fd
+
+    def _releaseLock(self) -> None:
+        fd, self._lockFD = self._lockFD, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _open(self) -> sqlite3.Connection:
+        """
+        Open the database, on the store's thread: WAL, the durability's
+        C{synchronous}, the schema created or checked.
+        """
+        try:
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"the queue database {self.path} cannot be opened: {e}"
+            ) from e
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            connection.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            row = connection.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is None:
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            elif row[0] != SCHEMA_VERSION:
+                raise StoreError(
+                    f"the queue database {self.path} has schema version {row[0]!r}, "
+                    f"which this txgearman (schema version {SCHEMA_VERSION}) "
+                    "cannot read"
+                )
+            connection.execute("COMMIT")
+        except BaseException as e:
+            connection.close()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(
+                    f"the queue database {self.path} cannot be used: {e}"
+                ) from e
+            raise
+        return connection
+
+    def start(self) -> Deferred[None]:
+        """
+        Take the queue's lock at once (or fail), then open the database on
+        the store's own thread.
+        """
+        if self.state is not StoreState.IDLE:
+            return succeed(None)
+        try:
+            self._takeLock()
+        except StoreError as e:
+            self.state = StoreState.STOPPED
+            return fail(e)
+        self.state = StoreState.STARTING
+        if self._pool is None:
+            self._pool = ThreadPool(1, 1, name=f"sqlite {self.path}")
+        self._pool.start()
+
+        def opened(connection: sqlite3.Connection) -> None:
+            self._connection = connection
+            self.state = StoreState.RUNNING
+
+        def failed(failure: Failure) -> Failure:
+            self.state = StoreState.STOPPED
+            self._pool.stop()
+            self._releaseLock()
+            return failure
+
+        return self._run(self._open).addCallbacks(opened, failed)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Commit what is pending, close the database, release the lock.
+        """
+        if self._stopped is not None:
+            return self._stopped
+        if self.state is not StoreState.RUNNING:
+            self.state = StoreState.STOPPED
+            return succeed(None)
+        self.state = StoreState.STOPPING
+        self._stopped = Deferred.fromCoroutine(self._stop())
+        return self._stopped
+
+    async def _stop(self) -> None:
+        if self._flushCall is not None:
+            self._flushCall.cancel()
+            self._flushCall = None
+        if self._adds or self._removes or self._inFlight:
+            waiter: Deferred[None] = Deferred()
+            self._flushWaiters.append(waiter)
+            if not self._inFlight:
+                self._commitBatch()
+            await waiter
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._run(connection.close)
+        self._pool.stop()
+        self._releaseLock()
+        self.state = StoreState.STOPPED
+
+    # -- adding and removing -----------------------------------------------
+
+    def add(self, job: StoredJob) -> Deferred[object]:
+        if self.state is not StoreState.RUNNING:
+            return fail(StoreError("the SQLite store is not running"))
+        d: Deferred[object] = Deferred()
+        self._adds.append((job, d))
+        self._schedule()
+        return d
+
+    def remove(self, key: object) -> None:
+        if not isinstance(key, int) or isinstance(key, bool):
+            self.log.error("Not an SQLite job id, not removed: {key!r}", key=key)
+            return
+        self._removes.append(key)
+        self._schedule()
+
+    def flush(self) -> Deferred[None]:
+        if not (self._adds or self._removes or self._inFlight):
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._flushWaiters.append(d)
+        self._schedule()
+        return d
+
+    def _schedule(self, delay: float = 0.0) -> None:
+        """
+        Commit at the end of this reactor turn (or after C{delay}), unless a
+        commit is in flight: its end sends the next batch.
+        """
+        if self._inFlight or self.state not in (
+            StoreState.RUNNING,
+            StoreState.STOPPING,
+        ):
+            return
+        call = self._flushCall
+        if call is None:
+            self._flushCall = self.reactor.callLater(delay, self._flushNow)
+        elif delay == 0.0 and call.getTime() > self.reactor.seconds():
+            call.reset(0)
+
+    def _flushNow(self) -> None:
+        self._flushCall = None
+        if not self._inFlight:
+            self._commitBatch()
+
+    def _commitBatch(self) -> None:
+        """
+        Send everything gathered since the last batch as one transaction.
+        """
+        adds, self._adds = self._adds, []
+        removes, self._removes = self._removes, []
+        if not adds and not removes:
+            self._fireFlushed()
+            return
+        self._inFlight = True
+        started = self.reactor.seconds()
+        d = self._run(self._write, [job for job, _ in adds], removes)
+        d.addCallbacks(
+            self._committed,
+            self._failed,
+            callbackArgs=(adds, started),
+            errbackArgs=(adds, removes, started),
+        )
+
+    def _write(self, jobs: list[StoredJob], removes: list[int]) -> list[int]:
+        """
+        On the store's thread: one transaction storing C{jobs} and deleting
+        C{removes}; the new rows' ids.
+        """
+        connection = self._connection
+        assert connection is not None
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            ids = [connection.execute(_INSERT, job).lastrowid for job in jobs]
+            if removes:
+                connection.executemany(_DELETE, [(key,) for key in removes])
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
+        return ids  # type: ignore[return-value]
+
+    def _committed(
+        self,
+        ids: list[int],
+        adds: list[tuple[StoredJob, Deferred[object]]],
+        started: float,
+    ) -> None:
+        self._inFlight = False
+        self.calls.observe(self.reactor.seconds() - started)
+        self.commits += 1
+        self.lastError = None
+        for (_job, d), number in zip(adds, ids, strict=True):
+            d.callback(number)
+        self._next()
+
+    def _failed(
+        self,
+        failure: Failure,
+        adds: list[tuple[StoredJob, Deferred[object]]],
+        removes: list[int],
+        started: float,
+    ) -> None:
+        self._inFlight = False
+        self.calls.observe(self.reactor.seconds() - started)
+        self.failedCalls += 1
+        reason = self._explain(failure)
+        if self.lastError != reason:
+            self.log.error("{reason}", reason=reason)
+        self.lastError = reason
+        self._removes[:0] = removes
+        for _job, d in adds:
+            d.errback(StoreError(reason))
+        self._next(RETRY_DELAY)
+
+    def _next(self, delay: float = 0.0) -> None:
+        """
+        After a batch: send the one that gathered meanwhile (deletions
+        alone that failed wait C{delay}), or answer the flushes.
+        """
+        if self._adds:
+            self._schedule()
+        elif self._removes:
+            if self.state is StoreState.STOPPING and delay:
+                # Stopping: the deletions cannot land; a replay runs those
+                # jobs once more, which at-least-once delivery allows.
+                self.log.error(
+                    "{count} deletions could not be committed before stopping",
+                    count=len(self._removes),
+                )
+                self._removes = []
+                self._fireFlushed()
+            else:
+                self._schedule(delay)
+        else:
+            self._fireFlushed()
+
+    def _explain(self, failure: Failure) -> str:
+        """
+        Why a transaction failed, in words for a client's C{QUEUE_ERROR}.
+        """
+        error = failure.value
+        if isinstance(error, StoreError):
+            return str(error)
+        if isinstance(error, sqlite3.Error):
+            return f"the queue database {self.path} cannot be written: {error}"
+        self.log.failure("Unexpected error writing the queue", failure)
+        return f"the queue database {self.path} cannot be written: {error!r}"
+
+    def _fireFlushed(self) -> None:
+        if self._flushWaiters and not (self._adds or self._removes or self._inFlight):
+            waiters, self._flushWaiters = self._flushWaiters, []
+            for d in waiters:
+                d.callback(None)
+
+    # -- replay ------------------------------------------------------------
+
+    def replay(self, restore: Callable[[object, StoredJob], None]) -> Deferred[int]:
+        """
+        Read the jobs in id order, a chunk at a time on the store's thread,
+        and restore each chunk in the reactor's.
+        """
+        if self._connection is None:
+            return fail(StoreError("the SQLite store is not running"))
+        return Deferred.fromCoroutine(self._replay(restore, self._connection))
+
+    async def _replay(
+        self,
+        restore: Callable[[object, StoredJob], None],
+        connection: sqlite3.Connection,
+    ) -> int:
+        count = 0
+        skippedRows = 0
+        after = 0
+        while True:
+            try:
+                jobs, skipped, last = await self._run(_readChunk, connection, after)
+            except sqlite3.Error as e:
+                raise StoreError(
+                    f"the queue database {self.path} cannot be read: {e}"
+                ) from e
+            for number, why in skipped:
+                self.log.error(
+                    "Skipped job row {id} of {path}: {why}",
+                    id=number,
+                    path=self.path,
+                    why=why,
+                )
+            skippedRows += len(skipped)
+            before = count
+            for number, job in jobs:
+                restore(number, job)
+            count += len(jobs)
+            if count // PROGRESS_ROWS > before // PROGRESS_ROWS:
+                self.log.info("Restored {count} jobs so far", count=count)
+            if last is None:
+                break
+            after = last
+        self.log.info(
+            "Restored {count} jobs from {path} ({skipped} rows skipped)",
+            count=count,
+            path=self.path,
+            skipped=skippedRows,
+        )
+        return count
