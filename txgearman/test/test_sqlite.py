@@ -1,0 +1,503 @@
+"""
+Unit tests for L{txgearman.store.sqlite.SQLiteQueueStore}: a real SQLite
+file, but a fake thread pool that runs the store's work only when the test
+says (a disk as slow as the test likes) and a L{Clock} for the reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from txgearman.store.interfaces import (
+    IQueueStore,
+    IStoreHealth,
+    IStoreStatistics,
+    StoredJob,
+    StoreError,
+)
+from txgearman.store.sqlite import SCHEMA_VERSION, SQLiteQueueStore
+
+
+class FakeReactor(Clock):
+    """
+    A clock whose C{callFromThread} calls at once: the fake pool's work
+    runs in the test's thread.
+    """
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class FakeThreadPool:
+    """
+    A thread pool that runs nothing until L{runNext} or L{runAll}.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, Any, tuple[Any, ...]]] = []
+        self.started = False
+        self.stopped = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any) -> None:
+        self.pending.append((onResult, f, args))
+
+    def runNext(self) -> None:
+        onResult, f, args = self.pending.pop(0)
+        try:
+            result = f(*args)
+        except BaseException:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+    def runAll(self) -> None:
+        while self.pending:
+            self.runNext()
+
+
+def result(d: Deferred[Any]) -> Any:
+    """
+    What C{d} fired with; fail if it did not fire or failed.
+    """
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "not fired"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+class SQLiteUnitTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        self.path = os.path.join(directory, "queue.db")
+        self.reactor = FakeReactor()
+        self.pool = FakeThreadPool()
+
+    def catchLogs(self) -> list[LogEvent]:
+        """
+        Collect the events logged from now until the test ends.
+        """
+        events: list[LogEvent] = []
+
+        @implementer(ILogObserver)
+        def observe(event: LogEvent) -> None:
+            events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return events
+
+    def makeStore(self, **kwargs: Any) -> SQLiteQueueStore:
+        return SQLiteQueueStore(self.path, self.reactor, threadPool=self.pool, **kwargs)
+
+    def started(self, **kwargs: Any) -> SQLiteQueueStore:
+        store = self.makeStore(**kwargs)
+        d = store.start()
+        self.pool.runAll()
+        result(d)
+        self.addCleanup(self.stopped, store)
+        return store
+
+    def stopped(self, store: SQLiteQueueStore) -> None:
+        d = store.stop()
+        for _ in range(10):
+            self.reactor.advance(0)
+            self.pool.runAll()
+        result(d)
+
+    def turn(self) -> None:
+        """
+        End the reactor turn: the batch is handed to the pool.
+        """
+        self.reactor.advance(0)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.path) as db:
+            return db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+
+
+class InterfaceTests(SQLiteUnitTestCase):
+    def test_interfaces(self) -> None:
+        """
+        The store provides the store contract, health and statistics.
+        """
+        store = self.started()
+        self.assertTrue(verifyObject(IQueueStore, store))
+        self.assertTrue(verifyObject(IStoreHealth, store))
+        self.assertTrue(verifyObject(IStoreStatistics, store))
+        self.assertTrue(store.durable)
+        self.assertEqual(store.stateName, "running")
+        [check] = store.health()
+        self.assertEqual((check.name, check.ok), ("sqlite", True))
+
+    def test_description(self) -> None:
+        """
+        The description names the file and the synchronous setting.
+        """
+        self.assertEqual(
+            self.makeStore().description, f"sqlite {self.path} (synchronous=FULL)"
+        )
+        self.assertEqual(
+            self.makeStore(durability="normal").description,
+            f"sqlite {self.path} (synchronous=NORMAL)",
+        )
+
+    def test_unknownDurability(self) -> None:
+        """
+        An unknown durability is a L{ValueError} naming the choices.
+        """
+        e = self.assertRaises(ValueError, self.makeStore, durability="fast")
+        self.assertIn("'full', 'normal'", str(e))
+
+    def test_walAndSynchronous(self) -> None:
+        """
+        The database is in WAL mode with the durability's synchronous.
+        """
+        store = self.started(durability="normal")
+        assert store._connection is not None
+        self.assertEqual(
+            store._connection.execute("PRAGMA journal_mode").fetchone(), ("wal",)
+        )
+        # NORMAL is 1.
+        self.assertEqual(
+            store._connection.execute("PRAGMA synchronous").fetchone(), (1,)
+        )
+        with sqlite3.connect(self.path) as db:
+            self.assertEqual(
+                db.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'"
+                ).fetchall(),
+                [(SCHEMA_VERSION,)],
+            )
+
+
+class GroupCommitTests(SQLiteUnitTestCase):
+    def test_oneTransactionPerTurn(self) -> None:
+        """
+        The adds and removes of one reactor turn go in one transaction.
+        """
+        store = self.started()
+        added = [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(100)]
+        self.turn()
+        self.assertEqual(len(self.pool.pending), 1)
+        self.pool.runAll()
+        self.assertEqual(store.commits, 1)
+        keys = [result(d) for d in added]
+        self.assertEqual(keys, list(range(1, 101)))
+        for key in keys[:50]:
+            store.remove(key)
+        store.add(StoredJob(b"g", b"", b""))
+        self.turn()
+        self.assertEqual(len(self.pool.pending), 1)
+        self.pool.runAll()
+        self.assertEqual(store.commits, 2)
+        self.assertEqual(len(self.rows()), 51)
+
+    def test_createdOnlyAfterCommit(self) -> None:
+        """
+        An add fires only once the pool ran the commit; until then the row
+        is not in the database.
+        """
+        store = self.started()
+        d = store.add(StoredJob(b"f", b"u", b"d", priority=2, when=7, reducer=b"r"))
+        self.turn()
+        self.assertNoResult(d)
+        self.assertEqual(self.rows(), [])
+        self.pool.runNext()
+        self.assertEqual(result(d), 1)
+        self.assertEqual(self.rows(), [(1, b"f", b"u", b"d", 2, 7, b"r")])
+
+    def test_nextBatchWaits(self) -> None:
+        """
+        While a commit is in flight, the next batch gathers and goes, as
+        one transaction, when it ends.
+        """
+        store = self.started()
+        first = store.add(StoredJob(b"f", b"", b"1"))
+        self.turn()
+        second = [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(5)]
+        self.turn()
+        store.remove(1)
+        self.turn()
+        self.assertEqual(len(self.pool.pending), 1, "at most one commit in flight")
+        flushed = store.flush()
+        self.pool.runNext()
+        self.assertEqual(result(first), 1)
+        self.assertNoResult(flushed)
+        self.turn()
+        self.assertEqual(len(self.pool.pending), 1)
+        self.pool.runNext()
+        self.assertEqual([result(d) for d in second], [2, 3, 4, 5, 6])
+        self.assertEqual(store.commits, 2)
+        result(flushed)
+        self.assertEqual([row[0] for row in self.rows()], [2, 3, 4, 5, 6])
+
+    def test_foreignKey(self) -> None:
+        """
+        A key the store never handed out is logged and ignored.
+        """
+        catcher = self.catchLogs()
+        store = self.started()
+        store.remove(b"1")
+        store.remove(True)
+        logged = "\n".join(formatEvent(event) for event in catcher)
+        self.assertIn("Not an SQLite job id, not removed: b'1'", logged)
+        self.assertIn("Not an SQLite job id, not removed: True", logged)
+        self.assertEqual(result(store.flush()), None)
+
+    def test_stopFinishesBatch(self) -> None:
+        """
+        Stop commits what is pending, closes, and releases the lock.
+        """
+        store = self.makeStore()
+        d = store.start()
+        self.pool.runAll()
+        result(d)
+        added = store.add(StoredJob(b"f", b"", b""))
+        stopping = store.stop()
+        self.assertNoResult(stopping)
+        self.pool.runAll()
+        self.pool.runAll()
+        result(stopping)
+        self.assertEqual(result(added), 1)
+        self.assertTrue(self.pool.stopped)
+        self.assertEqual(store.stateName, "stopped")
+        self.failureResultOf(store.add(StoredJob(b"f", b"", b"")), StoreError)
+        with open(self.path + ".lock") as f:
+            self.assertEqual(f.read(), "")
+
+
+class ErrorTests(SQLiteUnitTestCase):
+    def fill(self, store: SQLiteQueueStore) -> None:
+        """
+        Cap the database at its present size: the next write that needs a
+        page fails with SQLITE_FULL.
+        """
+        assert store._connection is not None
+        [(pages,)] = store._connection.execute("PRAGMA page_count").fetchall()
+        store._connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    def test_diskFull(self) -> None:
+        """
+        A batch that cannot commit fails every add of it with the reason;
+        its removes are retried; later batches succeed once there is room.
+        """
+        catcher = self.catchLogs()
+        store = self.started()
+        kept = store.add(StoredJob(b"f", b"", b"kept"))
+        self.turn()
+        self.pool.runAll()
+        key = result(kept)
+        self.fill(store)
+        store.remove(key)
+        failing = [store.add(StoredJob(b"f", b"", b"x" * 100000)) for _ in range(3)]
+        self.turn()
+        self.pool.runAll()
+        for d in failing:
+            e = self.failureResultOf(d, StoreError).value
+            self.assertEqual(
+                str(e),
+                f"the queue database {self.path} cannot be written: "
+                "database or disk is full",
+            )
+        self.assertEqual(store.failedCalls, 1)
+        self.assertEqual(store.stateName, "failing")
+        [check] = store.health()
+        self.assertFalse(check.ok)
+        self.assertIn("database or disk is full", check.detail)
+        self.assertIn(
+            "database or disk is full", "\n".join(formatEvent(e) for e in catcher)
+        )
+        self.assertEqual([row[0] for row in self.rows()], [key], "rolled back")
+        assert store._connection is not None
+        store._connection.execute("PRAGMA max_page_count = 1000000")
+        later = store.add(StoredJob(b"f", b"", b"later"))
+        self.turn()
+        self.pool.runAll()
+        # The failed adds' ids were rolled back with them: never acknowledged,
+        # they are free; no id a client saw is reused.
+        self.assertEqual(result(later), key + 1)
+        self.assertEqual(store.stateName, "running")
+        self.assertEqual([row[3] for row in self.rows()], [b"later"], "removal retried")
+
+    def test_removesRetriedAlone(self) -> None:
+        """
+        Removes of a failed batch with no new job to carry them are tried
+        again a little later; a flush waits for them.
+        """
+        store = self.started()
+        added = store.add(StoredJob(b"f", b"", b""))
+        self.turn()
+        self.pool.runAll()
+        key = result(added)
+        assert store._connection is not None
+        store._connection.execute("PRAGMA query_only = ON")
+        store.remove(key)
+        flushed = store.flush()
+        self.turn()
+        self.pool.runAll()
+        self.assertNoResult(flushed)
+        self.assertIn("cannot be written", store.lastError or "")
+        store._connection.execute("PRAGMA query_only = OFF")
+        self.reactor.advance(1.0)
+        self.pool.runAll()
+        result(flushed)
+        self.assertEqual(self.rows(), [])
+
+    def test_readOnlyDatabase(self) -> None:
+        """
+        A database opened read-only refuses writes with the reason.
+        """
+        store = self.started()
+        assert store._connection is not None
+        store._connection.close()
+        store._connection = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, isolation_level=None
+        )
+        d = store.add(StoredJob(b"f", b"", b""))
+        self.turn()
+        self.pool.runAll()
+        e = self.failureResultOf(d, StoreError).value
+        self.assertEqual(
+            str(e),
+            f"the queue database {self.path} cannot be written: "
+            "attempt to write a readonly database",
+        )
+
+    def test_newerSchemaRefused(self) -> None:
+        """
+        A database of a newer schema version is refused at start, and the
+        lock released.
+        """
+        self.stopped(self.started())
+        with sqlite3.connect(self.path) as db:
+            db.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
+        db.close()
+        store = self.makeStore()
+        d = store.start()
+        self.pool.runAll()
+        e = self.failureResultOf(d, StoreError).value
+        self.assertIn("has schema version 99", str(e))
+        self.assertIn(f"(schema version {SCHEMA_VERSION})", str(e))
+        self.assertEqual(store.stateName, "stopped")
+        again = self.makeStore()
+        d = again.start()
+        self.assertNoResult(d)  # the lock was released: not refused at once
+        self.pool.runAll()
+        self.failureResultOf(d, StoreError)
+
+    def test_notADatabase(self) -> None:
+        """
+        A file that is not a database fails start with the reason.
+        """
+        with open(self.path, "wb") as f:
+            f.write(b"x" * 4096)
+        store = self.makeStore()
+        d = store.start()
+        self.pool.runAll()
+        e = self.failureResultOf(d, StoreError).value
+        self.assertEqual(
+            str(e),
+            f"the queue database {self.path} cannot be used: file is not a database",
+        )
+
+
+class LockTests(SQLiteUnitTestCase):
+    def test_secondOwnerRefused(self) -> None:
+        """
+        While one store holds the queue, another fails to start at once,
+        naming the holder's pid; after a stop it starts.
+        """
+        first = self.started()
+        second = self.makeStore()
+        e = self.failureResultOf(second.start(), StoreError).value
+        self.assertEqual(
+            str(e), f"another txgearman holds the queue {self.path} (pid {os.getpid()})"
+        )
+        self.assertEqual(self.pool.pending, [])
+        self.stopped(first)
+        self.started()
+
+
+class ReplayTests(SQLiteUnitTestCase):
+    def replayed(self, store: SQLiteQueueStore) -> tuple[int, list[Any]]:
+        seen: list[Any] = []
+        d = store.replay(lambda key, job: seen.append((key, job)))
+        self.pool.runAll()
+        self.pool.runAll()
+        return result(d), seen
+
+    def test_corruptRowsSkipped(self) -> None:
+        """
+        Rows that cannot be jobs are logged with their id and skipped.
+        """
+        catcher = self.catchLogs()
+        self.stopped(self.started())
+        with sqlite3.connect(self.path) as db:
+            db.executemany(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (1, b"f", b"", b"ok", 1, 0, None),
+                    (2, None, b"", b"", 1, 0, None),
+                    (3, "text", b"", b"", 1, 0, None),
+                    (4, b"f", b"", b"", 3, 0, None),
+                    (5, b"f", b"", b"", 1, "soon", None),
+                    (6, b"f", b"", b"", 1, 0, 7),
+                    (7, b"g", b"-", b"\x00", 0, 5, b"r"),
+                ],
+            )
+        db.close()
+        store = self.started()
+        count, seen = self.replayed(store)
+        self.assertEqual(count, 2)
+        self.assertEqual(
+            seen,
+            [
+                (1, StoredJob(b"f", b"", b"ok")),
+                (7, StoredJob(b"g", b"-", b"\x00", 0, 5, b"r")),
+            ],
+        )
+        logged = "\n".join(formatEvent(event) for event in catcher)
+        for number in (2, 3, 4, 5, 6):
+            self.assertIn(f"Skipped job row {number} of {self.path}", logged)
+        self.assertIn("priority 3 is not 0, 1 or 2", logged)
+
+    def test_chunks(self) -> None:
+        """
+        Replay reads in chunks, each a call on the store's thread.
+        """
+        from txgearman.store import sqlite as module
+
+        self.patch(module, "REPLAY_CHUNK", 3)
+        store = self.started()
+        for i in range(7):
+            store.add(StoredJob(b"f", b"", b"%d" % i))
+        self.turn()
+        self.pool.runAll()
+        seen: list[Any] = []
+        d = store.replay(lambda key, job: seen.append(key))
+        calls = 0
+        while self.pool.pending:
+            self.pool.runNext()
+            calls += 1
+        self.assertEqual(result(d), 7)
+        self.assertEqual(calls, 4)
+        self.assertEqual(seen, list(range(1, 8)))
