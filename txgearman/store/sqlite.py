@@ -205,6 +205,8 @@ class SQLiteQueueStore:
         self._flushCall: IDelayedCall | None = None
         self._flushWaiters: list[Deferred[None]] = []
         self._stopped: Deferred[None] | None = None
+        # Fires when an open in flight ends, for a stop that comes meanwhile.
+        self._starting: Deferred[None] | None = None
         #: Why the last transaction failed, until one commits.
         self.lastError: str | None = None
         self.commits = 0
@@ -334,7 +336,16 @@ class SQLiteQueueStore:
             self._releaseLock()
             return failure
 
-        return self._run(self._open).addCallbacks(opened, failed)
+        self._starting = Deferred()
+        d = self._run(self._open).addCallbacks(opened, failed)
+        d.addBoth(self._started)
+        return d
+
+    def _started(self, result: object) -> object:
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.callback(None)
+        return result
 
     def stop(self) -> Deferred[None]:
         """
@@ -342,12 +353,29 @@ class SQLiteQueueStore:
         """
         if self._stopped is not None:
             return self._stopped
+        if self.state is StoreState.STARTING:
+            # Wait for the open in flight, then stop what it opened (or
+            # nothing, if it failed and already released the lock).
+            assert self._starting is not None
+            starting = self._starting
+            self._stopped = Deferred()
+            starting.addBoth(lambda _: self._stopAfterStart())
+            return self._stopped
         if self.state is not StoreState.RUNNING:
             self.state = StoreState.STOPPED
             return succeed(None)
         self.state = StoreState.STOPPING
         self._stopped = Deferred.fromCoroutine(self._stop())
         return self._stopped
+
+    def _stopAfterStart(self) -> None:
+        stopped = self._stopped
+        assert stopped is not None
+        if self.state is StoreState.RUNNING:
+            self.state = StoreState.STOPPING
+            Deferred.fromCoroutine(self._stop()).chainDeferred(stopped)
+        else:
+            stopped.callback(None)
 
     async def _stop(self) -> None:
         if self._flushCall is not None:

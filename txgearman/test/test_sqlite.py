@@ -501,3 +501,48 @@ class ReplayTests(SQLiteUnitTestCase):
         self.assertEqual(result(d), 7)
         self.assertEqual(calls, 4)
         self.assertEqual(seen, list(range(1, 8)))
+
+    def test_progress(self) -> None:
+        """
+        A long replay logs a progress line every L{PROGRESS_ROWS} rows, and
+        a last line with the count.
+        """
+        from txgearman.store import sqlite as module
+
+        self.patch(module, "REPLAY_CHUNK", 2)
+        self.patch(module, "PROGRESS_ROWS", 3)
+        events = self.catchLogs()
+        store = self.started()
+        for i in range(7):
+            store.add(StoredJob(b"f", b"", b"%d" % i))
+        self.turn()
+        self.pool.runAll()
+        d = store.replay(lambda key, job: None)
+        while self.pool.pending:
+            self.pool.runNext()
+        self.assertEqual(result(d), 7)
+        logged = [formatEvent(event) for event in events]
+        self.assertEqual(
+            [line for line in logged if "so far" in line],
+            ["Restored 4 jobs so far", "Restored 6 jobs so far"],
+        )
+        self.assertIn(f"Restored 7 jobs from {self.path} (0 rows skipped)", logged)
+
+
+class StopWhileStartingTests(SQLiteUnitTestCase):
+    def test_stopWhileStarting(self) -> None:
+        """
+        A stop while the database is being opened waits for the open, then
+        closes it and releases the lock.
+        """
+        store = self.makeStore()
+        started = store.start()
+        stopping = store.stop()
+        self.assertNoResult(stopping)
+        self.pool.runAll()
+        result(started)
+        self.pool.runAll()
+        result(stopping)
+        self.assertEqual(store.stateName, "stopped")
+        self.assertIsNone(store._connection)
+        self.started()
