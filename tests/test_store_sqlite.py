@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
@@ -114,6 +116,39 @@ class SQLiteSystemTests(unittest.TestCase):
         self.assertEqual(
             str(e), f"another txgearman holds the queue {self.path} (pid {os.getpid()})"
         )
+
+    async def test_killedOwnerReleases(self) -> None:
+        """
+        While another process holds the queue's lock, start is refused with
+        that process's pid; once it is killed with -9, start succeeds at
+        once.
+        """
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import fcntl, os, sys, time\n"
+                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+                "os.write(fd, b'%d\\n' % os.getpid())\n"
+                "print('held', flush=True)\n"
+                "time.sleep(60)\n",
+                self.path + ".lock",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        assert holder.stdout is not None
+        self.assertEqual(holder.stdout.readline(), b"held\n")
+        e = await self.refused(makeStore(self.path).start())
+        self.assertEqual(
+            str(e), f"another txgearman holds the queue {self.path} (pid {holder.pid})"
+        )
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        store = await self.started()
+        self.assertEqual(store.stateName, "running")
 
     async def test_diskFull(self) -> None:
         """
