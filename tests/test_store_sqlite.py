@@ -15,6 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.trial import unittest
 
+from tests.fixtures import missingPeer
 from txgearman.store.interfaces import IQueueStore, StoredJob, StoreError
 from txgearman.store.sqlite import SQLiteQueueStore
 from txgearman.test.test_store import QueueStoreTestsMixin
@@ -59,13 +60,13 @@ def mountTmpfs(case: unittest.TestCase, size: str = "1m") -> str:
     directory = os.path.abspath(case.mktemp())
     os.makedirs(directory)
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        raise unittest.SkipTest("mounting a tmpfs needs root and mount")
+        missingPeer("mounting a tmpfs needs root and mount")
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
         capture_output=True,
     )
     if done.returncode != 0:
-        raise unittest.SkipTest(f"cannot mount a tmpfs: {done.stderr!r}")
+        missingPeer(f"cannot mount a tmpfs: {done.stderr!r}")
     case.addCleanup(subprocess.run, ["umount", "-l", directory], check=True)
     return directory
 
