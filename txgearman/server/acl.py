@@ -182,6 +182,17 @@ class Rights:
         """Whether any function is granted C{right}."""
         return bool(self.rule.patterns.get(right))
 
+    def mayStatus(self, name: bytes | None) -> bool:
+        """
+        Whether this identity may read the status of a job of function
+        C{name}, or of a handle no job has (C{None}): only with some
+        C{status} right, so that one with none cannot learn which handles
+        exist.
+        """
+        if not self.rule.patterns.get("status"):
+            return False
+        return name is None or self.may("status", name)
+
     def mayAdmin(self, command: str) -> bool:
         """Whether this identity may run the admin C{command}."""
         return command in self.rule.admin

@@ -12,6 +12,9 @@ pays nothing for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from zope.interface import implementer
 
@@ -39,6 +42,24 @@ DENIALS_LOGGED = 10
 #: The admin commands the ACL governs; others (unknown ones) are answered
 #: as without an ACL.
 _GOVERNED = frozenset(ADMIN_READ + ADMIN_WRITE)
+
+
+def _submitGuard(
+    handler: Callable[[GearmanServerProtocol, tuple[bytes, ...]], None],
+) -> Any:
+    """
+    C{handler}, the plain protocol's submit of one kind, behind the check
+    of C{submit} on its function: first one set (the names this identity
+    was already found to be allowed), then the rules.
+    """
+
+    def guarded(self: GuardedServerProtocol, args: tuple[bytes, ...]) -> None:
+        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
+            handler(self, args)
+
+    guarded.__name__ = handler.__name__
+    guarded.__doc__ = f"{handler.__name__}, if the identity may submit to its function."
+    return guarded
 
 
 @implementer(IHandshakeListener)
@@ -157,8 +178,6 @@ class GuardedServerProtocol(GearmanServerProtocol):
             _Base.packet_CAN_DO_TIMEOUT(self, args)
 
     # -- clients ----------------------------------------------------------
-    # Each submit asks one set first: the names this identity was already
-    # found to be allowed to submit to.
 
     def _maySubmit(self, name: bytes) -> bool:
         if self.rights.may("submit", name):
@@ -166,45 +185,18 @@ class GuardedServerProtocol(GearmanServerProtocol):
         self._deny("submit", name)
         return False
 
-    def packet_SUBMIT_JOB(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB(self, args)
-
-    def packet_SUBMIT_JOB_BG(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_BG(self, args)
-
-    def packet_SUBMIT_JOB_HIGH(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_HIGH(self, args)
-
-    def packet_SUBMIT_JOB_HIGH_BG(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_HIGH_BG(self, args)
-
-    def packet_SUBMIT_JOB_LOW(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_LOW(self, args)
-
-    def packet_SUBMIT_JOB_LOW_BG(self, args: tuple[bytes, ...]) -> None:
-        if args[0] in self.rights.allowed["submit"] or self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_LOW_BG(self, args)
-
-    def packet_SUBMIT_JOB_EPOCH(self, args: tuple[bytes, ...]) -> None:
-        if self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_EPOCH(self, args)
-
-    def packet_SUBMIT_JOB_SCHED(self, args: tuple[bytes, ...]) -> None:
-        if self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_JOB_SCHED(self, args)
-
-    def packet_SUBMIT_REDUCE_JOB(self, args: tuple[bytes, ...]) -> None:
-        if self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_REDUCE_JOB(self, args)
-
-    def packet_SUBMIT_REDUCE_JOB_BACKGROUND(self, args: tuple[bytes, ...]) -> None:
-        if self._maySubmit(args[0]):
-            _Base.packet_SUBMIT_REDUCE_JOB_BACKGROUND(self, args)
+    packet_SUBMIT_JOB = _submitGuard(_Base.packet_SUBMIT_JOB)
+    packet_SUBMIT_JOB_BG = _submitGuard(_Base.packet_SUBMIT_JOB_BG)
+    packet_SUBMIT_JOB_HIGH = _submitGuard(_Base.packet_SUBMIT_JOB_HIGH)
+    packet_SUBMIT_JOB_HIGH_BG = _submitGuard(_Base.packet_SUBMIT_JOB_HIGH_BG)
+    packet_SUBMIT_JOB_LOW = _submitGuard(_Base.packet_SUBMIT_JOB_LOW)
+    packet_SUBMIT_JOB_LOW_BG = _submitGuard(_Base.packet_SUBMIT_JOB_LOW_BG)
+    packet_SUBMIT_JOB_EPOCH = _submitGuard(_Base.packet_SUBMIT_JOB_EPOCH)
+    packet_SUBMIT_JOB_SCHED = _submitGuard(_Base.packet_SUBMIT_JOB_SCHED)
+    packet_SUBMIT_REDUCE_JOB = _submitGuard(_Base.packet_SUBMIT_REDUCE_JOB)
+    packet_SUBMIT_REDUCE_JOB_BACKGROUND = _submitGuard(
+        _Base.packet_SUBMIT_REDUCE_JOB_BACKGROUND
+    )
 
     def packet_GET_STATUS(self, args: tuple[bytes, ...]) -> None:
         """
@@ -213,12 +205,15 @@ class GuardedServerProtocol(GearmanServerProtocol):
         the handle, so that it cannot learn which handles exist.
         """
         handle = args[0]
-        if not self.rights.mayAny("status"):
-            self._deny("status", handle)
-            return
         job = self.core.jobs.get(handle)
-        if job is not None and not self.rights.may("status", job.function.name):
-            self._deny("status", job.function.name)
+        name = job.function.name if job is not None else None
+        rights = self.rights
+        if not rights.mayStatus(name):
+            # Name the function only to one that may see some statuses.
+            what = handle
+            if name is not None and rights.mayAny("status"):
+                what = name
+            self._deny("status", what)
             return
         _Base.packet_GET_STATUS(self, args)
 
