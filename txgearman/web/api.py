@@ -21,27 +21,18 @@ from urllib.parse import unquote_to_bytes
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from txgearman.server.acl import AccessPolicy, Rights
-from txgearman.server.tls import peerIdentity
+from txgearman.web.access import refuse, requestRights
 from txgearman.web.health import ServerHealth
 
 if TYPE_CHECKING:
     from txgearman.server.service import GearmanServerService
 
 
-__all__ = ["apiResource", "requestRights"]
+__all__ = ["apiResource"]
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
-
-
-def requestRights(request: Request, policy: AccessPolicy) -> Rights:
-    """
-    The rights of whoever sent C{request}: its TLS client certificate's
-    common name, or C{anonymous}.
-    """
-    return policy.rightsFor(peerIdentity(request.channel.transport))
 
 
 class _JSON(Resource):
@@ -124,9 +115,8 @@ class _Job(_JSON):
             # As GET_STATUS: C{status} on the job's function.
             rights = requestRights(request, policy)
             job = self.service.core.jobs.get(handle)
-            if not rights.mayAny("status") or (
-                job is not None and not rights.may("status", job.function.name)
-            ):
+            if not rights.mayStatus(job.function.name if job is not None else None):
+                refuse(request, policy, rights, "status")
                 return 403, {"error": "PERMISSION_DENIED status"}
         _, known, running, numerator, denominator = self.service.core.getStatus(handle)
         if not known:

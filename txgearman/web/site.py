@@ -13,8 +13,9 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from txgearman.server.acl import AccessPolicy
-from txgearman.web.api import apiResource, requestRights
+from txgearman.server.acl import AccessPolicy, Rights
+from txgearman.web.access import refuse, requestRights
+from txgearman.web.api import apiResource
 from txgearman.web.dashboard import DashboardAssets, dashboardPage
 from txgearman.web.health import HealthResource, ServerHealth
 from txgearman.web.metrics import MetricsResource
@@ -65,16 +66,18 @@ _GET_RIGHTS = {
 
 
 class _Forbidden(Resource):
-    """A 403 naming the right that is missing."""
+    """A 403 naming the right that is missing, logged."""
 
     isLeaf = True
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, policy: AccessPolicy, rights: Rights, what: str) -> None:
         super().__init__()
+        self.policy = policy
+        self.rights = rights
         self.what = what
 
     def render(self, request: Request) -> bytes:
-        request.setResponseCode(http.FORBIDDEN)
+        refuse(request, self.policy, self.rights, self.what)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"PERMISSION_DENIED {self.what}\n".encode("utf-8", "replace")
 
@@ -142,13 +145,7 @@ class _Root(Resource):
             if command is not None:
                 rights = requestRights(request, self.policy)
                 if not rights.mayAdmin(command):
-                    self.policy.log.warn(
-                        "Denied {identity} over HTTP: admin {what} (GET /{path})",
-                        identity=rights.identity or "-",
-                        what=command,
-                        path=key.decode("utf-8", "replace"),
-                    )
-                    return _Forbidden(f"admin {command}")
+                    return _Forbidden(self.policy, rights, f"admin {command}")
         if path == b"" and not request.postpath:
             # "/" itself.
             return self

@@ -40,7 +40,7 @@ from zope.interface import implementer
 from txgearman.codec import PacketType, Priority
 from txgearman.server.acl import AccessPolicy
 from txgearman.server.interfaces import IPeer
-from txgearman.server.tls import peerIdentity
+from txgearman.web.access import refuse, requestRights
 
 if TYPE_CHECKING:
     from txgearman.server.core import JobServer
@@ -285,15 +285,11 @@ class SubmitResource(Resource):
             code, _, text = str(e).partition(" ")
             return _plain(request, int(code), text)
         if self.policy is not None:
-            rights = self.policy.rightsFor(peerIdentity(request.channel.transport))
+            rights = requestRights(request, self.policy)
             if not rights.may("submit", name):
-                what = name.decode("utf-8", "replace")
-                self.policy.log.warn(
-                    "Denied {identity} over HTTP: submit {what}",
-                    identity=rights.identity or "-",
-                    what=what,
-                )
-                return _plain(request, 403, f"PERMISSION_DENIED submit {what}")
+                what = f"submit {name.decode('utf-8', 'replace')}"
+                refuse(request, self.policy, rights, what)
+                return _plain(request, 403, f"PERMISSION_DENIED {what}")
         assert request.content is not None
         request.content.seek(0)
         data = request.content.read()
