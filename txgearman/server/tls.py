@@ -13,10 +13,9 @@ built here by L{CertificateOptions}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -30,7 +29,6 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
-    KeyPair,
     TLSVersion,
     trustRootFromCertificates,
 )
@@ -39,7 +37,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txgearman._pem import loadCertificates
+from txgearman._pem import readCertificates, readKey
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -70,18 +68,11 @@ class TLSFilesError(Exception):
     """
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise TLSFilesError(f"cannot read the {what} {path}: {e.strerror}") from None
-
-
 def _certificates(path: str, what: str) -> list[Certificate]:
     try:
-        return loadCertificates(_read(path, what))
+        return readCertificates(path, f"the {what} {path}")
     except ValueError as e:
-        raise TLSFilesError(f"the {what} {path} {e}") from None
+        raise TLSFilesError(str(e)) from None
 
 
 def _contextOptions(
@@ -92,11 +83,10 @@ def _contextOptions(
     or later; with C{caFile}, a client certificate it signed is required.
     """
     chain = _certificates(certFile, "certificate")
-    keyData = _read(keyFile, "key")
     try:
-        key = KeyPair.load(keyData, SSL.FILETYPE_PEM)
-    except (SSL.Error, crypto.Error):
-        raise TLSFilesError(f"the key {keyFile} holds no PEM private key") from None
+        key = readKey(keyFile, f"the key {keyFile}")
+    except ValueError as e:
+        raise TLSFilesError(str(e)) from None
     leaf = chain[0]
     if leaf.getPublicKey().keyHash() != key.keyHash():
         raise TLSFilesError(

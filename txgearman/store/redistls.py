@@ -11,7 +11,6 @@ C{twistd -u} the files are read before the privileges are dropped.
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 from typing import Any
 
 from OpenSSL import SSL, crypto
@@ -19,7 +18,6 @@ from service_identity import VerificationError
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
-    KeyPair,
     PrivateCertificate,
     TLSVersion,
     optionsForClientTLS,
@@ -28,7 +26,7 @@ from twisted.internet.ssl import (
 )
 from twisted.python.failure import Failure
 
-from txgearman._pem import loadCertificates
+from txgearman._pem import readCertificates, readKey
 
 __all__ = ["RedisTLS", "RedisTLSError", "describeTLSFailure"]
 
@@ -58,18 +56,11 @@ class RedisTLSError(Exception):
     """
 
 
-def _read(path: str, option: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise RedisTLSError(f"--{option}: cannot read {path}: {e.strerror}") from None
-
-
 def _certificates(path: str, option: str) -> list[Certificate]:
     try:
-        return loadCertificates(_read(path, option))
+        return readCertificates(path, path)
     except ValueError as e:
-        raise RedisTLSError(f"--{option}: {path} {e}") from None
+        raise RedisTLSError(f"--{option}: {e}") from None
 
 
 class RedisTLS:
@@ -113,11 +104,9 @@ class RedisTLS:
         if certFile is not None and keyFile is not None:
             chain = _certificates(certFile, "redis-tls-cert")
             try:
-                key = KeyPair.load(_read(keyFile, "redis-tls-key"), SSL.FILETYPE_PEM)
-            except (SSL.Error, crypto.Error):
-                raise RedisTLSError(
-                    f"--redis-tls-key: {keyFile} holds no PEM private key"
-                ) from None
+                key = readKey(keyFile, keyFile)
+            except ValueError as e:
+                raise RedisTLSError(f"--redis-tls-key: {e}") from None
             if chain[0].getPublicKey().keyHash() != key.keyHash():
                 raise RedisTLSError(
                     f"--redis-tls-key: {keyFile} is not the key of the certificate {certFile}"

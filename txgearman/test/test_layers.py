@@ -37,6 +37,8 @@ SHARED = (
     "txgearman._histogram.STORE_SECONDS",
     "txgearman._pem",
     "txgearman._pem.loadCertificates",
+    "txgearman._pem.readCertificates",
+    "txgearman._pem.readKey",
 )
 
 ALLOWED: dict[str, tuple[str, ...]] = {
