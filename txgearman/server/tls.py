@@ -244,7 +244,9 @@ class _TimedTLSProtocol(TLSMemoryBIOProtocol):
                 self._refusePlaintext(data)
                 return
         super().dataReceived(data)
-        self._checkHandshakeTimer()
+        if self._handshakeTimer is not None:
+            # Only until the handshake is done: not a call per read after.
+            self._checkHandshakeTimer()
 
     def _refusePlaintext(self, data: bytes) -> None:
         timer, self._handshakeTimer = self._handshakeTimer, None
