@@ -29,20 +29,18 @@ from txgearman.server.protocol import (
     GearmanServerFactory,
 )
 from txgearman.server.service import GearmanServerService, endpointDescription
+from txgearman.server.storeoptions import (
+    STORE_PARAMETERS,
+    checkStoreOptions,
+    makeStore,
+    numberOption,
+)
 from txgearman.server.tls import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     ServerTLS,
     TLSFilesError,
     TLSServerEndpoint,
 )
-from txgearman.store.redisaddress import parseRedisAddress
-from txgearman.store.redislayout import DEFAULT_PREFIX
-from txgearman.store.redispassword import (
-    PASSWORD_ENVIRONMENT,
-    RedisPasswordError,
-    choosePassword,
-)
-from txgearman.store.redistls import RedisTLS, RedisTLSError
 
 __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 
@@ -51,23 +49,6 @@ __all__ = ["Options", "makeService", "DRAIN_SIGNAL"]
 DRAIN_SIGNAL = signal.SIGUSR2
 
 _log = Logger()
-
-
-def _typed(kind: type[int] | type[float], option: str) -> Any:
-    """
-    A coercer for C{--option} that, given a value that is no number, says
-    which option and what it takes (Twisted's own message names neither).
-    """
-    what = "a whole number" if kind is int else "a number"
-
-    def coerce(value: str) -> int | float:
-        try:
-            return kind(value)
-        except ValueError:
-            raise usage.UsageError(f"--{option} takes {what}, not {value!r}") from None
-
-    coerce.coerceDoc = ""  # type: ignore[attr-defined]
-    return coerce
 
 
 def _workerWakeup(value: str) -> int | None:
@@ -108,8 +89,9 @@ def _checkListen(option: str, value: str) -> None:
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Run a Gearman job server.  Jobs are kept in memory; with --redis, "
-        "background jobs are also stored in Redis and survive restarts.  Send "
+        "Run a Gearman job server.  Jobs are kept in memory; with --redis or "
+        "--sqlite, background jobs are also stored in Redis or an SQLite file "
+        "and survive restarts.  Send "
         "SIGUSR2 to drain: stop accepting connections, finish the queued jobs, "
         "exit.  twistd writes ./twistd.pid (with -n too), so a second server in "
         "the same directory needs its own: twistd --pidfile=FILE gearman ..., "
@@ -151,7 +133,7 @@ class Options(usage.Options):
             None,
             DEFAULT_HANDSHAKE_TIMEOUT,
             "Longest a TLS handshake may take before the connection is dropped, in seconds.",
-            _typed(float, "tls-handshake-timeout"),
+            numberOption(float, "tls-handshake-timeout"),
         ],
         [
             "http-tls",
@@ -182,7 +164,7 @@ class Options(usage.Options):
             -1,
             "How often a job may lose its worker (disconnect, timeout) before "
             "it is dropped; -1 retries forever, 0 drops at the first failure.",
-            _typed(int, "job-retries"),
+            numberOption(int, "job-retries"),
         ],
         [
             "worker-wakeup",
@@ -204,7 +186,7 @@ class Options(usage.Options):
             None,
             DEFAULT_MAX_PACKET_SIZE,
             "Largest packet body accepted, in bytes; larger packets close the connection.",
-            _typed(int, "max-packet-size"),
+            numberOption(int, "max-packet-size"),
         ],
         [
             "max-buffered-bodies",
@@ -215,7 +197,7 @@ class Options(usage.Options):
             "connection not read, until others finish [default: "
             f"{DEFAULT_BODIES_PER_BUDGET} x --max-packet-size, "
             f"{DEFAULT_BODIES_PER_BUDGET * DEFAULT_MAX_PACKET_SIZE} with its default].",
-            _typed(int, "max-buffered-bodies"),
+            numberOption(int, "max-buffered-bodies"),
         ],
         [
             "body-wait-timeout",
@@ -224,7 +206,7 @@ class Options(usage.Options):
             "Longest a packet of 64 KiB or more waits for room in "
             "--max-buffered-bodies, in seconds, before its connection gets "
             "ERROR SERVER_BUSY and is closed.",
-            _typed(float, "body-wait-timeout"),
+            numberOption(float, "body-wait-timeout"),
         ],
         [
             "client-output-limit",
@@ -234,7 +216,7 @@ class Options(usage.Options):
             "not read it (a client whose job streams WORK_DATA, say) before it "
             "closes that connection; the workers feeding it wait from "
             f"{HIGH_WATER} bytes on.",
-            _typed(int, "client-output-limit"),
+            numberOption(int, "client-output-limit"),
         ],
         [
             "max-functions",
@@ -242,76 +224,16 @@ class Options(usage.Options):
             DEFAULT_MAX_FUNCTIONS,
             "Most functions the server holds; a CAN_DO, submit or create function "
             "that would make one more is answered with an error.",
-            _typed(int, "max-functions"),
+            numberOption(int, "max-functions"),
         ],
         [
             "drain-timeout",
             None,
             300.0,
             "Longest a SIGUSR2 drain waits for the queues to empty, in seconds.",
-            _typed(float, "drain-timeout"),
+            numberOption(float, "drain-timeout"),
         ],
-        [
-            "redis",
-            None,
-            None,
-            "Store background jobs in Redis: host:port, "
-            "redis://[[user]:password@]host[:port][/db], rediss://... for TLS, "
-            "a unix socket path, or sentinel://host:26379[,host2:26379]/mastername.  "
-            "A password here shows in ps: prefer --redis-password-file or "
-            f"${PASSWORD_ENVIRONMENT}.",
-        ],
-        [
-            "redis-password-file",
-            None,
-            None,
-            "Read the Redis password from this file (one trailing newline is "
-            "dropped; keep it mode 0600).  Giving the password a second way, in "
-            f"the URL or ${PASSWORD_ENVIRONMENT}, is refused.",
-        ],
-        [
-            "redis-tls-ca",
-            None,
-            None,
-            "With rediss://: trust the PEM authorities in this file to sign "
-            "Redis' certificate, instead of the system's.",
-        ],
-        [
-            "redis-tls-cert",
-            None,
-            None,
-            "With rediss://: show Redis this PEM client certificate (for its "
-            "tls-auth-clients); needs --redis-tls-key.",
-        ],
-        ["redis-tls-key", None, None, "The PEM private key of --redis-tls-cert."],
-        [
-            "redis-prefix",
-            None,
-            DEFAULT_PREFIX,
-            "Namespace of this server's keys in Redis; servers sharing a Redis need one each.",
-        ],
-        [
-            "redis-timeout",
-            None,
-            5.0,
-            "Longest a Redis write may take, in seconds, before the client gets ERROR QUEUE_ERROR.",
-            _typed(float, "redis-timeout"),
-        ],
-        [
-            "redis-start-timeout",
-            None,
-            60.0,
-            "How long start-up waits for Redis to answer and for another "
-            "server's lock to expire before it exits with status 1, in seconds.",
-            _typed(float, "redis-start-timeout"),
-        ],
-        [
-            "redis-lock-ttl",
-            None,
-            15.0,
-            "How long the queue lock outlives a server that died, in seconds.",
-            _typed(float, "redis-lock-ttl"),
-        ],
+        *STORE_PARAMETERS,
     ]
     optFlags = [
         ["exceptions", None, "Send WORK_EXCEPTION to clients that did not ask for it."],
@@ -383,53 +305,10 @@ class Options(usage.Options):
                 )
         if not self["drain-timeout"] >= 0:
             raise usage.UsageError("--drain-timeout must be 0 or more")
-        self._checkRedis()
-        if not self["redis-prefix"]:
-            raise usage.UsageError("--redis-prefix must not be empty")
-        for name in ("redis-timeout", "redis-lock-ttl"):
-            if not self[name] > 0:
-                raise usage.UsageError(f"--{name} must be more than 0")
-        if not self["redis-start-timeout"] >= 0:
-            raise usage.UsageError("--redis-start-timeout must be 0 or more")
+        checkStoreOptions(self, self.environ)
 
     #: Where C{$TXGEARMAN_REDIS_PASSWORD} is looked up; tests set their own.
     environ: Mapping[str, str] = os.environ
-
-    def _checkRedis(self) -> None:
-        """
-        Parse C{--redis}, and read its password and TLS files now, so that a
-        wrong one stops the start with its name (and under C{twistd -u},
-        before the privileges are dropped).
-        """
-        self["redis-tls"] = None
-        self["redis-warnings"] = ()
-        tlsOptions = ("redis-tls-ca", "redis-tls-cert", "redis-tls-key")
-        if self["redis"] is None:
-            for name in ("redis-password-file", *tlsOptions):
-                if self[name] is not None:
-                    raise usage.UsageError(f"--{name} needs --redis")
-            return
-        try:
-            address = parseRedisAddress(self["redis"])
-            choice = choosePassword(address, self["redis-password-file"], self.environ)
-        except (ValueError, RedisPasswordError) as e:
-            raise usage.UsageError(f"--redis: {e}") from None
-        self["redis"] = choice.address
-        self["redis-warnings"] = choice.warnings
-        given = [name for name in tlsOptions if self[name] is not None]
-        if not address.tls:
-            if given:
-                raise usage.UsageError(
-                    f"--{given[0]} needs a rediss:// --redis address (TLS); "
-                    "TLS through Sentinel or a unix socket is not supported"
-                )
-            return
-        try:
-            self["redis-tls"] = RedisTLS(
-                self["redis-tls-ca"], self["redis-tls-cert"], self["redis-tls-key"]
-            )
-        except RedisTLSError as e:
-            raise usage.UsageError(str(e)) from None
 
     def _checkTLS(self) -> None:
         """
@@ -470,24 +349,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # What only this server can hold on this host: the store writes it into
     # its lock, so that a restart after a crash recognises its own lock.
     claim = listeningClaim(endpointDescription(options["port"]))
-    store = None
-    if options["redis"] is not None:
-        # Imported here: txredisapi installs the global reactor on import.
-        from txgearman.store.redis import RedisQueueStore
-
-        for warning in options["redis-warnings"]:
-            # Not "warning=": twisted.python.log takes that for a Python warning.
-            _log.warn("{notice}", notice=warning)
-        store = RedisQueueStore(
-            options["redis"],
-            reactor,
-            prefix=options["redis-prefix"],
-            timeout=options["redis-timeout"],
-            lockTTL=options["redis-lock-ttl"],
-            startTimeout=options["redis-start-timeout"],
-            claim=claim,
-            tls=options["redis-tls"],
-        )
+    store = makeStore(options, reactor, claim)
     prefix = options["job-handle-prefix"]
     service = GearmanServerService(
         options["port"],
