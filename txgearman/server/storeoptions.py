@@ -127,6 +127,14 @@ STORE_PARAMETERS: list[list[Any]] = [
         "per commit); normal: it survives kill -9, but the last commits may be "
         "lost to a power loss.",
     ],
+    [
+        "sqlite-timeout",
+        None,
+        5.0,
+        "Longest an SQLite commit may take, in seconds, before the jobs waiting "
+        "behind it (and new ones, until it ends) get ERROR QUEUE_ERROR.",
+        numberOption(float, "sqlite-timeout"),
+    ],
 ]
 
 
@@ -155,7 +163,7 @@ def checkStoreOptions(
     _checkRedis(options, environ)
     if not options["redis-prefix"]:
         raise usage.UsageError("--redis-prefix must not be empty")
-    for name in ("redis-timeout", "redis-lock-ttl"):
+    for name in ("redis-timeout", "redis-lock-ttl", "sqlite-timeout"):
         if not options[name] > 0:
             raise usage.UsageError(f"--{name} must be more than 0")
     if not options["redis-start-timeout"] >= 0:
@@ -208,7 +216,10 @@ def makeStore(
         from txgearman.store.sqlite import SQLiteQueueStore
 
         return SQLiteQueueStore(
-            options["sqlite"], reactor, durability=options["sqlite-durability"]
+            options["sqlite"],
+            reactor,
+            durability=options["sqlite-durability"],
+            timeout=options["sqlite-timeout"],
         )
     if options["redis"] is None:
         return None

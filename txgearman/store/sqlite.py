@@ -83,6 +83,12 @@ PROGRESS_ROWS = 100000
 #: Seconds before removals that failed to commit are tried again, when no
 #: new job comes to carry them sooner.
 RETRY_DELAY = 1.0
+#: Seconds a commit may take before the store calls the disk stalled: the
+#: jobs gathered behind it are refused, and new ones too until it ends.
+DEFAULT_TIMEOUT = 5.0
+#: Most jobs that may wait for the next commit: past it a submit is
+#: refused at once rather than held in memory without bound.
+MAX_PENDING = 100000
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -175,6 +181,8 @@ class SQLiteQueueStore:
         reactor: Any,
         durability: str = "full",
         threadPool: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        maxPending: int = MAX_PENDING,
     ) -> None:
         """
         @param path: the database file; created if missing.
@@ -183,6 +191,10 @@ class SQLiteQueueStore:
         @param threadPool: what runs the store's database work, in place
             of the single thread the store starts on its own (for tests:
             anything with C{start}, C{stop} and C{callInThreadWithCallback}).
+        @param timeout: seconds a commit may take before the disk is taken
+            for stalled: the jobs waiting behind it get L{StoreError} (they
+            were never written), as do new ones until the commit ends.
+        @param maxPending: most jobs that may wait for the next commit.
         @raise ValueError: C{durability} is not one of L{DURABILITY}.
         """
         if durability not in DURABILITY:
@@ -202,6 +214,11 @@ class SQLiteQueueStore:
         self._adds: list[tuple[StoredJob, Deferred[object]]] = []
         self._removes: list[int] = []
         self._inFlight = False
+        self.timeout = timeout
+        self.maxPending = maxPending
+        self._stallCall: IDelayedCall | None = None
+        #: Why adds are refused while a stalled commit has not ended.
+        self._stalled: str | None = None
         self._flushCall: IDelayedCall | None = None
         self._flushWaiters: list[Deferred[None]] = []
         self._stopped: Deferred[None] | None = None
@@ -399,8 +416,18 @@ class SQLiteQueueStore:
     def add(self, job: StoredJob) -> Deferred[object]:
         if self.state is not StoreState.RUNNING:
             return fail(StoreError("the SQLite store is not running"))
+        if self._stalled is not None:
+            return fail(StoreError(self._stalled))
+        adds = self._adds
+        if len(adds) >= self.maxPending:
+            return fail(
+                StoreError(
+                    f"the queue database {self.path} is behind: "
+                    f"{len(adds)} jobs already wait for its next commit"
+                )
+            )
         d: Deferred[object] = Deferred()
-        self._adds.append((job, d))
+        adds.append((job, d))
         self._schedule()
         return d
 
@@ -451,6 +478,7 @@ class SQLiteQueueStore:
             return
         self._inFlight = True
         started = self.reactor.seconds()
+        self._stallCall = self.reactor.callLater(self.timeout, self._stall)
         d = self._run(self._write, [job for job, _ in adds], removes)
         d.addCallbacks(
             self._committed,
@@ -481,14 +509,48 @@ class SQLiteQueueStore:
             raise
         return ids  # type: ignore[return-value]
 
+    def _stall(self) -> None:
+        """
+        The commit in flight has taken L{timeout}: refuse the jobs that
+        wait behind it, and new ones until it ends, so that clients hear
+        of the stalled disk rather than wait without end.  The commit in
+        flight itself cannot be called off: its jobs wait for it.
+        """
+        self._stallCall = None
+        reason = (
+            f"the queue database {self.path} has not finished a commit in "
+            f"{self.timeout:g} s (is the disk stalled?)"
+        )
+        self.log.error("{reason}", reason=reason)
+        self._stalled = self.lastError = reason
+        adds, self._adds = self._adds, []
+        for _job, d in adds:
+            d.errback(StoreError(reason))
+
+    def _ended(self, started: float) -> None:
+        """
+        Book a transaction that ended, committed or not.
+        """
+        self._inFlight = False
+        call, self._stallCall = self._stallCall, None
+        if call is not None:
+            call.cancel()
+        if self._stalled is not None:
+            self.log.info(
+                "The queue database {path} finished a commit again, after {seconds:.1f} s",
+                path=self.path,
+                seconds=self.reactor.seconds() - started,
+            )
+            self._stalled = None
+        self.calls.observe(self.reactor.seconds() - started)
+
     def _committed(
         self,
         ids: list[int],
         adds: list[tuple[StoredJob, Deferred[object]]],
         started: float,
     ) -> None:
-        self._inFlight = False
-        self.calls.observe(self.reactor.seconds() - started)
+        self._ended(started)
         self.commits += 1
         self.lastError = None
         for (_job, d), number in zip(adds, ids, strict=True):
@@ -502,8 +564,7 @@ class SQLiteQueueStore:
         removes: list[int],
         started: float,
     ) -> None:
-        self._inFlight = False
-        self.calls.observe(self.reactor.seconds() - started)
+        self._ended(started)
         self.failedCalls += 1
         reason = self._explain(failure)
         if self.lastError != reason:

@@ -420,6 +420,100 @@ class ErrorTests(SQLiteUnitTestCase):
         )
 
 
+class StalledDiskTests(SQLiteUnitTestCase):
+    """
+    A commit that does not end (a stalled disk: the fake pool simply does
+    not run it) neither holds clients forever nor gathers jobs without
+    bound.
+    """
+
+    def test_stalledCommit(self) -> None:
+        """
+        Past C{timeout}, the jobs gathered behind a commit in flight are
+        refused with the reason, and so are new ones, until it ends; the
+        jobs in flight are acknowledged when it does.
+        """
+        catcher = self.catchLogs()
+        store = self.started(timeout=5.0)
+        inFlight = store.add(StoredJob(b"f", b"", b"first"))
+        self.turn()
+        waiting = store.add(StoredJob(b"f", b"", b"second"))
+        self.turn()
+        self.reactor.advance(4.9)
+        self.assertNoResult(waiting)
+        self.reactor.advance(0.1)
+        reason = (
+            f"the queue database {self.path} has not finished a commit in 5 s "
+            "(is the disk stalled?)"
+        )
+        self.assertEqual(str(self.failureResultOf(waiting, StoreError).value), reason)
+        self.assertEqual(
+            str(
+                self.failureResultOf(
+                    store.add(StoredJob(b"f", b"", b"new")), StoreError
+                ).value
+            ),
+            reason,
+        )
+        self.assertEqual(store.stateName, "failing")
+        self.assertIn(reason, "\n".join(formatEvent(e) for e in catcher))
+        self.assertNoResult(inFlight)
+        self.pool.runAll()
+        self.assertEqual(result(inFlight), 1)
+        self.assertEqual(store.stateName, "running")
+        later = store.add(StoredJob(b"f", b"", b"later"))
+        self.turn()
+        self.pool.runAll()
+        self.assertEqual(result(later), 2)
+        self.assertEqual([row[3] for row in self.rows()], [b"first", b"later"])
+        self.assertIn(
+            f"The queue database {self.path} finished a commit again",
+            "\n".join(formatEvent(e) for e in catcher),
+        )
+
+    def test_quickCommitsNeverStall(self) -> None:
+        """
+        The stall timer is each commit's own: many commits, each quicker
+        than C{timeout}, never trip it however long they take together.
+        """
+        store = self.started(timeout=1.0)
+        for i in range(10):
+            d = store.add(StoredJob(b"f", b"", b"%d" % i))
+            self.turn()
+            self.reactor.advance(0.5)
+            self.pool.runAll()
+            self.assertEqual(result(d), i + 1)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_pendingBounded(self) -> None:
+        """
+        No more than C{maxPending} jobs wait for the next commit: the next
+        is refused at once, saying so; once the commit goes, there is room.
+        """
+        store = self.started(maxPending=3)
+        self.turn()
+        first = store.add(StoredJob(b"f", b"", b"0"))
+        self.turn()
+        waiting = [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(1, 4)]
+        refused = store.add(StoredJob(b"f", b"", b"4"))
+        self.assertEqual(
+            str(self.failureResultOf(refused, StoreError).value),
+            f"the queue database {self.path} is behind: 3 jobs already wait "
+            "for its next commit",
+        )
+        self.pool.runNext()
+        self.assertEqual(result(first), 1)
+        again = store.add(StoredJob(b"f", b"", b"5"))
+        self.failureResultOf(again, StoreError)
+        self.turn()
+        self.pool.runAll()
+        self.assertEqual([result(d) for d in waiting], [2, 3, 4])
+        last = store.add(StoredJob(b"f", b"", b"6"))
+        self.turn()
+        self.pool.runAll()
+        self.assertEqual(result(last), 5)
+
+
 class LockTests(SQLiteUnitTestCase):
     def test_secondOwnerRefused(self) -> None:
         """

@@ -6,6 +6,7 @@ twistd plugin that names it.
 from __future__ import annotations
 
 import io
+import os
 import signal
 import sys
 from pathlib import Path
@@ -179,6 +180,10 @@ class OptionsTests(SynchronousTestCase):
             ("--redis", "localhost", "--redis-lock-ttl", "-1"),
             ("--redis", "localhost", "--redis-start-timeout", "-1"),
             ("--redis", "localhost", "--redis-timeout", "nan"),
+            ("--sqlite", ""),
+            ("--sqlite", "q.db", "--sqlite-durability", "off"),
+            ("--sqlite", "q.db", "--sqlite-timeout", "0"),
+            ("--sqlite", "q.db", "--sqlite-timeout", "soon"),
         ]:
             self.assertRaises(usage.UsageError, parse, *argv)
 
@@ -289,6 +294,60 @@ class OptionsTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError) as caught:
             parse("--redis", "redis://:secret@h/x")
         self.assertNotIn("secret", str(caught.exception))
+
+
+class SQLiteOptionsTests(SynchronousTestCase):
+    """
+    C{--sqlite PATH}, its durability and timeout.
+    """
+
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertIsNone(options["sqlite"])
+        self.assertEqual(options["sqlite-durability"], "full")
+        self.assertEqual(options["sqlite-timeout"], 5.0)
+
+    def test_oneStore(self) -> None:
+        """
+        C{--redis} and C{--sqlite} together are refused: a job is kept in
+        one store.
+        """
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--redis", "localhost", "--sqlite", "q.db")
+        self.assertEqual(
+            str(caught.exception),
+            "--redis and --sqlite each choose the store: give one of them",
+        )
+
+    def test_durabilityNamed(self) -> None:
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--sqlite", "q.db", "--sqlite-durability", "off")
+        self.assertEqual(
+            str(caught.exception), "--sqlite-durability takes full or normal, not 'off'"
+        )
+
+    def test_sqliteStore(self) -> None:
+        """
+        The service gets an L{SQLiteQueueStore} on the file, not yet open:
+        it opens when the service starts, after twistd has daemonized.
+        """
+        from txgearman.store.sqlite import SQLiteQueueStore
+
+        path = self.mktemp()
+        options = parse(
+            "--sqlite", path, "--sqlite-durability", "normal", "--sqlite-timeout", "2"
+        )
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        assert isinstance(service, GearmanServerService)
+        store = service.store
+        assert isinstance(store, SQLiteQueueStore)
+        self.assertEqual(
+            (store.path, store.durability, store.timeout), (path, "normal", 2.0)
+        )
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(
+            dict(service.settings())["store"], f"sqlite {path} (synchronous=NORMAL)"
+        )
 
 
 class RedisSecurityOptionsTests(SynchronousTestCase):
