@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn, Self, TypeVar
 
@@ -823,6 +824,113 @@ PACKETS = {
     "STATUS_RES_UNIQUE": 42,
 }
 NAMES = {number: name for name, number in PACKETS.items()}
+
+
+# -- a raw worker and background submits ------------------------------------
+
+
+@dataclass
+class Grabbed:
+    """
+    One job a L{Worker} was assigned, and when.
+    """
+
+    handle: bytes
+    function: bytes
+    unique: bytes
+    data: bytes
+    at: float
+
+
+class Worker:
+    """
+    A raw-protocol worker that grabs with GRAB_JOB_UNIQ and completes each
+    job at once, recording what it was given.
+    """
+
+    def __init__(
+        self, testCase: SynchronousTestCase, port: int, *functions: bytes
+    ) -> None:
+        self.connection = connectRaw(testCase, port)
+        # WORK_COMPLETE and the next GRAB_JOB_UNIQ are two small writes:
+        # without this, Nagle's algorithm holds the second one back until
+        # the server's delayed ACK, some 40 ms per job.
+        self.connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for function in functions:
+            self.connection.send("CAN_DO", function)
+        self.jobs: list[Grabbed] = []
+
+    def grab(self) -> Grabbed | None:
+        """
+        Ask for one job; complete and return it, or C{None} on NO_JOB.
+        """
+        self.connection.send("GRAB_JOB_UNIQ")
+        while True:
+            name, args = self.connection.receive(10.0)
+            if name != "NOOP":
+                break
+        if name == "NO_JOB":
+            return None
+        if name != "JOB_ASSIGN_UNIQ":
+            raise FailTest(f"expected JOB_ASSIGN_UNIQ or NO_JOB, got {name} {args!r}")
+        # The data is the last field and may itself hold NUL bytes.
+        job = Grabbed(args[0], args[1], args[2], b"\0".join(args[3:]), time.time())
+        self.connection.send("WORK_COMPLETE", job.handle, b"")
+        self.jobs.append(job)
+        return job
+
+    def drain(
+        self,
+        done: Callable[[list[Grabbed]], object],
+        timeout: float = 20.0,
+        settle: float = 0.0,
+    ) -> list[Grabbed]:
+        """
+        Grab jobs until C{done(jobs)} is true after a NO_JOB, then keep
+        asking for C{settle} seconds more, so that a job that should never
+        run has its chance to show up.
+
+        @return: every job grabbed, in order.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.grab() is not None:
+                continue
+            if done(self.jobs):
+                break
+            if time.monotonic() >= deadline:
+                raise FailTest(
+                    f"the worker did not get what it waited for within {timeout}s; it got "
+                    f"{[(j.unique, j.data) for j in self.jobs]!r}"
+                )
+            time.sleep(0.05)
+        settleUntil = time.monotonic() + settle
+        while time.monotonic() < settleUntil:
+            if self.grab() is None:
+                time.sleep(0.1)
+        return self.jobs
+
+    def data(self) -> list[bytes]:
+        return [job.data for job in self.jobs]
+
+
+def submitBackground(
+    connection: RawConnection,
+    data: bytes,
+    function: bytes = b"stream",
+    timeout: float = 10.0,
+) -> tuple[str, list[bytes]]:
+    """
+    Send one SUBMIT_JOB_BG with an empty unique id and return the answer:
+    JOB_CREATED or ERROR (any other packet fails the test).
+    """
+    connection.send("SUBMIT_JOB_BG", function, b"", data)
+    name, args = connection.receive(timeout)
+    if name not in ("JOB_CREATED", "ERROR"):
+        raise FailTest(
+            f"expected JOB_CREATED or ERROR for {data!r}, got {name} {args!r}"
+        )
+    return name, args
 
 
 def packet(name: str, *args: bytes, magic: bytes = REQ) -> bytes:

@@ -1,0 +1,270 @@
+"""
+C{twistd gearman --sqlite}: a real server process on a real file, killed,
+restarted, refused a second owner, and given a full disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import threading
+import time
+
+from twisted.trial.unittest import FailTest, TestCase
+
+from tests.fixtures import (
+    RawConnection,
+    TwistdServer,
+    Worker,
+    connectRaw,
+    refused,
+    startServer,
+    submitBackground,
+    waitFor,
+)
+from tests.test_store_sqlite import mountTmpfs
+
+#: Room for a loaded machine in the timing assertions.
+SLACK = 3.0
+
+
+class SQLiteServerTests(TestCase):
+    """
+    The server with C{--sqlite}, end to end.
+    """
+
+    def setUp(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.path = os.path.join(directory, "queue.db")
+
+    def sqliteArgs(self, path: str | None = None) -> list[str]:
+        return ["--sqlite", path or self.path]
+
+    def restart(self, server: TwistdServer) -> TwistdServer:
+        """
+        Start C{server}'s command line again, on its port and directory,
+        after it has stopped or been killed.
+        """
+        server.stop()
+        again = TwistdServer(server.directory, server.extraArgs, port=server.port)
+        self.addCleanup(again.stop)
+        return again.start(timeout=30)
+
+    def kill(self, server: TwistdServer) -> None:
+        server.signal(signal.SIGKILL)
+        server.wait(10)
+        server.stopped = True
+
+    def test_killedMidStream(self) -> None:
+        """
+        Killed with SIGKILL while four clients submit background jobs as
+        fast as they can, and started again at once: it serves within
+        seconds (the kernel released the dead server's lock), every job
+        that got JOB_CREATED runs once, and nothing never submitted runs.
+        """
+        server = startServer(self, *self.sqliteArgs())
+        created: list[bytes] = []
+        sent: list[bytes] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+        problems: list[str] = []
+
+        def submitter(n: int) -> None:
+            try:
+                connection = RawConnection(server.port)
+            except OSError as e:
+                problems.append(repr(e))
+                return
+            try:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    data = b"load-%d-%d" % (n, i)
+                    with lock:
+                        sent.append(data)
+                    try:
+                        name, args = submitBackground(connection, data, b"load")
+                    except (FailTest, OSError):
+                        # The server died: this submit's fate is unknown.
+                        return
+                    if name != "JOB_CREATED":
+                        problems.append(f"{data!r}: {name} {args!r}")
+                        return
+                    with lock:
+                        created.append(data)
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            waitFor(lambda: len(created) >= 400 or problems, 20, what="400 submits")
+            self.kill(server)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        self.assertEqual(problems, [])
+        createdBeforeKill = set(created)
+
+        started = time.monotonic()
+        server = self.restart(server)
+        self.assertLess(time.monotonic() - started, 2.0 + SLACK)
+        status = server.admin(b"status").splitlines()
+        self.assertEqual(status[0].split(b"\t")[0], b"load")
+        queued = int(status[0].split(b"\t")[1])
+        self.assertGreaterEqual(queued, len(createdBeforeKill))
+        self.assertLessEqual(queued, len(sent))
+
+        worker = Worker(self, server.port, b"load")
+        worker.drain(lambda jobs: len(jobs) >= queued, settle=1.0)
+        ran = worker.data()
+        self.assertEqual(len(ran), len(set(ran)), "a job ran twice")
+        self.assertEqual(createdBeforeKill - set(ran), set(), "acknowledged jobs lost")
+        self.assertEqual(set(ran) - set(sent), set())
+        # Ended jobs leave the file: a third start replays nothing.
+        server = self.restart(server)
+        self.assertEqual(server.admin(b"status"), b".\n")
+
+    def test_fifoAndFieldsAfterRestart(self) -> None:
+        """
+        Priorities, FIFO order within each, uniques (empty, C{-}, binary),
+        functions and data with any bytes, and an epoch job's time all come
+        back after a SIGKILL.
+        """
+        server = startServer(self, *self.sqliteArgs())
+        client = connectRaw(self, server.port)
+        submitted = [
+            ("SUBMIT_JOB_LOW_BG", b"low-1", b"l1"),
+            ("SUBMIT_JOB_BG", b"normal-1", b""),
+            ("SUBMIT_JOB_HIGH_BG", b"high-1", b"-"),
+            ("SUBMIT_JOB_BG", b"normal\x002\xff", b"u-\x01"),
+            ("SUBMIT_JOB_HIGH_BG", b"high-2", b"h2"),
+            ("SUBMIT_JOB_LOW_BG", b"low-2", b""),
+        ]
+        for kind, data, unique in submitted:
+            client.submit(kind, b"f-\xffx", unique, data)
+        # Due a second ago: runnable at once after the restart, after the rest.
+        due = int(time.time()) - 1
+        client.send("SUBMIT_JOB_EPOCH", b"f-\xffx", b"when", b"%d" % due, b"epoch")
+        client.expect("JOB_CREATED")
+        # Due in an hour: kept, and not run.
+        later = int(time.time()) + 3600
+        client.send("SUBMIT_JOB_EPOCH", b"f-\xffx", b"later", b"%d" % later, b"later")
+        client.expect("JOB_CREATED")
+        self.kill(server)
+
+        server = self.restart(server)
+        worker = Worker(self, server.port, b"f-\xffx")
+        worker.drain(lambda jobs: len(jobs) >= 7, settle=1.0)
+        self.assertEqual(
+            [(job.function, job.unique, job.data) for job in worker.jobs],
+            [
+                (b"f-\xffx", b"-", b"high-1"),
+                (b"f-\xffx", b"h2", b"high-2"),
+                (b"f-\xffx", b"", b"normal-1"),
+                (b"f-\xffx", b"u-\x01", b"normal\x002\xff"),
+                (b"f-\xffx", b"when", b"epoch"),
+                (b"f-\xffx", b"l1", b"low-1"),
+                (b"f-\xffx", b"", b"low-2"),
+            ],
+        )
+        jobs = server.admin(b"show jobs")
+        self.assertIn(b"later", server.admin(b"show unique jobs"), jobs)
+
+    def test_secondServerRefused(self) -> None:
+        """
+        A second server on the same file exits with status 1 at once,
+        naming the first one's pid, and never accepts a connection.
+        """
+        first = startServer(self, *self.sqliteArgs())
+        second = TwistdServer(self.mktemp(), self.sqliteArgs())
+        self.addCleanup(second.stop)
+        started = time.monotonic()
+        second.launch()
+        assert second.process is not None
+        accepted = []
+        while second.process.poll() is None and time.monotonic() - started < 30:
+            if not refused(second.port):
+                accepted.append(time.monotonic() - started)
+            time.sleep(0.1)
+        self.assertEqual(second.wait(1), 1, second.log())
+        self.assertLess(time.monotonic() - started, 5.0 + SLACK)
+        self.assertEqual(accepted, [])
+        self.assertIn(
+            f"another txgearman holds the queue {self.path} (pid {first.pid})",
+            second.log(),
+        )
+        self.assertEqual(first.admin(b"version")[:3], b"OK ")
+
+    def test_diskFull(self) -> None:
+        """
+        On a full file system, background submits get C{ERROR QUEUE_ERROR}
+        with the reason while foreground jobs and the admin port go on;
+        after a SIGKILL and a restart every job that got JOB_CREATED runs
+        and none that got ERROR does.
+        """
+        directory = mountTmpfs(self, "1m")
+        path = os.path.join(directory, "queue.db")
+        server = startServer(self, *self.sqliteArgs(path))
+        client = connectRaw(self, server.port)
+        created: list[bytes] = []
+        refusedJobs: list[bytes] = []
+        reasons: set[bytes] = set()
+        for n in range(40):
+            data = b"%04d" % n + b"x" * 60000
+            name, args = submitBackground(client, data, b"big")
+            if name == "JOB_CREATED":
+                created.append(data)
+            else:
+                self.assertEqual(args[0], b"QUEUE_ERROR")
+                reasons.add(args[1])
+                refusedJobs.append(data)
+        self.assertTrue(created, "some jobs fit")
+        self.assertTrue(refusedJobs, "the file system filled")
+        self.assertEqual(
+            reasons,
+            {
+                f"the queue database {path} cannot be written: "
+                "database or disk is full".encode()
+            },
+        )
+        # Foreground jobs are not stored: they still run.
+        worker = connectRaw(self, server.port)
+        worker.send("CAN_DO", b"echo")
+        client.send("SUBMIT_JOB", b"echo", b"", b"ping")
+        handle = client.expect("JOB_CREATED")[0]
+        worker.send("GRAB_JOB")
+        while True:
+            name, args = worker.receive(10)
+            if name == "JOB_ASSIGN":
+                break
+        worker.send("WORK_COMPLETE", args[0], b"pong")
+        self.assertEqual(client.expect("WORK_COMPLETE"), [handle, b"pong"])
+        self.assertIn(b"big\t%d\t" % len(created), server.admin(b"status"))
+        self.kill(server)
+
+        server = self.restart(server)
+        consumer = Worker(self, server.port, b"big")
+        consumer.drain(lambda jobs: len(jobs) >= len(created), settle=1.0)
+        self.assertEqual(consumer.data(), created)
+
+    def test_corruptFileRefusedAtStart(self) -> None:
+        """
+        A file that is no SQLite database stops the start with status 1
+        and the file named, rather than being overwritten.
+        """
+        with open(self.path, "wb") as f:
+            f.write(b"not a database" + struct.pack(">I", 7) * 1000)
+        server = TwistdServer(self.mktemp(), self.sqliteArgs())
+        self.addCleanup(server.stop)
+        server.launch()
+        self.assertEqual(server.wait(30), 1, server.log())
+        self.assertIn(f"the queue database {self.path} cannot be used", server.log())
+        with open(self.path, "rb") as f:
+            self.assertTrue(f.read().startswith(b"not a database"))
