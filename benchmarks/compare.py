@@ -132,6 +132,12 @@ def main() -> int:
         "what idle workers cost",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        help="jobs per run instead of each mode's own (100000 bg, 50000 fg), "
+        "e.g. 20000 for gearmand -q libsqlite3, which runs some 600 a second",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print every run as JSON too"
     )
     args = parser.parse_args()
@@ -140,8 +146,10 @@ def main() -> int:
     # load.py is slower than gearbench; give it time to finish on a slow machine.
     extra = ["--timeout", "240"] if driver[-1] == LOAD_PY else []
     if args.workers is not None:
-        # Both drivers take the last -w given.
+        # Both drivers take the last -w (and -n) given.
         extra += ["-w", str(args.workers)]
+    if args.jobs is not None:
+        extra += ["-n", str(args.jobs)]
     modes = args.modes.split(",")
     servers = [SERVERS[name] for name in args.servers.split(",")]
     if any(server.tls for server in servers) and driver[-1] != LOAD_PY:

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """
-How long txgearman takes to replay a large queue from Redis at start-up,
-and how much memory the replayed queue takes.
+How long txgearman takes to replay a large queue from Redis or SQLite at
+start-up, and how much memory the replayed queue takes.
 
-Starts a private redis-server, writes N background jobs into it in
-txgearman's layout (straight over RESP, in pipelined chunks), then starts
-C{twistd -n gearman --redis ...} and times it from launch until it answers
-the admin C{status} command with every job queued.  Optionally does the
-same for gearmand's Redis queue (C{--gearmand}), writing its key format.
+With C{--store redis} (the default), starts a private redis-server, writes
+N background jobs into it in txgearman's layout (straight over RESP, in
+pipelined chunks), then starts C{twistd -n gearman --redis ...} and times
+it from launch until it answers the admin C{status} command with every job
+queued.  With C{--store sqlite}, writes them into a queue file of
+txgearman's schema and times C{--sqlite FILE} the same way, and reports
+the file's size per job.  C{--gearmand} does the same for gearmand's queue
+of that kind (its Redis keys, or its C{gearman_queue} table).
 
-    python benchmarks/replay.py --jobs 1000000 --size 100 [--gearmand]
+    python benchmarks/replay.py --jobs 1000000 --size 100 [--store sqlite] [--gearmand]
 
 Only loopback addresses are used.  Nothing here is a test: it measures.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ from support import (
 
 from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
+from txgearman.store.sqlite import INSERT_JOB, openDatabase
 
 CHUNK = 10000
 
@@ -120,6 +125,94 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
         redis.pipeline(commands)
 
 
+def fileMiB(path: str) -> float:
+    """The size of an SQLite file and its WAL, in MiB."""
+    total = 0
+    for name in (path, path + "-wal"):
+        if os.path.exists(name):
+            total += os.path.getsize(name)
+    return total / 2**20
+
+
+def fillTxgearmanSQLite(path: str, jobs: int, size: int) -> None:
+    """Write C{jobs} jobs into a txgearman queue file, as its store would."""
+    db = openDatabase(path)
+    data = b"x" * size
+    for start in range(1, jobs + 1, CHUNK):
+        db.execute("BEGIN")
+        db.executemany(
+            INSERT_JOB,
+            (
+                StoredJob(b"bench", b"u%d" % n, data, priority=n % 3)
+                for n in range(start, min(start + CHUNK, jobs + 1))
+            ),
+        )
+        db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def fillGearmandSQLite(path: str, jobs: int, size: int) -> None:
+    """Write C{jobs} jobs into gearmand 1.1.20's C{gearman_queue} table."""
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE gearman_queue (unique_key TEXT, function_name TEXT, "
+        "priority INTEGER, data BLOB, when_to_run INTEGER, "
+        "PRIMARY KEY (unique_key, function_name))"
+    )
+    data = b"x" * size
+    for start in range(1, jobs + 1, CHUNK):
+        db.executemany(
+            "INSERT INTO gearman_queue VALUES (?, ?, ?, ?, 0)",
+            (
+                (f"u{n}", "bench", n % 3, data)
+                for n in range(start, min(start + CHUNK, jobs + 1))
+            ),
+        )
+        db.commit()
+    db.close()
+
+
+def replaySQLite(args: argparse.Namespace, tmp: str) -> list[tuple[str, float, float]]:
+    """Time the replay of an SQLite queue: txgearman's, and gearmand's."""
+    rows = []
+    path = f"{tmp}/queue.db"
+    t0 = time.monotonic()
+    fillTxgearmanSQLite(path, args.jobs, args.size)
+    print(
+        f"wrote {args.jobs} jobs in {time.monotonic() - t0:.1f} s; the file is "
+        f"{fileMiB(path):.0f} MiB, {fileMiB(path) * 2**20 / args.jobs:.0f} bytes a job "
+        f"of {args.size} data bytes",
+        file=sys.stderr,
+    )
+    port = freePort()
+    argv = SERVERS["txgearman-sqlite"].argv(port, tmp)
+    seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/t.log")
+    rows.append(("txgearman --sqlite", seconds, rss))
+    with open(f"{tmp}/t.log") as log:
+        progress = [line.rstrip() for line in log if "Restored" in line]
+    print("\n".join(progress), file=sys.stderr)
+    if args.gearmand:
+        path = f"{tmp}/gearmand.db"
+        fillGearmandSQLite(path, args.jobs, args.size)
+        print(
+            f"gearmand's file: {fileMiB(path):.0f} MiB, "
+            f"{fileMiB(path) * 2**20 / args.jobs:.0f} bytes a job",
+            file=sys.stderr,
+        )
+        port = freePort()
+        argv = SERVERS["gearmand-t1-sqlite"].argv(port, tmp)
+        try:
+            seconds, rss = timeStart(
+                argv, port, args.jobs, args.timeout, f"{tmp}/g.log"
+            )
+        except RuntimeError as e:
+            print(f"gearmand failed: {e}", file=sys.stderr)
+            seconds, rss = float("nan"), float("nan")
+        rows.append(("gearmand -t 1 -q libsqlite3", seconds, rss))
+    return rows
+
+
 def timeStart(
     argv: list[str], port: int, jobs: int, timeout: float, logPath: str
 ) -> tuple[float, float]:
@@ -156,13 +249,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--store", choices=["redis", "sqlite"], default="redis")
     parser.add_argument(
-        "--gearmand", action="store_true", help="also time gearmand -q redis"
+        "--gearmand",
+        action="store_true",
+        help="also time gearmand -q redis (or -q libsqlite3)",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+        if args.store == "sqlite":
+            rows = replaySQLite(args, tmp)
+            printRows(args, rows)
+            return 0
         redis = Redis(tmp)
         try:
             t0 = time.monotonic()
@@ -199,12 +299,16 @@ def main() -> int:
                 rows.append(("gearmand -t 1 -q redis", seconds, rss))
             finally:
                 redis.stop()
+    printRows(args, rows)
+    return 0
+
+
+def printRows(args: argparse.Namespace, rows: list[tuple[str, float, float]]) -> None:
     print(f"\n{args.jobs:,} queued jobs of {args.size} bytes\n")
     print("| server | start-up until all queued (s) | RSS after replay (MiB) |")
     print("|---|---|---|")
     for name, seconds, rss in rows:
         print(f"| {name} | {seconds:.1f} | {rss:.0f} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -387,6 +387,19 @@ SERVERS = {
     "txgearman-redis": Server(
         "txgearman --redis", txgearmanCommand("--redis", "127.0.0.1:{redis}"), True
     ),
+    # The SQLite queue: txgearman's (one commit per reactor turn, on a
+    # thread) at each durability, and gearmand's (one per job).
+    "txgearman-sqlite": Server(
+        "txgearman --sqlite", txgearmanCommand("--sqlite", "{tmp}/queue.db")
+    ),
+    "txgearman-sqlite-normal": Server(
+        "txgearman --sqlite --sqlite-durability normal",
+        txgearmanCommand("--sqlite", "{tmp}/queue.db", "--sqlite-durability", "normal"),
+    ),
+    "gearmand-t1-sqlite": Server(
+        "gearmand -t 1 -q libsqlite3",
+        _gearmand("1", "-q", "libsqlite3", "--libsqlite3-db", "{tmp}/gearmand.db"),
+    ),
 }
 
 

@@ -59,3 +59,37 @@ class HostileSmokeTests(TestCase):
         self.assertEqual(durable["lost"], 0, durable)
         self.assertGreater(durable["acked"], 0)
         self.assertIsNotNone(durable["restart_to_echo_s"])
+
+
+REPLAY = HOSTILE.parent / "replay.py"
+
+
+class ReplaySmokeTests(TestCase):
+    def test_sqlite(self) -> None:
+        """
+        C{replay.py --store sqlite --gearmand} on a small queue exits 0 with
+        a row for each server and the file's size per job.
+        """
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPLAY),
+                "--store",
+                "sqlite",
+                "--jobs",
+                "2000",
+                "--gearmand",
+                "--timeout",
+                "60",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        output = done.stdout.decode() + done.stderr.decode()
+        self.assertEqual(done.returncode, 0, output)
+        self.assertIn("| txgearman --sqlite |", output)
+        self.assertIn("| gearmand -t 1 -q libsqlite3 |", output)
+        self.assertNotIn("gearmand failed", output)
+        self.assertIn("bytes a job of 100 data bytes", output)
+        self.assertIn("Restored 2000 jobs", output)

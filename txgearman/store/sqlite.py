@@ -68,7 +68,13 @@ from txgearman.store.interfaces import (
     storedJob,
 )
 
-__all__ = ["SCHEMA_VERSION", "DURABILITY", "SQLiteQueueStore"]
+__all__ = [
+    "DURABILITY",
+    "INSERT_JOB",
+    "SCHEMA_VERSION",
+    "SQLiteQueueStore",
+    "openDatabase",
+]
 
 #: The schema this module writes and reads.
 SCHEMA_VERSION = 1
@@ -89,6 +95,12 @@ DEFAULT_TIMEOUT = 5.0
 #: Most jobs that may wait for the next commit: past it a submit is
 #: refused at once rather than held in memory without bound.
 MAX_PENDING = 100000
+#: Seconds deletions alone wait for company: a job's end needs no answer,
+#: so its deletion rides with the next new jobs at once, or goes after
+#: this, rather than costing a transaction (and an fsync) per turn while
+#: workers drain a queue.  A server killed in that window runs those jobs
+#: once more after its restart, which at-least-once delivery allows.
+DELETE_INTERVAL = 0.01
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -101,15 +113,130 @@ _SCHEMA = (
     " run_at INTEGER,"
     " reducer BLOB NULL)",
 )
-_INSERT = (
+#: Stores one L{StoredJob} (its six fields, in order) as a new row.
+INSERT_JOB = (
     'INSERT INTO jobs (function, "unique", data, priority, run_at, reducer)'
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_DELETE = "DELETE FROM jobs WHERE id = ?"
+_DELETE_RANGE = "DELETE FROM jobs WHERE id BETWEEN ? AND ?"
+#: Rows one INSERT statement stores, at most: a transaction's rows go in
+#: statements of these sizes (powers of two, so that few distinct
+#: statements are prepared and all stay in the connection's cache).  Each
+#: statement is one step of SQLite's with the GIL released, where a row
+#: at a time would take the GIL back for every row and wait for the
+#: reactor's thread to give it up.
+INSERT_ROWS = 256
+_COLUMNS = '(id, function, "unique", data, priority, run_at, reducer)'
+
+
+def _insertStatement(rows: int) -> str:
+    return f"INSERT INTO jobs {_COLUMNS} VALUES " + ",".join(
+        ["(?, ?, ?, ?, ?, ?, ?)"] * rows
+    )
+
+
+_INSERTS = {rows: _insertStatement(rows) for rows in (1 << n for n in range(9))}
+
+
+def insertJobs(
+    connection: sqlite3.Connection, first: int, jobs: list[StoredJob]
+) -> None:
+    """
+    Store C{jobs} as rows C{first}, C{first + 1}, ..., in few statements.
+    """
+    done = 0
+    left = len(jobs)
+    size = INSERT_ROWS
+    while left:
+        while size > left:
+            size >>= 1
+        values: list[object] = []
+        for number in range(done, done + size):
+            values.append(first + number)
+            values.extend(jobs[number])
+        connection.execute(_INSERTS[size], values)
+        done += size
+        left -= size
+
+
+def deleteJobs(connection: sqlite3.Connection, keys: list[int]) -> None:
+    """
+    Delete the rows C{keys}, one statement per run of consecutive ids
+    (jobs mostly end in the order they were stored).
+    """
+    keys = sorted(keys)
+    ranges = []
+    low = high = keys[0]
+    for key in keys:
+        if key > high + 1:
+            ranges.append((low, high))
+            low = key
+        high = key
+    ranges.append((low, high))
+    connection.executemany(_DELETE_RANGE, ranges)
+
+
+def lastJobId(connection: sqlite3.Connection) -> int:
+    """
+    The highest id a row of C{jobs} ever had (AUTOINCREMENT's record), so
+    that a new row never takes the id of one that was deleted.
+    """
+    row = connection.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
+    ).fetchone()
+    (biggest,) = connection.execute("SELECT MAX(id) FROM jobs").fetchone()
+    return max(row[0] if row else 0, biggest or 0)
+
+
 _SELECT = (
     'SELECT id, function, "unique", data, priority, run_at, reducer FROM jobs'
     " WHERE id > ? ORDER BY id LIMIT ?"
 )
+
+
+def openDatabase(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    """
+    Open the queue database at C{path} in WAL mode with C{synchronous},
+    creating the schema or checking its version; in autocommit mode (the
+    caller says C{BEGIN}).  For the store's thread, and for tools that fill
+    or read a queue file while no server owns it.
+
+    @raise StoreError: it cannot be opened or used, or its schema is not
+        L{SCHEMA_VERSION}.
+    """
+    try:
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as e:
+        raise StoreError(f"the queue database {path} cannot be opened: {e}") from e
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+        connection.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        row = connection.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if row is None:
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION,),
+            )
+        elif row[0] != SCHEMA_VERSION:
+            raise StoreError(
+                f"the queue database {path} has schema version {row[0]!r}, "
+                f"which this txgearman (schema version {SCHEMA_VERSION}) "
+                "cannot read"
+            )
+        connection.execute("COMMIT")
+    except BaseException as e:
+        connection.close()
+        if isinstance(e, sqlite3.Error):
+            raise StoreError(f"the queue database {path} cannot be used: {e}") from e
+        raise
+    return connection
 
 
 class StoreState(Enum):
@@ -214,12 +341,16 @@ class SQLiteQueueStore:
         self._adds: list[tuple[StoredJob, Deferred[object]]] = []
         self._removes: list[int] = []
         self._inFlight = False
+        #: The last job id given, kept by the store's thread.
+        self._lastId = 0
         self.timeout = timeout
         self.maxPending = maxPending
         self._stallCall: IDelayedCall | None = None
         #: Why adds are refused while a stalled commit has not ended.
         self._stalled: str | None = None
         self._flushCall: IDelayedCall | None = None
+        #: The delay L{_flushCall} was made with: 0 for this turn.
+        self._flushDelay = 0.0
         self._flushWaiters: list[Deferred[None]] = []
         self._stopped: Deferred[None] | None = None
         # Fires when an open in flight ends, for a stop that comes meanwhile.
@@ -284,46 +415,9 @@ class SQLiteQueueStore:
             os.close(fd)
 
     def _open(self) -> sqlite3.Connection:
-        """
-        Open the database, on the store's thread: WAL, the durability's
-        C{synchronous}, the schema created or checked.
-        """
-        try:
-            connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as e:
-            raise StoreError(
-                f"the queue database {self.path} cannot be opened: {e}"
-            ) from e
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            connection.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                connection.execute(statement)
-            row = connection.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if row is None:
-                connection.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (SCHEMA_VERSION,),
-                )
-            elif row[0] != SCHEMA_VERSION:
-                raise StoreError(
-                    f"the queue database {self.path} has schema version {row[0]!r}, "
-                    f"which this txgearman (schema version {SCHEMA_VERSION}) "
-                    "cannot read"
-                )
-            connection.execute("COMMIT")
-        except BaseException as e:
-            connection.close()
-            if isinstance(e, sqlite3.Error):
-                raise StoreError(
-                    f"the queue database {self.path} cannot be used: {e}"
-                ) from e
-            raise
+        connection = openDatabase(self.path, self.synchronous)
+        # The store's thread alone reads and writes it from now on.
+        self._lastId = lastJobId(connection)
         return connection
 
     def start(self) -> Deferred[None]:
@@ -398,6 +492,7 @@ class SQLiteQueueStore:
         if self._flushCall is not None:
             self._flushCall.cancel()
             self._flushCall = None
+            self._flushDelay = 0.0
         if self._adds or self._removes or self._inFlight:
             waiter: Deferred[None] = Deferred()
             self._flushWaiters.append(waiter)
@@ -428,15 +523,19 @@ class SQLiteQueueStore:
             )
         d: Deferred[object] = Deferred()
         adds.append((job, d))
-        self._schedule()
+        # Read for every job: the end of a commit in flight sends the next
+        # batch, and a commit already due this turn takes this job too.
+        if not self._inFlight and (self._flushCall is None or self._flushDelay):
+            self._schedule()
         return d
 
     def remove(self, key: object) -> None:
-        if not isinstance(key, int) or isinstance(key, bool):
+        if type(key) is not int:
             self.log.error("Not an SQLite job id, not removed: {key!r}", key=key)
             return
         self._removes.append(key)
-        self._schedule()
+        if not self._inFlight and self._flushCall is None:
+            self._schedule(DELETE_INTERVAL)
 
     def flush(self) -> Deferred[None]:
         if not (self._adds or self._removes or self._inFlight):
@@ -459,11 +558,14 @@ class SQLiteQueueStore:
         call = self._flushCall
         if call is None:
             self._flushCall = self.reactor.callLater(delay, self._flushNow)
-        elif delay == 0.0 and call.getTime() > self.reactor.seconds():
-            call.reset(0)
+            self._flushDelay = delay
+        elif delay < self._flushDelay:
+            call.reset(delay)
+            self._flushDelay = delay
 
     def _flushNow(self) -> None:
         self._flushCall = None
+        self._flushDelay = 0.0
         if not self._inFlight:
             self._commitBatch()
 
@@ -487,7 +589,7 @@ class SQLiteQueueStore:
             errbackArgs=(adds, removes, started),
         )
 
-    def _write(self, jobs: list[StoredJob], removes: list[int]) -> list[int]:
+    def _write(self, jobs: list[StoredJob], removes: list[int]) -> range:
         """
         On the store's thread: one transaction storing C{jobs} and deleting
         C{removes}; the new rows' ids.
@@ -496,9 +598,11 @@ class SQLiteQueueStore:
         assert connection is not None
         try:
             connection.execute("BEGIN IMMEDIATE")
-            ids = [connection.execute(_INSERT, job).lastrowid for job in jobs]
+            first = self._lastId + 1
+            if jobs:
+                insertJobs(connection, first, jobs)
             if removes:
-                connection.executemany(_DELETE, [(key,) for key in removes])
+                deleteJobs(connection, removes)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -507,7 +611,9 @@ class SQLiteQueueStore:
                 except sqlite3.Error:
                     pass
             raise
-        return ids  # type: ignore[return-value]
+        # Only once committed: a rolled-back batch's ids were never given.
+        self._lastId += len(jobs)
+        return range(first, first + len(jobs))
 
     def _stall(self) -> None:
         """
@@ -546,7 +652,7 @@ class SQLiteQueueStore:
 
     def _committed(
         self,
-        ids: list[int],
+        ids: range,
         adds: list[tuple[StoredJob, Deferred[object]]],
         started: float,
     ) -> None:
@@ -573,17 +679,18 @@ class SQLiteQueueStore:
         self._removes[:0] = removes
         for _job, d in adds:
             d.errback(StoreError(reason))
-        self._next(RETRY_DELAY)
+        self._next(failed=True)
 
-    def _next(self, delay: float = 0.0) -> None:
+    def _next(self, failed: bool = False) -> None:
         """
         After a batch: send the one that gathered meanwhile (deletions
-        alone that failed wait C{delay}), or answer the flushes.
+        alone wait L{DELETE_INTERVAL}, or L{RETRY_DELAY} if theirs failed,
+        unless a stop or a flush waits for them), or answer the flushes.
         """
         if self._adds:
             self._schedule()
         elif self._removes:
-            if self.state is StoreState.STOPPING and delay:
+            if self.state is StoreState.STOPPING and failed:
                 # Stopping: the deletions cannot land; a replay runs those
                 # jobs once more, which at-least-once delivery allows.
                 self.log.error(
@@ -592,8 +699,12 @@ class SQLiteQueueStore:
                 )
                 self._removes = []
                 self._fireFlushed()
+            elif failed:
+                self._schedule(RETRY_DELAY)
+            elif self.state is StoreState.STOPPING or self._flushWaiters:
+                self._schedule()
             else:
-                self._schedule(delay)
+                self._schedule(DELETE_INTERVAL)
         else:
             self._fireFlushed()
 

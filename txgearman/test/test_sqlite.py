@@ -25,7 +25,15 @@ from txgearman.store.interfaces import (
     StoredJob,
     StoreError,
 )
-from txgearman.store.sqlite import SCHEMA_VERSION, SQLiteQueueStore
+from txgearman.store.sqlite import (
+    DELETE_INTERVAL,
+    SCHEMA_VERSION,
+    SQLiteQueueStore,
+    deleteJobs,
+    insertJobs,
+    lastJobId,
+    openDatabase,
+)
 
 
 class FakeReactor(Clock):
@@ -418,6 +426,131 @@ class ErrorTests(SQLiteUnitTestCase):
             str(e),
             f"the queue database {self.path} cannot be used: file is not a database",
         )
+
+
+class StatementTests(SQLiteUnitTestCase):
+    """
+    A batch goes in few statements: inserts of 256, 128, ... rows, and one
+    delete per run of consecutive ids.
+    """
+
+    def traced(self) -> tuple[sqlite3.Connection, list[str]]:
+        connection = openDatabase(self.path)
+        self.addCleanup(connection.close)
+        statements: list[str] = []
+        connection.set_trace_callback(statements.append)
+        return connection, statements
+
+    def test_insertSizes(self) -> None:
+        connection, statements = self.traced()
+        jobs = [StoredJob(b"f", b"u%d" % i, b"%d" % i, i % 3) for i in range(300)]
+        insertJobs(connection, 7, jobs)
+        self.assertEqual(
+            # The trace shows each statement with its values: rows are "(...),(...)".
+            [statement.count("),(") + 1 for statement in statements],
+            [256, 32, 8, 4],
+        )
+        rows = connection.execute(
+            'SELECT id, "unique", data, priority FROM jobs ORDER BY id'
+        ).fetchall()
+        self.assertEqual(
+            rows, [(7 + i, b"u%d" % i, b"%d" % i, i % 3) for i in range(300)]
+        )
+
+    def test_deleteRanges(self) -> None:
+        connection, statements = self.traced()
+        insertJobs(connection, 1, [StoredJob(b"f", b"", b"")] * 20)
+        del statements[:]
+        deleteJobs(connection, [9, 3, 4, 5, 12, 11, 10, 1, 20])
+        # Runs 1, 3-5, 9-12 and 20: one execution each.
+        self.assertEqual(len(statements), 4, statements)
+        remaining = [row[0] for row in connection.execute("SELECT id FROM jobs")]
+        self.assertEqual(remaining, [2, 6, 7, 8, 13, 14, 15, 16, 17, 18, 19])
+
+    def test_idsNeverReused(self) -> None:
+        """
+        After the last rows are deleted, new ones still get higher ids,
+        in this run and the next.
+        """
+        store = self.started()
+        d = store.add(StoredJob(b"f", b"", b"1"))
+        self.turn()
+        self.pool.runAll()
+        store.remove(result(d))
+        self.reactor.advance(DELETE_INTERVAL)
+        self.pool.runAll()
+        self.assertEqual(self.rows(), [])
+        connection = openDatabase(self.path)
+        self.addCleanup(connection.close)
+        self.assertEqual(lastJobId(connection), 1)
+
+
+class DeletionTests(SQLiteUnitTestCase):
+    """
+    Deletions alone wait L{DELETE_INTERVAL} for new jobs to ride with.
+    """
+
+    def stored(self, store: SQLiteQueueStore, count: int) -> list[int]:
+        added = [store.add(StoredJob(b"f", b"", b"%d" % i)) for i in range(count)]
+        self.turn()
+        self.pool.runAll()
+        return [result(d) for d in added]
+
+    def test_deletionsAloneWait(self) -> None:
+        store = self.started()
+        keys = self.stored(store, 3)
+        store.remove(keys[0])
+        self.turn()
+        store.remove(keys[1])
+        self.turn()
+        self.assertEqual(self.pool.pending, [], "no transaction yet")
+        self.reactor.advance(DELETE_INTERVAL)
+        self.assertEqual(len(self.pool.pending), 1)
+        self.pool.runAll()
+        self.assertEqual([row[0] for row in self.rows()], [keys[2]])
+        self.assertEqual(store.commits, 2)
+
+    def test_rideWithNewJobs(self) -> None:
+        """
+        A new job sends the deletions waiting with it, this turn.
+        """
+        store = self.started()
+        keys = self.stored(store, 2)
+        store.remove(keys[0])
+        self.turn()
+        added = store.add(StoredJob(b"f", b"", b"new"))
+        self.turn()
+        self.assertEqual(len(self.pool.pending), 1)
+        self.pool.runAll()
+        self.assertEqual(result(added), keys[1] + 1)
+        self.assertEqual([row[0] for row in self.rows()], [keys[1], keys[1] + 1])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_flushSendsAtOnce(self) -> None:
+        store = self.started()
+        [key] = self.stored(store, 1)
+        store.remove(key)
+        flushed = store.flush()
+        self.turn()
+        self.pool.runAll()
+        result(flushed)
+        self.assertEqual(self.rows(), [])
+
+    def test_deletionsAfterCommitWait(self) -> None:
+        """
+        Deletions that gathered during a commit wait too, once it ends.
+        """
+        store = self.started()
+        keys = self.stored(store, 2)
+        store.add(StoredJob(b"f", b"", b"x"))
+        self.turn()
+        store.remove(keys[0])
+        self.pool.runAll()
+        self.turn()
+        self.assertEqual(self.pool.pending, [])
+        self.reactor.advance(DELETE_INTERVAL)
+        self.pool.runAll()
+        self.assertNotIn(keys[0], [row[0] for row in self.rows()])
 
 
 class StalledDiskTests(SQLiteUnitTestCase):
