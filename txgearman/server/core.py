@@ -42,7 +42,7 @@ from txgearman.server.job import Job, JobInfo, JobState
 from txgearman.server.schedule import CronSchedule, InvalidSchedule, TimedJobs
 from txgearman.server.session import Session, WorkerInfo
 from txgearman.server.wakeup import Waker
-from txgearman.store.interfaces import IQueueStore, StoredJob
+from txgearman.store.interfaces import ICallbackStore, IQueueStore, StoredJob
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = [
@@ -169,6 +169,13 @@ class JobServer:
         # Bound once: read for every job, when it is queued, taken and ends.
         self._now = clock.seconds
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
+        # A store that answers an add by calling back spares every
+        # background job a Deferred (see ICallbackStore).
+        self._addWithCallbacks = (
+            self.store.addWithCallbacks
+            if ICallbackStore.providedBy(self.store)
+            else None
+        )
         self.jobRetries = jobRetries
         self._waker = Waker(clock, workerWakeup)
         # Bound once: called for every job that becomes runnable.
@@ -656,17 +663,22 @@ class JobServer:
         has answered.
         """
         job.storing(submitter)
+        addWithCallbacks = self._addWithCallbacks
         try:
-            d = self.store.add(job.record())
+            if addWithCallbacks is not None:
+                addWithCallbacks(
+                    job.record(), self._persisted, self._persistFailed, job
+                )
+            else:
+                self.store.add(job.record()).addCallbacks(
+                    self._persisted,
+                    self._persistFailed,
+                    callbackArgs=(job,),
+                    errbackArgs=(job,),
+                )
         except Exception:
             self._persistFailed(Failure(), job)
             return
-        d.addCallbacks(
-            self._persisted,
-            self._persistFailed,
-            callbackArgs=(job,),
-            errbackArgs=(job,),
-        )
         if submitter is not None and job.waiters is not None:
             # The store answers later (a memory store has answered already,
             # and the waiters are gone): keep the submitter's place for it.

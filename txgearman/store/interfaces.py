@@ -10,9 +10,10 @@ through it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
 
 __all__ = [
@@ -165,6 +166,28 @@ class IServerClaim(Interface):
         """
         Whether no other live process holds the claim now: true when this
         process holds it itself, or nobody does.
+        """
+
+
+class ICallbackStore(IQueueStore):
+    """
+    A store that can answer an add by calling back rather than with a
+    L{Deferred}: for the core, which stores every background job, a
+    Deferred per job is a measurable part of what a job costs (some 3 us
+    of 27 with SQLite).
+    """
+
+    def addWithCallbacks(
+        job: StoredJob,
+        stored: Callable[[object, Any], object],
+        failed: Callable[[Failure, Any], object],
+        context: Any,
+    ) -> None:
+        """
+        Store C{job} as L{IQueueStore.add} does; then call C{stored(key,
+        context)} once it is stored, or C{failed(failure, context)} (a
+        L{StoreError}) if it cannot be.  Either may be called before this
+        returns; an exception either raises is logged, not propagated.
         """
 
 

@@ -60,7 +60,7 @@ from zope.interface import implementer
 from txgearman._histogram import STORE_SECONDS, Histogram
 from txgearman.store.interfaces import (
     HealthCheck,
-    IQueueStore,
+    ICallbackStore,
     IStoreHealth,
     IStoreStatistics,
     StoredJob,
@@ -239,6 +239,20 @@ def openDatabase(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
     return connection
 
 
+#: A job waiting for the next commit, and whom to tell how it went.
+_Add = tuple[
+    StoredJob, Callable[[object, Any], object], Callable[[Failure, Any], object], Any
+]
+
+
+def _fire(key: object, d: Deferred[object]) -> None:
+    d.callback(key)
+
+
+def _fail(failure: Failure, d: Deferred[object]) -> None:
+    d.errback(failure)
+
+
 class StoreState(Enum):
     """
     Where a L{SQLiteQueueStore} is in its life.
@@ -288,7 +302,7 @@ def _readChunk(
     return jobs, skipped, (rows[-1][0] if rows else None)
 
 
-@implementer(IQueueStore, IStoreHealth, IStoreStatistics)
+@implementer(ICallbackStore, IStoreHealth, IStoreStatistics)
 class SQLiteQueueStore:
     """
     Stores background jobs in one SQLite file; see the module's docstring
@@ -338,7 +352,7 @@ class SQLiteQueueStore:
         self.state = StoreState.IDLE
         self._connection: sqlite3.Connection | None = None
         self._lockFD: int | None = None
-        self._adds: list[tuple[StoredJob, Deferred[object]]] = []
+        self._adds: list[_Add] = []
         self._removes: list[int] = []
         self._inFlight = False
         #: The last job id given, kept by the store's thread.
@@ -509,25 +523,48 @@ class SQLiteQueueStore:
     # -- adding and removing -----------------------------------------------
 
     def add(self, job: StoredJob) -> Deferred[object]:
-        if self.state is not StoreState.RUNNING:
-            return fail(StoreError("the SQLite store is not running"))
-        if self._stalled is not None:
-            return fail(StoreError(self._stalled))
-        adds = self._adds
-        if len(adds) >= self.maxPending:
-            return fail(
-                StoreError(
-                    f"the queue database {self.path} is behind: "
-                    f"{len(adds)} jobs already wait for its next commit"
-                )
-            )
         d: Deferred[object] = Deferred()
-        adds.append((job, d))
+        self.addWithCallbacks(job, _fire, _fail, d)
+        return d
+
+    def addWithCallbacks(
+        self,
+        job: StoredJob,
+        stored: Callable[[object, Any], object],
+        failed: Callable[[Failure, Any], object],
+        context: Any,
+    ) -> None:
+        refusal = None
+        adds = self._adds
+        if self.state is not StoreState.RUNNING:
+            refusal = "the SQLite store is not running"
+        elif self._stalled is not None:
+            refusal = self._stalled
+        elif len(adds) >= self.maxPending:
+            refusal = (
+                f"the queue database {self.path} is behind: "
+                f"{len(adds)} jobs already wait for its next commit"
+            )
+        if refusal is not None:
+            self._answer(failed, Failure(StoreError(refusal)), context)
+            return
+        adds.append((job, stored, failed, context))
         # Read for every job: the end of a commit in flight sends the next
         # batch, and a commit already due this turn takes this job too.
         if not self._inFlight and (self._flushCall is None or self._flushDelay):
             self._schedule()
-        return d
+
+    def _answer(
+        self, callback: Callable[[Any, Any], object], value: Any, context: Any
+    ) -> None:
+        """
+        Call an add's callback, logging what it raises: one caller's error
+        must not keep the rest of the batch from its answers.
+        """
+        try:
+            callback(value, context)
+        except Exception:
+            self.log.failure("Error answering a stored job")
 
     def remove(self, key: object) -> None:
         if type(key) is not int:
@@ -581,7 +618,7 @@ class SQLiteQueueStore:
         self._inFlight = True
         started = self.reactor.seconds()
         self._stallCall = self.reactor.callLater(self.timeout, self._stall)
-        d = self._run(self._write, [job for job, _ in adds], removes)
+        d = self._run(self._write, [add[0] for add in adds], removes)
         d.addCallbacks(
             self._committed,
             self._failed,
@@ -630,8 +667,8 @@ class SQLiteQueueStore:
         self.log.error("{reason}", reason=reason)
         self._stalled = self.lastError = reason
         adds, self._adds = self._adds, []
-        for _job, d in adds:
-            d.errback(StoreError(reason))
+        for _job, _stored, failed, context in adds:
+            self._answer(failed, Failure(StoreError(reason)), context)
 
     def _ended(self, started: float) -> None:
         """
@@ -653,20 +690,23 @@ class SQLiteQueueStore:
     def _committed(
         self,
         ids: range,
-        adds: list[tuple[StoredJob, Deferred[object]]],
+        adds: list[_Add],
         started: float,
     ) -> None:
         self._ended(started)
         self.commits += 1
         self.lastError = None
-        for (_job, d), number in zip(adds, ids, strict=True):
-            d.callback(number)
+        for (_job, stored, _failed, context), number in zip(adds, ids, strict=True):
+            try:
+                stored(number, context)
+            except Exception:
+                self.log.failure("Error answering a stored job")
         self._next()
 
     def _failed(
         self,
         failure: Failure,
-        adds: list[tuple[StoredJob, Deferred[object]]],
+        adds: list[_Add],
         removes: list[int],
         started: float,
     ) -> None:
@@ -677,8 +717,8 @@ class SQLiteQueueStore:
             self.log.error("{reason}", reason=reason)
         self.lastError = reason
         self._removes[:0] = removes
-        for _job, d in adds:
-            d.errback(StoreError(reason))
+        for _job, _stored, failed, context in adds:
+            self._answer(failed, Failure(StoreError(reason)), context)
         self._next(failed=True)
 
     def _next(self, failed: bool = False) -> None:

@@ -9,7 +9,8 @@ system tests in C{tests/} use them too.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -23,7 +24,7 @@ from txgearman.codec import AdminLine, Decoder, Packet, PacketType, encodeReques
 from txgearman.server.interfaces import IPeer
 from txgearman.server.ordering import OrderedOutput, Place
 from txgearman.server.protocol import GearmanServerFactory, GearmanServerProtocol
-from txgearman.store.interfaces import StoredJob, StoreError
+from txgearman.store.interfaces import ICallbackStore, StoredJob, StoreError
 from txgearman.store.memory import MemoryQueueStore
 
 __all__ = [
@@ -304,6 +305,31 @@ class FakeStore(MemoryQueueStore):
     def remove(self, key: object) -> None:
         self.removed.append(key)
         super().remove(key)
+
+
+@implementer(ICallbackStore)
+class CallbackFakeStore(FakeStore):
+    """
+    A L{FakeStore} that also answers adds by calling back
+    (L{ICallbackStore}), as the SQLite store does; the core then uses that
+    rather than L{add}'s Deferred.
+
+    @ivar viaCallbacks: how many adds came through L{addWithCallbacks}.
+    """
+
+    viaCallbacks = 0
+
+    def addWithCallbacks(
+        self,
+        job: StoredJob,
+        stored: Callable[[object, Any], object],
+        failed: Callable[[Failure, Any], object],
+        context: Any,
+    ) -> None:
+        self.viaCallbacks += 1
+        self.add(job).addCallbacks(
+            stored, failed, callbackArgs=(context,), errbackArgs=(context,)
+        )
 
 
 class PacketPeer(Protocol):

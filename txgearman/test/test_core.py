@@ -20,7 +20,7 @@ from txgearman.server.schedule import CronSchedule
 from txgearman.server.session import Session, WorkerInfo
 from txgearman.server.wakeup import WAKE_PATIENCE
 from txgearman.store.interfaces import StoredJob, StoreError
-from txgearman.test.fakes import FakePeer, FakeStore
+from txgearman.test.fakes import CallbackFakeStore, FakePeer, FakeStore
 
 T = PacketType
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
@@ -52,11 +52,12 @@ class CoreTestCase(unittest.SynchronousTestCase):
     jobRetries = -1
     workerWakeup: int | None = 0
     manualStore = False
+    storeClass: type[FakeStore] = FakeStore
 
     def setUp(self) -> None:
         self.clock = task.Clock()
         self.clock.advance(NOW)
-        self.store = FakeStore(manual=self.manualStore)
+        self.store = self.storeClass(manual=self.manualStore)
         self.server = JobServer(
             self.clock,
             store=self.store,
@@ -792,6 +793,20 @@ class StoreTests(CoreTestCase):
         self.assertEqual(self.server.functions[b"fn"].total, 0)
 
 
+class CallbackStoreTests(StoreTests):
+    """
+    The same with a store that answers adds by calling back
+    (L{ICallbackStore}): the core takes that way, with the same results.
+    """
+
+    storeClass = CallbackFakeStore
+
+    def tearDown(self) -> None:
+        assert isinstance(self.store, CallbackFakeStore)
+        if self.store.added:
+            self.assertGreater(self.store.viaCallbacks, 0)
+
+
 class StoreRemoveTests(CoreTestCase):
     """
     A background job's record is removed exactly once, when it ends.
@@ -846,6 +861,14 @@ class StoreRemoveTests(CoreTestCase):
         self.server.cancelJob(handle)
         self.server.workComplete(worker, handle, b"")
         self.assertEqual(self.store.removed, [1])
+
+
+class CallbackStoreRemoveTests(StoreRemoveTests):
+    """
+    Removal, with a store that answers adds by calling back.
+    """
+
+    storeClass = CallbackFakeStore
 
 
 class WakeupTests(CoreTestCase):

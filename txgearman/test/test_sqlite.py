@@ -19,6 +19,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txgearman.store.interfaces import (
+    ICallbackStore,
     IQueueStore,
     IStoreHealth,
     IStoreStatistics,
@@ -149,6 +150,7 @@ class InterfaceTests(SQLiteUnitTestCase):
         """
         store = self.started()
         self.assertTrue(verifyObject(IQueueStore, store))
+        self.assertTrue(verifyObject(ICallbackStore, store))
         self.assertTrue(verifyObject(IStoreHealth, store))
         self.assertTrue(verifyObject(IStoreStatistics, store))
         self.assertTrue(store.durable)
@@ -483,6 +485,61 @@ class StatementTests(SQLiteUnitTestCase):
         connection = openDatabase(self.path)
         self.addCleanup(connection.close)
         self.assertEqual(lastJobId(connection), 1)
+
+
+class CallbackTests(SQLiteUnitTestCase):
+    """
+    L{SQLiteQueueStore.addWithCallbacks}: answers by calling back.
+    """
+
+    def test_storedAndRefused(self) -> None:
+        store = self.started(maxPending=2)
+        answers: list[tuple[str, object, object]] = []
+
+        def stored(key: object, context: object) -> None:
+            answers.append(("stored", key, context))
+
+        def failed(failure: Failure, context: object) -> None:
+            answers.append(("failed", failure.getErrorMessage(), context))
+
+        for n in range(3):
+            store.addWithCallbacks(StoredJob(b"f", b"", b"%d" % n), stored, failed, n)
+        self.assertEqual(
+            answers,
+            [
+                (
+                    "failed",
+                    f"the queue database {self.path} is behind: 2 jobs already "
+                    "wait for its next commit",
+                    2,
+                )
+            ],
+        )
+        self.turn()
+        self.pool.runAll()
+        self.assertEqual(answers[1:], [("stored", 1, 0), ("stored", 2, 1)])
+
+    def test_callbackErrorLogged(self) -> None:
+        """
+        A callback that raises is logged, and the rest of the batch still
+        gets its answers.
+        """
+        catcher = self.catchLogs()
+        store = self.started()
+        answered: list[object] = []
+
+        def broken(key: object, context: object) -> None:
+            raise RuntimeError("caller bug")
+
+        store.addWithCallbacks(StoredJob(b"f", b"", b"0"), broken, broken, None)
+        later = store.add(StoredJob(b"f", b"", b"1"))
+        later.addCallback(answered.append)
+        self.turn()
+        self.pool.runAll()
+        self.assertEqual(answered, [2])
+        [logged] = [e for e in catcher if e.get("log_failure") is not None]
+        self.assertIsInstance(logged["log_failure"].value, RuntimeError)
+        self.flushLoggedErrors(RuntimeError)
 
 
 class DeletionTests(SQLiteUnitTestCase):
