@@ -93,6 +93,11 @@ def runOnce(
                     str(port),
                     *MODES[mode],
                     *extra,
+                    *(
+                        ["-n", str(server.jobs)]
+                        if server.jobs and "-n" not in extra
+                        else []
+                    ),
                     *server.driverArguments(tmp),
                 ],
                 capture_output=True,
