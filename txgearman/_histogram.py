@@ -71,10 +71,13 @@ class Histogram:
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        """One more duration."""
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
+    def observe(self, seconds: float, weight: int = 1) -> None:
+        """
+        One more duration; or, of a sample standing for C{weight} of them,
+        that many.
+        """
+        self.counts[bisect_left(self.bounds, seconds)] += weight
+        self.sum += seconds * weight
 
     @property
     def count(self) -> int:
