@@ -1,9 +1,9 @@
 # -*- test-case-name: txgearman.test.test_histogram -*-
 """
 Durations counted into fixed buckets as they happen, for the metrics:
-one bisect and two additions per observation, so that timing every job
-costs the job next to nothing.  Imports nothing of txgearman, so that the
-core and the stores may both keep one.
+one bisect and two additions per observation (a sample may stand for
+several), so that timing jobs costs them next to nothing.  Imports
+nothing of txgearman, so that the core and the stores may both keep one.
 """
 
 from __future__ import annotations

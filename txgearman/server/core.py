@@ -203,8 +203,9 @@ class JobServer:
         #: What the server has done since it started (see L{JobCounts}).
         self.counts = JobCounts()
         #: Whether to time jobs (L{waitTimes}, L{runTimes}, L{oldestQueued}):
-        #: a few clock reads per job that only a reader of the metrics
-        #: needs, so whoever exposes them turns this on.
+        #: a clock read per job, and a few more for the jobs sampled (see
+        #: L{_timeGrab}), that only a reader of the metrics needs, so whoever
+        #: exposes them turns this on.
         self.timeJobs = False
         #: How long jobs waited in their queue before a worker took them.
         self.waitTimes = Histogram(JOB_SECONDS)
