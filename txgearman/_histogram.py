@@ -1,9 +1,9 @@
 # -*- test-case-name: txgearman.test.test_histogram -*-
 """
 Durations counted into fixed buckets as they happen, for the metrics:
-one bisect and two additions per observation, so that timing every job
-costs the job next to nothing.  Imports nothing of txgearman, so that the
-core and the stores may both keep one.
+one bisect and two additions per observation (a sample may stand for
+several), so that timing jobs costs them next to nothing.  Imports
+nothing of txgearman, so that the core and the stores may both keep one.
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ class Histogram:
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        """One more duration."""
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
+    def observe(self, seconds: float, weight: int = 1) -> None:
+        """
+        One more duration; or, of a sample standing for C{weight} of them,
+        that many.
+        """
+        self.counts[bisect_left(self.bounds, seconds)] += weight
+        self.sum += seconds * weight
 
     @property
     def count(self) -> int:

@@ -129,7 +129,10 @@ class Job:
         (its time in the queue is measured from there); C{None} if jobs
         were not timed then.
     @ivar startedAt: when a worker took it, for its run time; C{None} when
-        no worker holds it (or jobs are not timed).
+        no worker holds it (or this run is not timed: only sampled runs
+        are, see L{txgearman.server.core.JobServer._timeGrab}).
+    @ivar weight: for a timed run (C{startedAt} set), how many jobs it
+        stands for in the histograms.
     """
 
     __slots__ = (
@@ -152,7 +155,12 @@ class Job:
         "timer",
         "queuedAt",
         "startedAt",
+        "weight",
     )
+
+    # Set with startedAt, only for a timed job, and read only while that
+    # is set: left unset otherwise, so that it costs no job a store.
+    weight: int
 
     def __init__(
         self,

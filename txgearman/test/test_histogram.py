@@ -23,6 +23,18 @@ class HistogramTests(SynchronousTestCase):
         self.assertEqual(histogram.count, 5)
         self.assertAlmostEqual(histogram.sum, 8.65)
 
+    def test_weight(self) -> None:
+        """
+        A sample standing for several observations counts as many, in its
+        bucket and in the sum.
+        """
+        histogram = Histogram((0.1, 1.0))
+        histogram.observe(0.5, 4)
+        histogram.observe(0.05)
+        self.assertEqual(histogram.cumulative(), [("0.1", 1), ("1.0", 5), ("+Inf", 5)])
+        self.assertEqual(histogram.count, 5)
+        self.assertAlmostEqual(histogram.sum, 2.05)
+
     def test_empty(self) -> None:
         """
         With nothing observed every bucket is zero.

@@ -45,6 +45,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from txgearman import __version__
 from txgearman._histogram import Histogram
+from txgearman.server.core import TIME_EVERY_MAX
 from txgearman.server.function import FunctionStatus, PriorityStatus
 from txgearman.store.interfaces import IStoreStatistics
 from txgearman.web.health import ServerHealth
@@ -56,6 +57,12 @@ __all__ = ["ServerCollector", "MetricsResource", "serverRegistry", "SLICE"]
 
 #: Functions written per reactor turn.
 SLICE = 500
+
+# The end of the job histograms' HELP: how the core samples them.
+_SAMPLED = (
+    "; above about 100 jobs a second, estimated from one job in N "
+    f"(N up to {TIME_EVERY_MAX}), each counted N times."
+)
 
 
 def _label(name: bytes) -> str:
@@ -289,20 +296,22 @@ class ServerCollector(Collector):
 
     def timeFamilies(self) -> list[Metric]:
         """
-        How long jobs waited in their queues and ran.
+        How long jobs waited in their queues and ran: at high rates
+        estimated from the jobs the core sampled (see
+        L{txgearman.server.core.JobServer._timeGrab}).
         """
         core = self.service.core
         return [
             _histogram(
                 "gearman_job_wait_seconds",
                 "Seconds jobs waited in their queue before a worker took them (a job "
-                "queued again after its worker failed it waits afresh).",
+                "queued again after its worker failed it waits afresh)" + _SAMPLED,
                 core.waitTimes,
             ),
             _histogram(
                 "gearman_job_run_seconds",
                 "Seconds jobs ran, from a worker taking them to their end or to the "
-                "worker failing them.",
+                "worker failing them" + _SAMPLED,
                 core.runTimes,
             ),
         ]
