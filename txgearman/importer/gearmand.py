@@ -331,22 +331,20 @@ def splitKey(
     """
     The function and unique a key names, when it names one pair only.
 
-    Without C{functions}, only a key whose C{rest} holds exactly one
-    C{-} is read; with them, a key is read when exactly one split gives
-    one of those functions.
+    A key with one possible split (one C{-} after the function's first
+    byte) is read; one with more is read only when exactly one of its
+    splits gives one of C{functions}, the functions the operator named.
 
     @return: C{(function, unique)}, or else the list of the possible
         splits (empty when there is none), for the report.
     """
     splits = keySplits(rest)
-    if functions:
-        known = [split for split in splits if split[0] in functions]
-        if len(known) == 1:
-            return known[0]
-        return known or splits
-    if rest.count(b"-") == 1 and len(splits) == 1:
+    if len(splits) == 1:
         return splits[0]
-    return splits
+    known = [split for split in splits if split[0] in functions]
+    if len(known) == 1:
+        return known[0]
+    return known or splits
 
 
 def _splitWords(splits: list[tuple[bytes, bytes]]) -> str:

@@ -85,6 +85,7 @@ class KeySplitTests(SynchronousTestCase):
     def test_noSplit(self) -> None:
         self.assertEqual(splitKey(b"nodash"), [])
         self.assertEqual(splitKey(b"-u"), [])
+        self.assertEqual(splitKey(b"--"), (b"-", b""))
 
     def test_knownFunction(self) -> None:
         """
@@ -106,12 +107,22 @@ class KeySplitTests(SynchronousTestCase):
             splitKey(b"a-b-c", functions), [(b"a", b"b-c"), (b"a-b", b"c")]
         )
 
+    def test_oneSplitWithFunctions(self) -> None:
+        """
+        With functions named, a key with one possible split is read even
+        if its function is not one of them: it names one pair only.
+        """
+        self.assertEqual(splitKey(b"other-1", frozenset([b"mail"])), (b"other", b"1"))
+        self.assertEqual(splitKey(b"-a-b"), (b"-a", b"b"))
+
     def test_noKnownFunction(self) -> None:
         """
-        With functions named, a key none of them fits is not read, even
-        with one C{-}: the operator said which functions there are.
+        A key with several splits, none giving a named function, is not
+        read.
         """
-        self.assertEqual(splitKey(b"other-1", frozenset([b"mail"])), [(b"other", b"1")])
+        self.assertEqual(
+            splitKey(b"a-b-c", frozenset([b"mail"])), [(b"a", b"b-c"), (b"a-b", b"c")]
+        )
 
     def test_globEscape(self) -> None:
         self.assertEqual(globEscape(b"a*b?[c]\\"), b"a\\*b\\?\\[c\\]\\\\")
@@ -189,7 +200,7 @@ class RedisValueTests(SynchronousTestCase):
         self.assertEqual(got.job[:2], (b"a-b", b"c"))
 
     def test_noMatchingFunction(self) -> None:
-        got = self.read(b"_gear_-x-1", b"string", b"", b"a-b")
+        got = self.read(b"_gear_-x-1-2", b"string", b"", b"a-b")
         self.assertIsInstance(got, Unreadable)
         self.assertIn("no --function", got.reason)
 
