@@ -22,10 +22,10 @@ and master):
     gearmand 1.1.20 itself then refuses to replay).
 
   - C{redis}: one key per job, C{<prefix>-<function>-<unique>}, holding
-    a hash.  1.1.16 to 1.1.22 write only the fields C{data} and
+    a hash.  1.1.16 to 2.0.0 write only the fields C{data} and
     C{priority}, so the function and unique come from the key, which is
     ambiguous when either holds a C{-} (and the UUID gearmand makes for a
-    job without a unique always does).  Master also writes C{function}
+    job without a unique always does).  Master (after 2.0.0) also writes C{function}
     and C{unique}, which are not.  1.1.15 and older wrote a plain string
     holding the data, at normal priority.  The Redis queue refuses epoch
     jobs, so no layout has a time field.

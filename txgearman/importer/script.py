@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import provider
 
 import txgearman
+from txgearman._words import counted
 from txgearman.importer.gearmand import (
     DEFAULT_REDIS_PREFIX,
     DEFAULT_TABLE,
@@ -326,7 +327,7 @@ class Importer:
 
         count = await self.store.replay(restore)
         if count:
-            self.note(f"{self.store.description} holds {count} jobs already")
+            self.note(f"{self.store.description} holds {counted(count, 'job')} already")
 
     async def run(self) -> None:
         """
@@ -456,8 +457,8 @@ async def importJobs(
         note(f"{importer.deleted} deleted from gearmand's queue")
     if importer.unreadable:
         note(
-            f"{importer.unreadable} records were left unread (listed above) and stay in "
-            "gearmand's queue"
+            f"{counted(importer.unreadable, 'record')} left unread (listed above), "
+            "still in gearmand's queue"
         )
         return EXIT_UNREADABLE
     return EXIT_OK
