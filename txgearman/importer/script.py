@@ -145,10 +145,8 @@ class ImportOptions(usage.Options):
 
     def opt_function(self, name: str) -> None:
         """
-        A function gearmand's Redis queue holds jobs of (repeatable): a key
-        <prefix>-X is read when exactly one split of X at a '-' gives a
-        function named here.
-        """
+        A function of gearmand's Redis queue (repeatable): a key <prefix>-X with more than one '-' in X is read when exactly one split of X at a '-' gives a function named here.
+        """  # noqa: E501 (one line: usage.Options shows a docstring's line breaks)
         if not name:
             raise usage.UsageError("--function needs a function name")
         self["functions"].append(name.encode("utf-8", "surrogateescape"))
