@@ -26,6 +26,7 @@ setup(
     packages=[
         "txgearman",
         "txgearman.client",
+        "txgearman.importer",
         "txgearman.server",
         "txgearman.store",
         "txgearman.test",
@@ -46,6 +47,9 @@ setup(
         # The text exposition format of /metrics (--http), never written by hand.
         "prometheus_client>=0.20",
     ],
+    entry_points={
+        "console_scripts": ["txgearman-import = txgearman.importer.script:main"],
+    },
     extras_require={
         "test": [
             "hypothesis",

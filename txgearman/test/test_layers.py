@@ -3,7 +3,9 @@ The dependency rule, checked on the source: the codec imports nothing of
 the project; a store imports only the store package; the server imports
 the codec, the stores and itself; the client library imports the codec and
 itself; the web face imports the server, the stores, the codec and
-itself (and only twistd's composition root, C{server.tap}, imports it).
+itself (and only twistd's composition root, C{server.tap}, imports it);
+txgearman-import imports the codec, the stores, the server's store
+options and itself.
 Only L{txgearman.testing}, which wires both ends together for tests, and
 the test packages may import across.
 
@@ -52,6 +54,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "txgearman.server",
         "txgearman.web",
     ),
+    # txgearman-import: it builds a store as the server does, with the
+    # server's store options, and needs nothing else of the server.
+    "txgearman.importer": (
+        "txgearman.codec",
+        "txgearman.store",
+        "txgearman.server.storeoptions",
+        "txgearman.importer",
+    ),
 }
 
 #: Modules allowed one import beyond their layer's: the composition root
@@ -67,6 +77,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "txgearman.server": ("txredisapi",),
     "txgearman.client": ("txredisapi",),
     "txgearman.web": ("txredisapi",),
+    "txgearman.importer": ("txredisapi",),
 }
 
 #: Imported at the top of no library module: the application chooses the
