@@ -200,17 +200,23 @@ def replaySQLite(args: argparse.Namespace, tmp: str) -> list[tuple[str, float, f
             f"{fileMiB(path) * 2**20 / args.jobs:.0f} bytes a job",
             file=sys.stderr,
         )
-        port = freePort()
-        argv = SERVERS["gearmand-t1-sqlite"].argv(port, tmp)
-        try:
-            seconds, rss = timeStart(
-                argv, port, args.jobs, args.timeout, f"{tmp}/g.log"
-            )
-        except RuntimeError as e:
-            print(f"gearmand failed: {e}", file=sys.stderr)
-            seconds, rss = float("nan"), float("nan")
-        rows.append(("gearmand -t 1 -q libsqlite3", seconds, rss))
+        rows.append(timeGearmand("gearmand-t1-sqlite", args, tmp))
     return rows
+
+
+def timeGearmand(
+    name: str, args: argparse.Namespace, tmp: str, redisPort: int = 0
+) -> tuple[str, float, float]:
+    """Time gearmand's start with its queue filled; NaN if it fails."""
+    port = freePort()
+    server = SERVERS[name]
+    argv = server.argv(port, tmp, redisPort)
+    try:
+        seconds, rss = timeStart(argv, port, args.jobs, args.timeout, f"{tmp}/g.log")
+    except RuntimeError as e:
+        print(f"gearmand failed: {e}", file=sys.stderr)
+        seconds, rss = float("nan"), float("nan")
+    return server.name, seconds, rss
 
 
 def timeStart(
@@ -287,16 +293,7 @@ def main() -> int:
             redis = Redis(tmp)
             try:
                 fillGearmand(redis, args.jobs, args.size)
-                port = freePort()
-                argv = SERVERS["gearmand-t1-redis"].argv(port, tmp, redis.port)
-                try:
-                    seconds, rss = timeStart(
-                        argv, port, args.jobs, args.timeout, f"{tmp}/g.log"
-                    )
-                except RuntimeError as e:
-                    print(f"gearmand failed: {e}", file=sys.stderr)
-                    seconds, rss = float("nan"), float("nan")
-                rows.append(("gearmand -t 1 -q redis", seconds, rss))
+                rows.append(timeGearmand("gearmand-t1-redis", args, tmp, redis.port))
             finally:
                 redis.stop()
     printRows(args, rows)

@@ -933,6 +933,78 @@ def submitBackground(
     return name, args
 
 
+class KilledUnderLoad:
+    """
+    Four clients submitting background jobs to C{server} as fast as they
+    can, until the server is killed with SIGKILL once C{atLeast} of them
+    got JOB_CREATED: what was sent, and what was acknowledged.
+
+    @ivar sent: the data of every submit sent, acknowledged or not.
+    @ivar created: the data of every submit answered JOB_CREATED.
+    @ivar problems: anything but JOB_CREATED or a dead server.
+    """
+
+    def __init__(self, server: TwistdServer, function: bytes = b"load") -> None:
+        self.server = server
+        self.function = function
+        self.sent: list[bytes] = []
+        self.created: list[bytes] = []
+        self.problems: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def _submitter(self, n: int) -> None:
+        try:
+            connection = RawConnection(self.server.port)
+        except OSError as e:
+            self.problems.append(repr(e))
+            return
+        try:
+            i = 0
+            while not self._stop.is_set():
+                i += 1
+                data = b"load-%d-%d" % (n, i)
+                with self._lock:
+                    self.sent.append(data)
+                try:
+                    name, args = submitBackground(connection, data, self.function)
+                except (FailTest, OSError):
+                    # The server died: this submit's fate is unknown.
+                    return
+                if name != "JOB_CREATED":
+                    self.problems.append(f"{data!r}: {name} {args!r}")
+                    return
+                with self._lock:
+                    self.created.append(data)
+        finally:
+            connection.close()
+
+    def run(self, atLeast: int = 400) -> None:
+        """
+        Submit from four threads; kill the server once C{atLeast} jobs
+        were acknowledged; wait for the threads.
+        """
+        threads = [
+            threading.Thread(target=self._submitter, args=(n,), daemon=True)
+            for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            waitFor(
+                lambda: len(self.created) >= atLeast or self.problems,
+                20,
+                what=f"{atLeast} submits",
+            )
+            self.server.signal(signal.SIGKILL)
+            self.server.wait(10)
+            self.server.stopped = True
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join(15)
+
+
 def packet(name: str, *args: bytes, magic: bytes = REQ) -> bytes:
     body = b"\0".join(args)
     return magic + struct.pack(">II", PACKETS[name], len(body)) + body

@@ -16,12 +16,12 @@ import socket
 import threading
 import time
 
-from twisted.trial.unittest import FailTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.fixtures import (
     LOOPBACK,
     GearmanTools,
-    RawConnection,
+    KilledUnderLoad,
     RedisServer,
     TwistdServer,
     Worker,
@@ -261,53 +261,10 @@ class RedisSystemTests(TestCase):
         """
         redis = startRedis(self)
         server = startServer(self, *self.redisArgs(redis, "--redis-lock-ttl", "2"))
-        created: list[bytes] = []
-        sent: list[bytes] = []
-        lock = threading.Lock()
-        stop = threading.Event()
-        problems: list[str] = []
-
-        def submitter(n: int) -> None:
-            try:
-                connection = RawConnection(server.port)
-            except OSError as e:
-                problems.append(repr(e))
-                return
-            try:
-                i = 0
-                while not stop.is_set():
-                    i += 1
-                    data = b"load-%d-%d" % (n, i)
-                    with lock:
-                        sent.append(data)
-                    try:
-                        name, args = submitBackground(connection, data, b"load")
-                    except (FailTest, OSError):
-                        # The server died: this submit's fate is unknown.
-                        return
-                    if name != "JOB_CREATED":
-                        problems.append(f"{data!r}: {name} {args!r}")
-                        return
-                    with lock:
-                        created.append(data)
-            finally:
-                connection.close()
-
-        threads = [
-            threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            waitFor(lambda: len(created) >= 400 or problems, 20, what="400 submits")
-            server.signal(signal.SIGKILL)
-            server.wait(10)
-            server.stopped = True
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(15)
-        self.assertEqual(problems, [])
+        load = KilledUnderLoad(server)
+        load.run()
+        self.assertEqual(load.problems, [])
+        created, sent = load.created, load.sent
         createdBeforeKill = set(created)
 
         server = self.restart(server)

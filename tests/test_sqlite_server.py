@@ -8,20 +8,18 @@ from __future__ import annotations
 import os
 import signal
 import struct
-import threading
 import time
 
-from twisted.trial.unittest import FailTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.fixtures import (
-    RawConnection,
+    KilledUnderLoad,
     TwistdServer,
     Worker,
     connectRaw,
     refused,
     startServer,
     submitBackground,
-    waitFor,
 )
 from tests.test_store_sqlite import mountTmpfs
 
@@ -65,51 +63,10 @@ class SQLiteServerTests(TestCase):
         that got JOB_CREATED runs once, and nothing never submitted runs.
         """
         server = startServer(self, *self.sqliteArgs())
-        created: list[bytes] = []
-        sent: list[bytes] = []
-        lock = threading.Lock()
-        stop = threading.Event()
-        problems: list[str] = []
-
-        def submitter(n: int) -> None:
-            try:
-                connection = RawConnection(server.port)
-            except OSError as e:
-                problems.append(repr(e))
-                return
-            try:
-                i = 0
-                while not stop.is_set():
-                    i += 1
-                    data = b"load-%d-%d" % (n, i)
-                    with lock:
-                        sent.append(data)
-                    try:
-                        name, args = submitBackground(connection, data, b"load")
-                    except (FailTest, OSError):
-                        # The server died: this submit's fate is unknown.
-                        return
-                    if name != "JOB_CREATED":
-                        problems.append(f"{data!r}: {name} {args!r}")
-                        return
-                    with lock:
-                        created.append(data)
-            finally:
-                connection.close()
-
-        threads = [
-            threading.Thread(target=submitter, args=(n,), daemon=True) for n in range(4)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            waitFor(lambda: len(created) >= 400 or problems, 20, what="400 submits")
-            self.kill(server)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(15)
-        self.assertEqual(problems, [])
+        load = KilledUnderLoad(server)
+        load.run()
+        self.assertEqual(load.problems, [])
+        created, sent = load.created, load.sent
         createdBeforeKill = set(created)
 
         started = time.monotonic()
