@@ -442,6 +442,27 @@ class TwistdServer:
         if not self.daemon:
             self.pid = self.process.pid
 
+    def launchRefused(
+        self, timeout: float = 30.0
+    ) -> tuple[int | None, float, list[float]]:
+        """
+        Start a server expected to refuse to start, and watch its port
+        until it exits.
+
+        @return: its exit status, how long it ran, and when (seconds after
+            the launch) its port accepted a connection: never, if it
+            refused as it should.
+        """
+        started = time.monotonic()
+        self.launch()
+        assert self.process is not None
+        accepted = []
+        while self.process.poll() is None and time.monotonic() - started < timeout:
+            if not refused(self.port):
+                accepted.append(time.monotonic() - started)
+            time.sleep(0.1)
+        return self.wait(1), time.monotonic() - started, accepted
+
     def start(self, timeout: float = 20.0) -> TwistdServer:
         """
         Start the server and wait until it answers the admin C{version}.
