@@ -72,12 +72,6 @@ EXIT_UNREADABLE = 2
 _NAME = "txgearman-import"
 
 
-class ImportError_(Exception):
-    """
-    The import cannot go on; the message says why, for the operator.
-    """
-
-
 class ImportOptions(usage.Options):
     """
     The command line of C{txgearman-import}.
