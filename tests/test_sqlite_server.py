@@ -9,18 +9,23 @@ import os
 import signal
 import struct
 import time
+import urllib.error
+import urllib.request
 
 from twisted.trial.unittest import TestCase
 
 from tests.fixtures import (
+    LOOPBACK,
     KilledUnderLoad,
     TwistdServer,
     Worker,
     connectRaw,
+    freePort,
     startServer,
     submitBackground,
 )
 from tests.test_store_sqlite import mountTmpfs
+from txgearman.test.scrape import scrapeSamples
 
 #: Room for a loaded machine in the timing assertions.
 SLACK = 3.0
@@ -217,3 +222,57 @@ class SQLiteServerTests(TestCase):
         self.assertIn(f"the queue database {self.path} cannot be used", server.log())
         with open(self.path, "rb") as f:
             self.assertTrue(f.read().startswith(b"not a database"))
+
+
+class SQLiteHealthTests(TestCase):
+    """
+    With C{--http}, the SQLite store's health and figures: ready while
+    commits go through, 503 with the reason while the disk is full, and
+    ready again once there is room.
+    """
+
+    def get(self, url: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def test_fullDiskNotReady(self) -> None:
+        directory = mountTmpfs(self, "1m")
+        filler = os.path.join(directory, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * 600_000)
+        path = os.path.join(directory, "queue.db")
+        http = freePort()
+        server = startServer(
+            self, "--sqlite", path, "--http", f"tcp:{http}:interface={LOOPBACK}"
+        )
+        base = f"http://{LOOPBACK}:{http}"
+        self.assertEqual(self.get(base + "/readyz")[0], 200)
+        client = connectRaw(self, server.port)
+        self.assertEqual(submitBackground(client, b"small", b"f")[0], "JOB_CREATED")
+        samples = scrapeSamples(self.get(base + "/metrics")[1])
+        self.assertEqual(samples["gearman_store_up"][()], 1)
+        self.assertEqual(samples["gearman_store_check"][(("check", "sqlite"),)], 1)
+        self.assertEqual(samples["gearman_store_state"][(("state", "running"),)], 1)
+        self.assertGreaterEqual(samples["gearman_store_call_seconds_count"][()], 1)
+
+        for n in range(40):
+            name, args = submitBackground(client, b"%04d" % n + b"x" * 60000, b"f")
+            if name == "ERROR":
+                self.assertEqual(args[0], b"QUEUE_ERROR")
+                break
+        else:
+            self.fail("the file system never filled")
+        code, body = self.get(base + "/readyz?verbose")
+        self.assertEqual(code, 503, body)
+        self.assertIn("database or disk is full", body)
+        samples = scrapeSamples(self.get(base + "/metrics")[1])
+        self.assertEqual(samples["gearman_store_up"][()], 0)
+        self.assertEqual(samples["gearman_store_state"][(("state", "failing"),)], 1)
+        self.assertGreaterEqual(samples["gearman_store_call_failures_total"][()], 1)
+
+        os.remove(filler)
+        self.assertEqual(submitBackground(client, b"after", b"f")[0], "JOB_CREATED")
+        self.assertEqual(self.get(base + "/readyz")[0], 200)

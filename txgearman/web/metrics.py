@@ -212,8 +212,8 @@ class ServerCollector(Collector):
         ready.add_metric([], 1 if all(check.ok for check in self.health.ready()) else 0)
         storeUp = _gauge(
             "gearman_store_up",
-            "1 when the queue store can store (Redis connected, its lock held); "
-            "always 1 in memory.",
+            "1 when the queue store can store (Redis connected, its lock held; "
+            "SQLite's last commit went through); always 1 in memory.",
         )
         storeUp.add_metric(
             [], 1 if all(check.ok for check in self.health.store()) else 0
@@ -235,13 +235,13 @@ class ServerCollector(Collector):
 
     def storeFamilies(self) -> list[Metric]:
         """
-        The store's checks one by one and, for a store that talks to a
-        backend (Redis), where its connection is and how its calls go.
+        The store's checks one by one and, for a store with a backend
+        (Redis, an SQLite file), where it is and how its calls go.
         """
         checks = _gauge(
             "gearman_store_check",
             "1 when the store's check passes (redis: Redis answers; redis-lock: this "
-            "server holds the queue's lock).",
+            "server holds the queue's lock; sqlite: the file takes commits).",
             ["check"],
         )
         for check in self.health.store():
