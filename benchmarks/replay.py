@@ -42,7 +42,7 @@ from support import (
 
 from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
-from txgearman.store.sqlite import INSERT_JOB, openDatabase
+from txgearman.store.sqlite import insertJobs, openDatabase
 
 CHUNK = 10000
 
@@ -140,12 +140,13 @@ def fillTxgearmanSQLite(path: str, jobs: int, size: int) -> None:
     data = b"x" * size
     for start in range(1, jobs + 1, CHUNK):
         db.execute("BEGIN")
-        db.executemany(
-            INSERT_JOB,
-            (
+        insertJobs(
+            db,
+            start,
+            [
                 StoredJob(b"bench", b"u%d" % n, data, priority=n % 3)
                 for n in range(start, min(start + CHUNK, jobs + 1))
-            ),
+            ],
         )
         db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -70,9 +70,11 @@ from txgearman.store.interfaces import (
 
 __all__ = [
     "DURABILITY",
-    "INSERT_JOB",
     "SCHEMA_VERSION",
     "SQLiteQueueStore",
+    "deleteJobs",
+    "insertJobs",
+    "lastJobId",
     "openDatabase",
 ]
 
@@ -113,11 +115,6 @@ _SCHEMA = (
     " run_at INTEGER,"
     " reducer BLOB NULL)",
 )
-#: Stores one L{StoredJob} (its six fields, in order) as a new row.
-INSERT_JOB = (
-    'INSERT INTO jobs (function, "unique", data, priority, run_at, reducer)'
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 _DELETE_RANGE = "DELETE FROM jobs WHERE id BETWEEN ? AND ?"
 #: Rows one INSERT statement stores, at most: a transaction's rows go in
 #: statements of these sizes (powers of two, so that few distinct
@@ -135,7 +132,10 @@ def _insertStatement(rows: int) -> str:
     )
 
 
-_INSERTS = {rows: _insertStatement(rows) for rows in (1 << n for n in range(9))}
+_INSERTS = {
+    rows: _insertStatement(rows)
+    for rows in (1 << n for n in range(INSERT_ROWS.bit_length()))
+}
 
 
 def insertJobs(
@@ -348,7 +348,6 @@ class SQLiteQueueStore:
         self.synchronous = DURABILITY[durability]
         self.description = f"sqlite {path} (synchronous={self.synchronous})"
         self._pool = threadPool
-        self._ownPool = threadPool is None
         self.state = StoreState.IDLE
         self._connection: sqlite3.Connection | None = None
         self._lockFD: int | None = None
