@@ -40,18 +40,12 @@ from support import (
     waitUntil,
 )
 
+from txgearman.importer.resp import encodeCommand
 from txgearman.store.interfaces import StoredJob
 from txgearman.store.redislayout import LAYOUT_VERSION, Layout, encodeRecord
 from txgearman.store.sqlite import insertJobs, openDatabase
 
 CHUNK = 10000
-
-
-def resp(*args: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
 
 
 class Redis:
@@ -82,7 +76,7 @@ class Redis:
         stopProcess(self.proc)
 
     def usedMemoryMiB(self) -> float:
-        self.sock.sendall(resp(b"INFO", b"memory"))
+        self.sock.sendall(encodeCommand([b"INFO", b"memory"]))
         size = int(self.reader.readline()[1:])
         text = self.reader.read(size + 2).decode()
         for line in text.splitlines():
@@ -94,14 +88,14 @@ class Redis:
 def fillTxgearman(redis: Redis, jobs: int, size: int) -> None:
     layout = Layout(b"txgearman")
     data = b"x" * size
-    redis.pipeline([resp(b"SET", layout.version, LAYOUT_VERSION)])
+    redis.pipeline([encodeCommand([b"SET", layout.version, LAYOUT_VERSION])])
     for start in range(1, jobs + 1, CHUNK):
         commands = []
         for n in range(start, min(start + CHUNK, jobs + 1)):
             record = encodeRecord(StoredJob(b"bench", b"u%d" % n, data, priority=n % 3))
-            commands.append(resp(b"SET", layout.jobKey(n), record))
+            commands.append(encodeCommand([b"SET", layout.jobKey(n), record]))
         redis.pipeline(commands)
-    redis.pipeline([resp(b"SET", layout.seq, b"%d" % jobs)])
+    redis.pipeline([encodeCommand([b"SET", layout.seq, b"%d" % jobs])])
 
 
 def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
@@ -113,13 +107,15 @@ def fillGearmand(redis: Redis, jobs: int, size: int) -> None:
             # As gearmand 1.1.20 writes them (master adds function and
             # unique fields, which 1.1.20 refuses to replay).
             commands.append(
-                resp(
-                    b"HMSET",
-                    b"_gear_-bench-" + unique,
-                    b"data",
-                    data,
-                    b"priority",
-                    b"%d" % (n % 3),
+                encodeCommand(
+                    [
+                        b"HMSET",
+                        b"_gear_-bench-" + unique,
+                        b"data",
+                        data,
+                        b"priority",
+                        b"%d" % (n % 3),
+                    ]
                 )
             )
         redis.pipeline(commands)

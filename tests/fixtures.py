@@ -48,6 +48,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 
 import txgearman
+from txgearman.importer.resp import encodeCommand
 
 __all__ = [
     "LOOPBACK",
@@ -1378,19 +1379,6 @@ class RedisReplyError(Exception):
 REDIS_NOT_READY: tuple[type[BaseException], ...] = (OSError, RedisReplyError)
 
 
-def _encode(args: Sequence[bytes | str | int]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode("utf-8")
-        elif isinstance(arg, int):
-            arg = b"%d" % arg
-        elif not isinstance(arg, bytes):
-            raise TypeError(f"cannot send {arg!r} to Redis")
-        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
-    return b"".join(parts)
-
-
 def _readReply(reader: IO[bytes]) -> Any:
     """
     Read one RESP2 reply.  Errors are returned, not raised, so that an error
@@ -1659,7 +1647,7 @@ class _RedisProcess:
         """
         sock, reader = self._connection(timeout)
         try:
-            sock.sendall(_encode(args))
+            sock.sendall(encodeCommand(args))
             reply = _readReply(reader)
         except BaseException:
             self._disconnect()
@@ -1796,7 +1784,7 @@ class TLSRedisServer(RedisServer):
     def _greet(self) -> None:
         if self.password is not None:
             assert self._socket is not None and self._reader is not None
-            self._socket.sendall(_encode(["AUTH", self.password]))
+            self._socket.sendall(encodeCommand(["AUTH", self.password]))
             reply = _readReply(self._reader)
             if isinstance(reply, RedisReplyError):
                 self._disconnect()
