@@ -585,6 +585,14 @@ class TwistdServer:
                 self.process.wait(5.0)
         return None if self.daemon or self.process is None else self.process.returncode
 
+    def kill(self) -> None:
+        """
+        Kill the server with SIGKILL, as a crash would, and wait for it.
+        """
+        self.signal(signal.SIGKILL)
+        self.wait(10)
+        self.stopped = True
+
     # -- talking to it ------------------------------------------------------
 
     def admin(self, line: bytes, timeout: float = 5.0) -> bytes:
@@ -599,6 +607,17 @@ class TwistdServer:
 
     def connect(self) -> RawConnection:
         return RawConnection(self.port)
+
+
+def restartServer(testCase: SynchronousTestCase, server: TwistdServer) -> TwistdServer:
+    """
+    Stop C{server} (if it still runs) and start the same command line
+    again on the same port and directory, stopped by a cleanup.
+    """
+    server.stop()
+    again = TwistdServer(server.directory, server.extraArgs, port=server.port)
+    testCase.addCleanup(again.stop)
+    return again.start(timeout=30)
 
 
 def startServer(
@@ -1018,9 +1037,7 @@ class KilledUnderLoad:
                 20,
                 what=f"{atLeast} submits",
             )
-            self.server.signal(signal.SIGKILL)
-            self.server.wait(10)
-            self.server.stopped = True
+            self.server.kill()
         finally:
             self._stop.set()
             for thread in threads:

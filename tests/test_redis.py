@@ -11,7 +11,6 @@ directly through the fixture's own client, never through txgearman.
 
 from __future__ import annotations
 
-import signal
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from tests.fixtures import (
     connectRaw,
     freePort,
     refused,
+    restartServer,
     startRedis,
     startSentinel,
     startServer,
@@ -55,16 +55,6 @@ class RedisSystemTests(TestCase):
     def redisArgs(self, redis: RedisServer, *more: str) -> list[str]:
         return ["--redis", redis.address, *more]
 
-    def restart(self, server: TwistdServer) -> TwistdServer:
-        """
-        Stop C{server} (if it still runs) and start the same command line
-        again on the same port and directory.
-        """
-        server.stop()
-        again = TwistdServer(server.directory, server.extraArgs, port=server.port)
-        self.addCleanup(again.stop)
-        return again.start(timeout=30)
-
     def noJobKeysLeft(self, redis: RedisServer) -> None:
         waitFor(lambda: not jobKeys(redis), 10, what="Redis to hold no job key")
 
@@ -87,7 +77,7 @@ class RedisSystemTests(TestCase):
         self.assertIn(b"123", redis.command("GET", keys[0]))
         self.assertEqual(tools.status(), b"test\t1\t0\t0\n.\n")
 
-        server = self.restart(server)
+        server = restartServer(self, server)
         self.assertEqual(jobKeys(redis), keys)
         self.assertEqual(tools.status(), b"test\t1\t0\t0\n.\n")
         self.assertEqual(tools.submit("-w", "-f", "test", "-c", "1"), b"123\n")
@@ -157,7 +147,7 @@ class RedisSystemTests(TestCase):
         client.close()
         self.assertEqual(len(jobKeys(redis)), 8)
 
-        server = self.restart(server)
+        server = restartServer(self, server)
         worker = Worker(self, server.port, function)
         startedAt = time.time()
         self.assertLess(
@@ -267,7 +257,7 @@ class RedisSystemTests(TestCase):
         created, sent = load.created, load.sent
         createdBeforeKill = set(created)
 
-        server = self.restart(server)
+        server = restartServer(self, server)
         status = server.admin(b"status").splitlines()
         queued = int(status[0].split(b"\t")[1])
         self.assertEqual(status[0].split(b"\t")[0], b"load")
@@ -427,9 +417,7 @@ class RedisSystemTests(TestCase):
         client = connectRaw(self, server.port)
         for n in range(100):
             client.submit("SUBMIT_JOB_BG", b"kept", b"", b"job-%d" % (n,))
-        server.signal(signal.SIGKILL)
-        server.wait(10)
-        server.stopped = True
+        server.kill()
         self.assertTrue(redis.command("GET", LOCK), "the dead server's lock is there")
         again = TwistdServer(server.directory, server.extraArgs, port=server.port)
         self.addCleanup(again.stop)
@@ -456,7 +444,7 @@ class RedisSystemTests(TestCase):
         client.submit("SUBMIT_JOB_BG", b"kept", b"", b"after")
         self.assertEqual(len(jobKeys(redis)), 501)
         self.assertIn("lost this queue's keys", server.log())
-        again = self.restart(server)
+        again = restartServer(self, server)
         self.assertEqual(again.admin(b"status"), b"kept\t501\t0\t0\n.\n")
 
     def test_secondServerRefusedAtOnce(self) -> None:

@@ -152,6 +152,16 @@ class RedisTLSSystemTests(TestCase):
         self.assertNotIn(PASSWORD, log)
         return log
 
+    def cannotConnect(self, server: _Twistd, timeout: float) -> tuple[str, str]:
+        """
+        L{assertExitsWithin}, and the one line of the log saying why Redis
+        could not be reached (said once, not once per attempt).
+        """
+        log = self.assertExitsWithin(server, timeout)
+        lines = [line for line in log.splitlines() if "Cannot connect to Redis" in line]
+        self.assertEqual(len(lines), 1, log)
+        return lines[0], log
+
     def assertNoPasswordInArgv(self, server: TwistdServer) -> None:
         assert server.pid is not None
         argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
@@ -258,15 +268,13 @@ class RedisTLSSystemTests(TestCase):
                 "2",
             ]
         )
-        log = self.assertExitsWithin(server, 2)
-        lines = [line for line in log.splitlines() if "Cannot connect to Redis" in line]
-        self.assertEqual(len(lines), 1, log)
+        line, log = self.cannotConnect(server, 2)
         self.assertIn(
             f"Cannot connect to Redis at rediss://localhost:{redis.port}: TLS handshake "
             "failed: the certificate of Redis was rejected",
-            lines[0],
+            line,
         )
-        self.assertIn("--redis-tls-ca", lines[0])
+        self.assertIn("--redis-tls-ca", line)
         self.assertIn("gave up after 2 s", log)
 
     def test_wrongHostname(self) -> None:
@@ -281,12 +289,10 @@ class RedisTLSSystemTests(TestCase):
         server = self.twistd(
             [*self.tlsArgs(redis, LOOPBACK), "--redis-start-timeout", "2"]
         )
-        log = self.assertExitsWithin(server, 2)
-        lines = [line for line in log.splitlines() if "Cannot connect to Redis" in line]
-        self.assertEqual(len(lines), 1, log)
+        line, _log = self.cannotConnect(server, 2)
         self.assertIn(
             f"TLS handshake failed: the certificate of Redis does not name {LOOPBACK}",
-            lines[0],
+            line,
         )
 
     def test_clientCertificateRequired(self) -> None:
@@ -307,10 +313,8 @@ class RedisTLSSystemTests(TestCase):
                 "2",
             ]
         )
-        log = self.assertExitsWithin(server, 2)
-        lines = [line for line in log.splitlines() if "Cannot connect to Redis" in line]
-        self.assertEqual(len(lines), 1, log)
-        self.assertIn("Redis requires a client certificate", lines[0])
+        line, log = self.cannotConnect(server, 2)
+        self.assertIn("Redis requires a client certificate", line)
         self.assertNotIn("could not auth", log)
 
     def test_wrongPassword(self) -> None:

@@ -6,7 +6,6 @@ restarted, refused a second owner, and given a full disk.
 from __future__ import annotations
 
 import os
-import signal
 import struct
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from tests.fixtures import (
     Worker,
     connectRaw,
     freePort,
+    restartServer,
     startServer,
     submitBackground,
 )
@@ -44,21 +44,6 @@ class SQLiteServerTests(TestCase):
     def sqliteArgs(self, path: str | None = None) -> list[str]:
         return ["--sqlite", path or self.path]
 
-    def restart(self, server: TwistdServer) -> TwistdServer:
-        """
-        Start C{server}'s command line again, on its port and directory,
-        after it has stopped or been killed.
-        """
-        server.stop()
-        again = TwistdServer(server.directory, server.extraArgs, port=server.port)
-        self.addCleanup(again.stop)
-        return again.start(timeout=30)
-
-    def kill(self, server: TwistdServer) -> None:
-        server.signal(signal.SIGKILL)
-        server.wait(10)
-        server.stopped = True
-
     def test_killedMidStream(self) -> None:
         """
         Killed with SIGKILL while four clients submit background jobs as
@@ -74,7 +59,7 @@ class SQLiteServerTests(TestCase):
         createdBeforeKill = set(created)
 
         started = time.monotonic()
-        server = self.restart(server)
+        server = restartServer(self, server)
         self.assertLess(time.monotonic() - started, 2.0 + SLACK)
         status = server.admin(b"status").splitlines()
         self.assertEqual(status[0].split(b"\t")[0], b"load")
@@ -89,7 +74,7 @@ class SQLiteServerTests(TestCase):
         self.assertEqual(createdBeforeKill - set(ran), set(), "acknowledged jobs lost")
         self.assertEqual(set(ran) - set(sent), set())
         # Ended jobs leave the file: a third start replays nothing.
-        server = self.restart(server)
+        server = restartServer(self, server)
         self.assertEqual(server.admin(b"status"), b".\n")
 
     def test_fifoAndFieldsAfterRestart(self) -> None:
@@ -118,9 +103,9 @@ class SQLiteServerTests(TestCase):
         later = int(time.time()) + 3600
         client.send("SUBMIT_JOB_EPOCH", b"f-\xffx", b"later", b"%d" % later, b"later")
         client.expect("JOB_CREATED")
-        self.kill(server)
+        server.kill()
 
-        server = self.restart(server)
+        server = restartServer(self, server)
         worker = Worker(self, server.port, b"f-\xffx")
         worker.drain(lambda jobs: len(jobs) >= 7, settle=1.0)
         self.assertEqual(
@@ -201,9 +186,9 @@ class SQLiteServerTests(TestCase):
         worker.send("WORK_COMPLETE", args[0], b"pong")
         self.assertEqual(client.expect("WORK_COMPLETE"), [handle, b"pong"])
         self.assertIn(b"big\t%d\t" % len(created), server.admin(b"status"))
-        self.kill(server)
+        server.kill()
 
-        server = self.restart(server)
+        server = restartServer(self, server)
         consumer = Worker(self, server.port, b"big")
         consumer.drain(lambda jobs: len(jobs) >= len(created), settle=1.0)
         self.assertEqual(consumer.data(), created)
