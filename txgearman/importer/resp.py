@@ -88,19 +88,13 @@ class RespClient:
     @classmethod
     def connect(cls, address: RedisAddress, timeout: float = 10.0) -> RespClient:
         """
-        Connect to a C{tcp} or C{unix} address, authenticate and select
-        its database.
+        Connect to a C{tcp} or C{unix} address (the importer's options
+        refuse the others, which gearmand cannot use either), authenticate
+        and select its database.
 
         @raise OSError: if Redis cannot be reached.
         @raise RespError: if it refuses the password or the database.
-        @raise ValueError: for a Sentinel or TLS address, which gearmand
-            itself cannot use either.
         """
-        if address.kind == "sentinel" or address.tls:
-            raise ValueError(
-                "gearmand reaches Redis by host and port only: give host:port "
-                "or redis://[:password@]host[:port][/db]"
-            )
         if address.kind == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)

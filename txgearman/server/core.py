@@ -178,7 +178,8 @@ class JobServer:
             (functions replayed from the store are always taken).
         """
         self.clock = clock
-        # Bound once: read for every job, when it is queued, taken and ends.
+        # Bound once: read for every job queued, and when a timed one is
+        # taken and ends.
         self._now = clock.seconds
         self.store: IQueueStore = store if store is not None else MemoryQueueStore()
         # A store that answers an add by calling back spares every
