@@ -247,6 +247,11 @@ def openSource(options: Mapping[str, Any]) -> GearmandSQLiteQueue | GearmandRedi
     )
 
 
+def _note(err: IO[str], text: str) -> None:
+    """One line for the operator, on standard error, named as the program."""
+    print(f"{_NAME}: {text}", file=err, flush=True)
+
+
 def jobLine(job: StoredJob) -> str:
     """
     One line saying what a job is, for C{--dry-run}: printable whatever
@@ -305,7 +310,7 @@ class Importer:
         self._nextProgress = progressEvery
 
     def note(self, text: str) -> None:
-        print(f"{_NAME}: {text}", file=self.err, flush=True)
+        _note(self.err, text)
 
     async def replayTarget(self) -> None:
         """
@@ -389,10 +394,9 @@ async def importJobs(
 
     @return: the exit status.
     """
-    importer: Importer | None = None
 
     def note(text: str) -> None:
-        print(f"{_NAME}: {text}", file=err, flush=True)
+        _note(err, text)
 
     try:
         source = openSource(options)
@@ -474,7 +478,7 @@ def _logToStderr(err: IO[str]) -> None:
         failure = event.get("log_failure")
         if failure is not None:
             text += f": {failure.getErrorMessage()}"
-        print(f"{_NAME}: {text}", file=err, flush=True)
+        _note(err, text)
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     globalLogBeginner.beginLoggingTo(
