@@ -1043,6 +1043,27 @@ class KilledUnderLoad:
             for thread in threads:
                 thread.join(15)
 
+    def assertEachRanOnce(
+        self, testCase: SynchronousTestCase, server: TwistdServer
+    ) -> None:
+        """
+        On C{server}, the killed one started again: its queue holds every
+        acknowledged job and nothing never sent, and a worker runs each
+        of them exactly once.
+        """
+        created = set(self.created)
+        status = server.admin(b"status").splitlines()
+        testCase.assertEqual(status[0].split(b"\t")[0], self.function)
+        queued = int(status[0].split(b"\t")[1])
+        testCase.assertGreaterEqual(queued, len(created))
+        testCase.assertLessEqual(queued, len(self.sent))
+        worker = Worker(testCase, server.port, self.function)
+        worker.drain(lambda jobs: len(jobs) >= queued, settle=1.0)
+        ran = worker.data()
+        testCase.assertEqual(len(ran), len(set(ran)), "a job ran twice")
+        testCase.assertEqual(created - set(ran), set(), "acknowledged jobs were lost")
+        testCase.assertEqual(set(ran) - set(self.sent), set())
+
 
 def packet(name: str, *args: bytes, magic: bytes = REQ) -> bytes:
     body = b"\0".join(args)

@@ -254,24 +254,9 @@ class RedisSystemTests(TestCase):
         load = KilledUnderLoad(server)
         load.run()
         self.assertEqual(load.problems, [])
-        created, sent = load.created, load.sent
-        createdBeforeKill = set(created)
 
         server = restartServer(self, server)
-        status = server.admin(b"status").splitlines()
-        queued = int(status[0].split(b"\t")[1])
-        self.assertEqual(status[0].split(b"\t")[0], b"load")
-        self.assertGreaterEqual(queued, len(createdBeforeKill))
-        self.assertLessEqual(queued, len(sent))
-
-        worker = Worker(self, server.port, b"load")
-        worker.drain(lambda jobs: len(jobs) >= queued, settle=1.0)
-        ran = worker.data()
-        self.assertEqual(len(ran), len(set(ran)), "a job ran twice")
-        self.assertEqual(
-            createdBeforeKill - set(ran), set(), "acknowledged jobs were lost"
-        )
-        self.assertEqual(set(ran) - set(sent), set())
+        load.assertEachRanOnce(self, server)
         self.noJobKeysLeft(redis)
 
     # -- 5 -------------------------------------------------------------------
